@@ -1,0 +1,1 @@
+"""Load benchmarks of the pool; `python -m bench.load --help`. Results are recorded in bench/RESULTS.md."""

@@ -1,0 +1,429 @@
+"""The load benchmark: `python -m bench.load --workers W --tasks M --duration S [--json FILE]`.
+
+1. Starts the pool server as a subprocess on a fresh SQLite file (the command and environment are
+   pluggable: `--server-cmd`, `--server-env`), seeds repos and ready tasks through `POST /v1/tasks/import`
+   and registers the workers.
+2. Ceiling: a bare aiohttp hello route (bench/hello.py, its own process) hammered on `--connections`
+   keep-alive connections; then `POST /v1/workers/heartbeat` on the pool the same way. Throughputs are
+   reported as ratios of that ceiling: the machines are noisy, ratios measured side by side are comparable.
+3. The loop: W simulated workers (bench/client.py, in separate processes from the server) doing the real
+   protocol for `--duration` seconds with at most `--concurrency` requests in flight.
+4. Replays the event log (bench/invariants.py) and compares each repo's budget with the API's.
+Exits 1 if an invariant broke or any request failed; the last line is a one-line summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import shlex
+import signal
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench import mix
+from bench.invariants import Replay
+
+ADMIN_TOKEN = "bench-admin-token-0123456789abcdef"  # noqa: S105 (a throwaway server's)
+DEFAULT_SERVER = "{python} -m owp_bot serve --host 127.0.0.1 --port {port}"
+# Every simulated worker comes from 127.0.0.1 and calls far more often than a person: the bench measures the
+# scheduler, not the rate limiter, so the limits are off (--server-env can set them back).
+SERVER_ENV = {
+    "OWP_LOG_LEVEL": "WARNING",
+    "OWP_RATE_LIMIT_WORKER": "off",
+    "OWP_RATE_LIMIT_ADMIN": "off",
+    "OWP_RATE_LIMIT_ADDRESS": "off",
+    "OWP_RATE_LIMIT_REGISTER": "off",
+}
+LATENCY_ROUTES = ("offers", "accept", "work")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__.split("\n\n")[0])
+    p.add_argument("--workers", type=int, default=100, help="simulated workers (W)")
+    p.add_argument("--tasks", type=int, default=1000, help="ready tasks seeded (M)")
+    p.add_argument("--repos", type=int, default=0, help="repos (N); default max(20, W/4)")
+    p.add_argument("--duration", type=float, default=15, help="seconds of the worker loop")
+    p.add_argument("--concurrency", type=int, default=32, help="requests in flight at most, across clients")
+    p.add_argument("--connections", type=int, default=32, help="connections of the ceiling/heartbeat phases")
+    p.add_argument("--ceiling-seconds", type=float, default=4, help="seconds of each ceiling phase")
+    p.add_argument("--client-procs", type=int, default=1, help="client processes of the loop")
+    p.add_argument("--fetch-share", type=float, default=0.3, help="share of workers that use GET /v1/work")
+    p.add_argument("--batch", type=int, default=5000, help="tasks per import request")
+    p.add_argument("--seed", type=int, default=8)
+    p.add_argument(
+        "--server-cmd",
+        default=DEFAULT_SERVER,
+        help="the server command; {python} {port} {db} are filled in (default: %(default)s)",
+    )
+    p.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment of the server (repeatable), e.g. a database URL",
+    )
+    p.add_argument("--json", type=Path, help="also write every number to this file")
+    return p
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0}
+    if len(values) == 1:
+        return {"p50": values[0], "p95": values[0], "p99": values[0], "max": values[0]}
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return {
+        "p50": round(cuts[49], 2),
+        "p95": round(cuts[94], 2),
+        "p99": round(cuts[98], 2),
+        "max": round(max(values), 2),
+    }
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """(current, peak) resident set of a process, in MB."""
+    found = {}
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                found[key] = int(value.split()[0]) / 1024
+    return round(found.get("VmRSS", 0.0), 1), round(found.get("VmHWM", 0.0), 1)
+
+
+@contextlib.asynccontextmanager
+async def process(
+    argv: list[str], env: dict[str, str], ready_url: str, log: Path
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """Run a server (its output goes to `log`) until the block ends; yields once `ready_url` answers 200."""
+    with open(log, "ab") as output:  # noqa: ASYNC230 (opened once, before the server starts)
+        proc = await asyncio.create_subprocess_exec(
+            *argv, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=output, stderr=output
+        )
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(600):
+                if proc.returncode is not None:
+                    raise RuntimeError(
+                        f"{argv[0]} exited with {proc.returncode} before it answered {ready_url}; see {log}"
+                    )
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with session.get(ready_url) as response:
+                        if response.status == 200:
+                            break
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError(f"{' '.join(argv)} did not answer {ready_url} within 60 s")
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(proc.wait(), 30)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+async def run_client(spec: dict[str, Any], workdir: Path, name: str) -> dict[str, Any]:
+    path = workdir / f"{name}.json"
+    path.write_text(json.dumps(spec), encoding="utf-8")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.client", str(path), stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"the load client {name} failed with exit code {proc.returncode}")
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+class Admin:
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+        self.headers = {"X-Admin-Token": ADMIN_TOKEN}
+
+    async def get(self, path: str, **params: Any) -> Any:
+        async with self.session.get(path, headers=self.headers, params=params) as response:
+            response.raise_for_status()
+            return await response.json()
+
+    async def import_tasks(self, document: str) -> Any:
+        async with self.session.post(
+            "/v1/tasks/import",
+            data=document.encode(),
+            headers={**self.headers, "Content-Type": "application/yaml"},
+        ) as response:
+            if response.status != 200:
+                raise RuntimeError(f"import failed: {response.status} {await response.text()}")
+            return await response.json()
+
+    async def events(self, after: int) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        while True:
+            page = await self.get("/v1/audit/events", after=after, limit=1000)
+            found += page["events"]
+            if page["next_cursor"] is None:
+                return found
+            after = page["next_cursor"]
+
+
+async def seed(
+    admin: Admin, session: aiohttp.ClientSession, args: argparse.Namespace
+) -> tuple[dict[str, mix.RepoMix], dict[str, mix.TaskMix], dict[str, mix.WorkerMix], list[dict[str, Any]]]:
+    repo_list = mix.repos(args.repos or max(20, args.workers // 4), args.seed)
+    task_list = mix.tasks(args.tasks, repo_list, args.seed)
+    by_key = {t.key: t for t in task_list}
+    tasks: dict[str, mix.TaskMix] = {}
+    for start in range(0, max(1, len(task_list)), args.batch):
+        batch = task_list[start : start + args.batch]
+        report = await admin.import_tasks(mix.import_document(repo_list, batch, with_repos=start == 0))
+        if report["created"] != len(batch):
+            raise RuntimeError(f"import created {report['created']} of {len(batch)}: {report['entries'][:3]}")
+        tasks.update((e["task_id"], by_key[e["key"]]) for e in report["entries"])
+
+    async def register(worker: mix.WorkerMix) -> tuple[str, str]:
+        async with session.post("/v1/workers/register", json=worker.registration()) as response:
+            body = await response.json()
+            if response.status != 201:
+                raise RuntimeError(f"register failed: {response.status} {body}")
+            return body["worker_id"], body["token"]
+
+    workers: dict[str, mix.WorkerMix] = {}
+    specs = []
+    gate = asyncio.Semaphore(16)
+    for i, worker in enumerate(mix.workers(args.workers, args.seed)):
+        async with gate:
+            worker_id, token = await register(worker)
+        workers[worker_id] = worker
+        specs.append({"token": token, "fetcher": int((i + 1) * args.fetch_share) > int(i * args.fetch_share)})
+    return {r.name: r for r in repo_list}, tasks, workers, specs
+
+
+async def bench(args: argparse.Namespace) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="owp-bench-"))
+    port, hello_port = free_port(), free_port()
+    db = workdir / "pool.db"
+    base = f"http://127.0.0.1:{port}"
+    fill = {"python": sys.executable, "port": str(port), "db": str(db)}
+    argv = [part.format(**fill) for part in shlex.split(args.server_cmd)]
+    env = {**os.environ, "OWP_DB_PATH": str(db), "OWP_ADMIN_TOKEN": ADMIN_TOKEN, **SERVER_ENV}
+    env.update(item.format(**fill).split("=", 1) for item in args.server_env)  # type: ignore[misc]
+    result: dict[str, Any] = {
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+    }
+    hello_argv = [sys.executable, "-m", "bench.hello", "--port", str(hello_port)]
+    result["workdir"] = str(workdir)
+    async with process(
+        hello_argv, dict(os.environ), f"http://127.0.0.1:{hello_port}/healthz", workdir / "hello.log"
+    ):
+        hello = await run_client(
+            {
+                "phase": "raw",
+                "kind": "hello",
+                "host": "127.0.0.1",
+                "port": hello_port,
+                "connections": args.connections,
+                "seconds": args.ceiling_seconds,
+            },
+            workdir,
+            "hello",
+        )
+    async with (
+        process(argv, env, f"{base}/readyz", workdir / "server.log") as server,
+        aiohttp.ClientSession(base) as session,
+    ):
+        admin = Admin(session)
+        started = time.perf_counter()
+        repos, tasks, workers, specs = await seed(admin, session, args)
+        result["seed_seconds"] = round(time.perf_counter() - started, 1)
+        first = (await admin.get("/v1/audit/events", type="worker.registered", limit=1))["events"]
+        after = first[0]["seq"] - 1 if first else 0
+        beats = await run_client(
+            {
+                "phase": "raw",
+                "kind": "heartbeat",
+                "host": "127.0.0.1",
+                "port": port,
+                "connections": args.connections,
+                "seconds": args.ceiling_seconds,
+                "tokens": [s["token"] for s in specs],
+            },
+            workdir,
+            "heartbeat",
+        )
+        procs = max(1, min(args.client_procs, len(specs)))
+        loops = [
+            run_client(
+                {
+                    "phase": "loop",
+                    "base_url": base,
+                    "admin_token": ADMIN_TOKEN,
+                    "seed": args.seed + i,
+                    "duration": args.duration,
+                    "concurrency": max(1, args.concurrency // procs),
+                    "workers": specs[i::procs],
+                },
+                workdir,
+                f"loop{i}",
+            )
+            for i in range(procs)
+        ]
+        rss: list[float] = []
+        sampling = asyncio.create_task(_sample_rss(server.pid, rss))
+        loop_results = await asyncio.gather(*loops)
+        sampling.cancel()
+        result["server_rss_mb"], result["server_peak_rss_mb"] = rss_mb(server.pid)
+        result["server_rss_mb_max_during_loop"] = max(rss, default=0.0)
+        replay = Replay(repos, tasks, workers)
+        for event in await admin.events(after):
+            replay.apply(event)
+        replay.check_budgets(
+            {r["repo"]: r["budget"]["in_flight"] for r in (await admin.get("/v1/repos"))["repos"]}
+        )
+    result.update(summarise(hello, beats, loop_results, replay, args))
+    return result
+
+
+async def _sample_rss(pid: int, into: list[float]) -> None:
+    while True:
+        into.append(rss_mb(pid)[0])
+        await asyncio.sleep(0.5)
+
+
+def summarise(
+    hello: dict[str, Any],
+    beats: dict[str, Any],
+    loops: list[dict[str, Any]],
+    replay: Replay,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    ceiling = sum(hello["statuses"].values()) / hello["elapsed"]
+    heartbeat_ok = sum(v for k, v in beats["statuses"].items() if k.startswith("2"))
+    heartbeat_rps = heartbeat_ok / beats["elapsed"]
+    elapsed = max(loop["elapsed"] for loop in loops)
+    routes: dict[str, dict[str, Any]] = {}
+    errors: dict[str, dict[str, int]] = {}
+    for loop in loops:
+        for route, values in loop["latencies_ms"].items():
+            routes.setdefault(route, {"latencies": []})["latencies"] += values
+        for route, statuses in loop["errors"].items():
+            for status, n in statuses.items():
+                errors.setdefault(route, {})[status] = errors.get(route, {}).get(status, 0) + n
+    table = {
+        route: {
+            "count": len(r["latencies"]),
+            "rps": round(len(r["latencies"]) / elapsed, 1),
+            "ratio": round(len(r["latencies"]) / elapsed / ceiling, 3),
+            **percentiles(r["latencies"]),
+        }
+        for route, r in sorted(routes.items())
+    }
+    total = sum(r["count"] for r in table.values())
+    heartbeat_errors = sum(v for k, v in beats["statuses"].items() if not k.startswith("2"))
+    if heartbeat_errors:
+        errors.setdefault("heartbeat(ceiling phase)", {})["non-2xx"] = heartbeat_errors
+    return {
+        "ceiling_rps": round(ceiling, 1),
+        "ceiling_latency_ms": percentiles(hello["latencies_ms"]),
+        "heartbeat_rps": round(heartbeat_rps, 1),
+        "heartbeat_ratio": round(heartbeat_rps / ceiling, 3),
+        "heartbeat_latency_ms": percentiles(beats["latencies_ms"]),
+        "loop_seconds": round(elapsed, 2),
+        "loop_rps": round(total / elapsed, 1),
+        "loop_ratio": round(total / elapsed / ceiling, 3),
+        "routes": table,
+        "leases_granted": replay.counts["lease.granted"],
+        # granted within the timed window (answers received before the deadline), per second
+        "leases_per_second": round(sum(loop["leases_seen"] for loop in loops) / elapsed, 1),
+        "offers_created": replay.counts["offer.created"],
+        "client_cpu_seconds": round(sum(loop["cpu_seconds"] for loop in loops), 1),
+        "errors": errors,
+        "error_samples": [s for loop in loops for s in loop["error_samples"]][:10],
+        "invariants_ok": not replay.broken,
+        "invariant_breaks": replay.broken,
+        "events_replayed": sum(replay.counts.values()),
+    }
+
+
+def report(result: dict[str, Any]) -> str:
+    a = result["args"]
+    lines = [
+        f"OWP Pool load: W={a['workers']} workers, M={a['tasks']} ready tasks, {a['duration']} s, "
+        f"concurrency {a['concurrency']}, {result['machine']['cpus']} CPUs, "
+        f"Python {result['machine']['python']}",
+        f"seeded in {result['seed_seconds']} s; database and server log in {result['workdir']}",
+        f"ceiling (bare aiohttp hello, {a['connections']} conns): {result['ceiling_rps']:.0f} req/s",
+        f"heartbeat saturation: {result['heartbeat_rps']:.0f} req/s = "
+        f"{result['heartbeat_ratio']:.2f} of ceiling, p99 {result['heartbeat_latency_ms']['p99']} ms",
+        f"worker loop: {result['loop_rps']:.0f} req/s = {result['loop_ratio']:.2f} of ceiling, "
+        f"client CPU {result['client_cpu_seconds']} s over {result['loop_seconds']} s",
+        f"{'route':<10} {'count':>8} {'req/s':>8} {'ratio':>6} {'p50':>7} {'p95':>7} {'p99':>7} "
+        f"{'max':>7}  (ms)",
+    ]
+    for route, r in result["routes"].items():
+        lines.append(
+            f"{route:<10} {r['count']:>8} {r['rps']:>8.0f} {r['ratio']:>6.2f} {r['p50']:>7.2f} "
+            f"{r['p95']:>7.2f} {r['p99']:>7.2f} {r['max']:>7.1f}"
+        )
+    lines += [
+        f"leases granted: {result['leases_granted']} ({result['leases_per_second']:.0f}/s); "
+        f"offers created: {result['offers_created']}",
+        f"server RSS: {result['server_rss_mb']} MB at the end, peak {result['server_peak_rss_mb']} MB",
+        f"errors: {result['errors'] or 'none'}",
+    ]
+    lines += [f"  {s}" for s in result["error_samples"]]
+    lines.append(
+        f"invariants: {'OK' if result['invariants_ok'] else 'BROKEN'} "
+        f"({result['events_replayed']} events replayed)"
+    )
+    lines += [f"  {b}" for b in result["invariant_breaks"]]
+    p99 = " ".join(f"{route}={result['routes'].get(route, {}).get('p99', 0)}ms" for route in LATENCY_ROUTES)
+    lines.append(
+        f"SUMMARY {'OK' if passed(result) else 'FAIL'} W={a['workers']} M={a['tasks']} p99 {p99} "
+        f"heartbeat/ceiling={result['heartbeat_ratio']:.2f} leases/s={result['leases_per_second']:.0f} "
+        f"rss={result['server_peak_rss_mb']}MB invariants={'OK' if result['invariants_ok'] else 'BROKEN'} "
+        f"errors={sum(sum(v.values()) for v in result['errors'].values())}"
+    )
+    return "\n".join(lines)
+
+
+def passed(result: dict[str, Any]) -> bool:
+    return bool(result["invariants_ok"]) and not result["errors"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result = asyncio.run(bench(args))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2), encoding="utf-8")
+    print(report(result), flush=True)
+    return 0 if passed(result) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

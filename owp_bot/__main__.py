@@ -1,0 +1,3 @@
+from owp_bot.cli import main
+
+raise SystemExit(main())

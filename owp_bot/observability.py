@@ -1,0 +1,213 @@
+"""Observability: Prometheus metrics at GET /metrics, a request id on every request, JSON structured logs.
+
+The registry belongs to the app (no module-level collectors). Request counts and latency are observed by
+the middleware; domain counters (leases, offers) are read from the event log at scrape time, from the
+sequence number of the last scrape, so a burst of events costs nothing until someone asks. Logs never carry
+a token: requests are logged by route and path without query or headers, and a filter masks anything that
+looks like a worker token, a bearer credential or the admin token in any message.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from owp_bot.keys import SCHEDULER
+from owp_bot.protocol.routes import Api, Call
+from owp_bot.ratelimit import RATE_LIMITER, route_name
+from owp_bot.scheduler.models import TaskStatus
+from owp_bot.scheduler.store import Op, one, rows
+
+log = logging.getLogger("owp_bot.access")
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+WEBHOOK_PATH = "/webhooks/github"
+# event type -> (counter name, label) of the domain counters read from the log
+EVENT_COUNTERS = {
+    "lease.granted": ("leases_granted", None), "lease.expired": ("leases_expired", None),
+    "offer.created": ("offers", "made"), "offer.accepted": ("offers", "accepted"),
+    "offer.rejected": ("offers", "declined"), "offer.expired": ("offers", "expired"),
+}
+
+metrics_api = Api("system")
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter("owp_http_requests", "HTTP requests by route, method and status",
+                                ["route", "method", "status"], registry=r)
+        self.latency = Histogram("owp_http_request_duration_seconds", "Time to answer, by route and method",
+                                 ["route", "method"], registry=r,
+                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+        self.leases_granted = Counter("owp_leases_granted", "Leases granted", registry=r)
+        self.leases_expired = Counter("owp_leases_expired", "Leases that expired", registry=r)
+        self.offers = Counter("owp_offers", "Offers by outcome: made, accepted, declined, expired",
+                              ["outcome"], registry=r)
+        self.tasks = Gauge("owp_tasks", "Tasks by status", ["status"], registry=r)
+        self.workers_online = Gauge("owp_workers_online", "Workers that sent a heartbeat within the timeout",
+                                    registry=r)
+        self.webhooks = Counter("owp_webhook_deliveries", "GitHub webhook deliveries by outcome "
+                                "(accepted: 2xx, rejected: 4xx such as a bad signature, failed: 5xx)",
+                                ["outcome"], registry=r)
+        self.rate_limited = Counter("owp_ratelimit_rejections", "Requests refused with 429",
+                                    ["route", "credential"], registry=r)
+        self.last_seq: int | None = None
+
+    def rate_limit_rejected(self, route: str, credential: str) -> None:
+        self.rate_limited.labels(route, credential).inc()
+
+    def apply(self, sample: Sample) -> None:
+        for event_type, n in sample.event_counts.items():
+            name, label = EVENT_COUNTERS[event_type]
+            counter = getattr(self, name)
+            (counter.labels(label) if label else counter).inc(n)
+        for status in TaskStatus:
+            self.tasks.labels(status.value).set(sample.tasks.get(status.value, 0))
+        self.workers_online.set(sample.workers_online)
+        self.last_seq = sample.last_seq
+
+
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics", Metrics)
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    event_counts: dict[str, int]
+    tasks: dict[str, int]
+    workers_online: int
+    last_seq: int
+
+
+def sample(after_seq: int | None, online_since: float) -> Op[Sample]:
+    """The state gauges, and domain events since the last scrape (none counted on the first: a baseline)."""
+    last = int((yield one("events_last_seq"))["seq"])
+    counts: dict[str, int] = {}
+    if after_seq is not None:
+        counts = {r["type"]: r["n"] for r in (yield rows("an_event_counts_since", after_seq, last))}
+    tasks = {r["status"]: r["n"] for r in (yield rows("an_task_status_counts"))}
+    online = int((yield one("an_workers_online", online_since))["n"])
+    return Sample(counts, tasks, online, last)
+
+
+@metrics_api.route("GET", "/metrics", summary="Prometheus metrics (text exposition format)", auth="none",
+                   responses={200: None})
+async def get_metrics(call: Call) -> web.StreamResponse:
+    app = call.request.app
+    metrics, scheduler = app[METRICS], app[SCHEDULER]
+    online_since = scheduler.now() - scheduler.settings.heartbeat_timeout
+    metrics.apply(await scheduler.run(lambda now: sample(metrics.last_seq, online_since), write=False))
+    response = web.Response(body=generate_latest(metrics.registry))
+    response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+    return response
+
+
+async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Start the domain counters at the log's current end: they count what happens while this process runs."""
+    scheduler = app[SCHEDULER]
+    online_since = scheduler.now() - scheduler.settings.heartbeat_timeout
+    app[METRICS].apply(await scheduler.run(lambda now: sample(None, online_since), write=False))
+    yield
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                  ) -> web.StreamResponse:
+    """Request id (X-Request-Id, echoed or made), request metrics and one structured access-log line."""
+    given = request.headers.get("X-Request-Id", "")
+    rid = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    token = request_id.set(rid)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        if not response.prepared:
+            response.headers["X-Request-Id"] = rid
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        elapsed = time.perf_counter() - started
+        route = route_name(request)
+        metrics = request.app[METRICS]
+        metrics.requests.labels(route, request.method, str(status)).inc()
+        metrics.latency.labels(route, request.method).observe(elapsed)
+        if request.path == WEBHOOK_PATH:
+            outcome = "accepted" if status < 400 else "rejected" if status < 500 else "failed"
+            metrics.webhooks.labels(outcome).inc()
+        log.info("request", extra={"method": request.method, "route": route, "path": request.path,
+                                   "status": status, "duration_ms": round(elapsed * 1000, 2),
+                                   "remote": request.remote})
+        request_id.reset(token)
+
+
+def install(app: web.Application) -> None:
+    app[METRICS] = Metrics()
+    app[RATE_LIMITER].on_reject.append(app[METRICS].rate_limit_rejected)
+
+
+# ------------------------------------------------------------------ logs
+
+# Worker tokens (owp_…) and bearer credentials are masked everywhere, known secrets (the admin token) too.
+_TOKEN = re.compile(r"owp_[A-Za-z0-9_-]{16,}|(?i:bearer)\s+[^\s\"]+|(?i:x-admin-token)[\"':=\s]+[^\s\"]+")
+_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "[redacted]")
+    return _TOKEN.sub("[redacted]", text)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request id, the record's extra fields."""
+
+    def __init__(self, secrets: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.secrets = tuple(s for s in secrets if s)
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage(),
+            "request_id": request_id.get(),
+        }
+        entry.update({k: v for k, v in vars(record).items() if k not in _RESERVED and not k.startswith("_")})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return redact(json.dumps(entry, default=str, separators=(",", ":")), self.secrets)
+
+
+def configure_logging(level: str = "INFO", secrets: tuple[str, ...] = (), stream: Any = None
+                      ) -> logging.Handler:
+    """JSON lines on stderr (or `stream`) for the whole process; `owp serve` calls it once with the admin
+    token among `secrets`."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter(secrets))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    return handler

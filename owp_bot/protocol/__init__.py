@@ -1,0 +1,1 @@
+"""The wire protocol: pydantic models, the endpoint table, and the committed OpenAPI spec built from them."""

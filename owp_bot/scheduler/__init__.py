@@ -1,0 +1,1 @@
+"""The scheduler: domain model, pure assignment policy, transactional operations, stores and REST API."""

@@ -1,0 +1,805 @@
+"""GitHub's side of the domain, each function one transaction (see store.py), built from operations.py.
+
+Webhook deliveries (recorded in the same transaction as what they change, so a redelivery is never applied
+twice), issues becoming tasks, `/owp` commands, pull requests linked to tasks, reviews, installations, and
+the durable outbox of calls to GitHub with what the bot last wrote on each issue.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from owp_bot.clock import iso
+from owp_bot.config import Settings
+from owp_bot.errors import Problem
+from owp_bot.protocol.models import NewTask
+from owp_bot.scheduler import operations as ops
+from owp_bot.scheduler import reputation
+from owp_bot.scheduler.importer import task_spec
+from owp_bot.scheduler.models import LEASED, Ineligible, OfferState, TaskStatus
+from owp_bot.scheduler.policy import RepoLoad, WorkerView, describe, ineligibility
+from owp_bot.scheduler.store import Op, Row, one, rows, run
+
+Change = Callable[[float], Op[str | None]]
+SIZES = {"s": 1, "m": 3, "l": 5, "xl": 8}
+WRITEBACK_EVENTS = (
+    "lease.granted",
+    "lease.expired",
+    "lease.released",
+    "lease.revoked",
+    "task.requeued",
+    "task.ready",
+    "task.released",
+    "task.pr_opened",
+    "task.merged",
+    "task.cancelled",
+)
+POOL_LABELS = ("pool:leased", "pool:pr-open")
+_CLOSING = re.compile(r"\b(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?)\s*:?\s+([\w.-]+/[\w.-]+)?#(\d+)\b", re.I)
+_BRANCH = re.compile(r"^owp/(t_[0-9a-z]+)$")
+
+
+def actor_of(login: str) -> str:
+    return f"github:{login}"
+
+
+# ------------------------------------------------------------------ plain data from payloads
+
+
+@dataclass(frozen=True, slots=True)
+class IssueRef:
+    repo: str
+    number: int
+    title: str
+    url: str
+    labels: tuple[str, ...]
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class PullRef:
+    repo: str
+    number: int
+    url: str
+    author: str
+    title: str
+    body: str
+    head_ref: str
+    state: str  # open | closed
+    merged: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: str
+    event: str
+    action: str | None
+    repo: str | None
+    installation_id: int | None
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    outcome: str  # ok | ignored | duplicate
+    detail: str
+
+
+# ------------------------------------------------------------------ deliveries
+
+
+def apply_delivery(
+    delivery: Delivery, changes: list[Change], now: float, *, retry: bool = False
+) -> Op[Applied]:
+    """Apply a delivery's changes and record it, in one transaction (a redelivery is not reapplied).
+
+    A delivery for a repo that is not in the pool is recorded as ignored; so is one no handler acts on.
+    """
+    seen = yield one("gh_delivery_get", delivery.id)
+    if seen is not None and seen["outcome"] != "failed" and not retry:
+        return Applied("duplicate", f"delivery {delivery.id} was already {seen['outcome']}: {seen['detail']}")
+    notes: list[str] = []
+    if delivery.repo is not None and (yield one("repo_get", delivery.repo)) is None:
+        notes = []
+        detail = f"{delivery.repo} is not a pool repo; an admin adds it with PUT /v1/repos/{delivery.repo}"
+    else:
+        if delivery.repo is not None and delivery.installation_id is not None:
+            yield run("gh_repo_set_installation", delivery.repo, delivery.installation_id, now)
+        for change in changes:
+            note = yield from change(now)
+            if note:
+                notes.append(note)
+        detail = "; ".join(notes) or f"nothing to do for {delivery.event}.{delivery.action or '-'}"
+    outcome = "ok" if notes else "ignored"
+    yield from record_delivery(delivery, outcome, detail, now)
+    return Applied(outcome, detail)
+
+
+def record_delivery(delivery: Delivery, outcome: str, detail: str, now: float) -> Op[None]:
+    yield run(
+        "gh_delivery_upsert",
+        delivery.id,
+        delivery.event,
+        delivery.action,
+        delivery.repo,
+        outcome,
+        detail[:2000],
+        delivery.payload,
+        now,
+    )
+
+
+def list_deliveries(outcome: str | None, limit: int) -> Op[list[Row]]:
+    return list((yield rows("gh_deliveries_list", outcome, limit)))
+
+
+def get_delivery(delivery_id: str) -> Op[Row | None]:
+    row: Row | None = yield one("gh_delivery_get", delivery_id)
+    return row
+
+
+# ------------------------------------------------------------------ installations
+
+
+def ready_label(repo: str, settings: Settings) -> Op[str]:
+    row = yield one("gh_repo_get", repo)
+    return str(row["ready_label"]) if row is not None and row["ready_label"] else settings.github_ready_label
+
+
+def installation_of(repo: str) -> Op[int | None]:
+    row = yield one("gh_repo_get", repo)
+    return None if row is None else row["installation_id"]
+
+
+def set_ready_label(repo: str, label: str | None, now: float) -> Op[Row]:
+    yield from ops.load_repo(repo)
+    yield run("gh_repo_set_label", repo, label, now)
+    row: Row = yield one("gh_repo_get", repo)
+    return row
+
+
+def installation_changed(
+    installation_id: int, account: str, action: str, added: Iterable[str], removed: Iterable[str], now: float
+) -> Op[str]:
+    """`installation` and `installation_repositories`: remember which installation covers which repo."""
+    gone = action == "deleted"
+    yield run("gh_installation_upsert", installation_id, account, int(action == "suspend"), int(gone), now)
+    if gone:
+        yield run("gh_repos_uninstall", installation_id, now)
+    added, removed = list(added), list(removed)
+    for repo in added:
+        yield run("gh_repo_set_installation", repo, installation_id, now)
+    for repo in removed:
+        yield run("gh_repo_set_installation", repo, None, now)
+    return f"installation {installation_id} ({account}) {action}: +{len(added)} -{len(removed)} repos"
+
+
+# ------------------------------------------------------------------ issues -> tasks
+
+
+def spec_from_issue(issue: IssueRef) -> tuple[ops.TaskSpec, list[str]]:
+    """The task an issue describes: its labels fill the fields; a label that cannot be read is reported."""
+    fields: dict[str, Any] = {}
+    skills: list[str] = []
+    for name in issue.labels:
+        prefix, sep, value = name.partition(":")
+        prefix, value = prefix.strip().lower(), value.strip()
+        if not sep or not value:
+            continue
+        if prefix == "skills":
+            skills += [s for s in value.split(",") if s.strip()]
+        elif prefix == "area":
+            fields["area"] = value.lower()
+        elif prefix == "points":
+            fields["estimate_points"] = value
+        elif prefix == "size" and value.lower() in SIZES:
+            fields.setdefault("estimate_points", SIZES[value.lower()])
+        elif prefix == "priority":
+            fields["priority"] = value.lower()
+        elif prefix == "trust":
+            fields["min_trust"] = value.lower()
+    base = {
+        "repo": issue.repo,
+        "title": issue.title[:300] or f"issue #{issue.number}",
+        "key": str(issue.number),
+        "url": issue.url,
+        "issue_number": issue.number,
+        "required_skills": skills,
+    }
+    problems: list[str] = []
+    try:
+        return task_spec(NewTask.model_validate({**base, **fields})), problems
+    except ValidationError as exc:
+        bad = {str(e["loc"][0]) for e in exc.errors(include_url=False)}
+        problems = [f"label for {name} ignored: {fields.get(name, skills)!r}" for name in sorted(bad)]
+        kept = {k: v for k, v in fields.items() if k not in bad}
+        if "required_skills" in bad:
+            base["required_skills"] = []
+        return task_spec(NewTask.model_validate({**base, **kept})), problems
+
+
+def issue_changed(issue: IssueRef, actor: str, settings: Settings, now: float) -> Op[str | None]:
+    """Reconcile a task with its issue: open with the ready label → a ready task with the labels' fields;
+    closed or unlabelled → cancelled, unless a PR is open for it."""
+    _, note = yield from reconcile_issue(issue, actor, settings, now)
+    return note
+
+
+def reconcile_issue(
+    issue: IssueRef, actor: str, settings: Settings, now: float
+) -> Op[tuple[str, str | None]]:
+    """(outcome, note): outcome is created | updated | unchanged | ready | cancelled | rejected | none."""
+    label = (yield from ready_label(issue.repo, settings)).lower()
+    task = yield one("task_by_key", issue.repo, str(issue.number))
+    if issue.state == "open" and label in {n.lower() for n in issue.labels}:
+        spec, problems = spec_from_issue(issue)
+        try:
+            row, outcome = yield from ops.put_task(spec, now, "github", actor)
+        except Problem as problem:
+            return "rejected", f"issue #{issue.number}: {problem.detail}"
+        if TaskStatus(row["status"]) is TaskStatus.CANCELLED:
+            yield from ops.move_task(row, TaskStatus.READY, None, now)
+            yield ops.emit(
+                now,
+                "task.ready",
+                actor,
+                row["id"],
+                issue.repo,
+                previous="cancelled",
+                message=f"issue #{issue.number} reopened with {label}",
+            )
+            outcome = "ready"
+        return outcome, f"issue #{issue.number} -> task {row['id']} {outcome}" + "".join(
+            f"; {p}" for p in problems
+        )
+    if task is None:
+        return "none", None
+    if TaskStatus(task["status"]) in (TaskStatus.PR_OPENED, TaskStatus.MERGED, TaskStatus.CANCELLED):
+        return "none", None
+    why = "closed" if issue.state != "open" else f"{label} removed"
+    yield from ops.report_status(
+        task["id"], "cancelled", now, worker_id=None, actor=actor, message=f"issue #{issue.number} {why}"
+    )
+    return "cancelled", f"issue #{issue.number} {why} -> task {task['id']} cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    created: int
+    updated: int
+    unchanged: int
+    pulls_linked: int
+    notes: list[str]
+
+
+def sync_repo(
+    repo: str, issues: list[IssueRef], pulls: list[PullRef], settings: Settings, now: float
+) -> Op[SyncResult]:
+    """The initial sync: each open ready issue becomes (or updates) a task; open PRs are linked or counted."""
+    outcomes: dict[str, int] = {}
+    notes: list[str] = []
+    for issue in issues:
+        outcome, note = yield from reconcile_issue(issue, "github:sync", settings, now)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        if note and outcome not in ("created", "updated", "unchanged"):
+            notes.append(note)
+    linked = 0
+    for pull in pulls:
+        yield from pull_changed(pull, "github:sync", now)
+        row = yield one("gh_pull_get", repo, pull.number)
+        linked += row is not None and row["task_id"] is not None
+    return SyncResult(
+        outcomes.get("created", 0),
+        outcomes.get("updated", 0) + outcomes.get("ready", 0),
+        outcomes.get("unchanged", 0),
+        linked,
+        notes,
+    )
+
+
+def set_installation(repo: str, installation_id: int | None, now: float) -> Op[None]:
+    yield run("gh_repo_set_installation", repo, installation_id, now)
+
+
+# ------------------------------------------------------------------ pull requests
+
+
+def linked_tasks(pull: PullRef) -> Op[list[Row]]:
+    """Tasks a PR names: `Closes #12` / `Fixes owner/repo#12` in title or body, or branch `owp/<task_id>`."""
+    found: dict[str, Row] = {}
+    for other_repo, number in _CLOSING.findall(f"{pull.title}\n{pull.body}"):
+        if other_repo and other_repo.lower() != pull.repo.lower():
+            continue
+        task = yield one("task_by_key", pull.repo, number)
+        if task is not None:
+            found[task["id"]] = task
+    branch = _BRANCH.match(pull.head_ref)
+    if branch:
+        task = yield one("task_get", branch.group(1))
+        if task is not None and task["repo"] == pull.repo:
+            found[task["id"]] = task
+    return list(found.values())
+
+
+def pull_changed(pull: PullRef, actor: str, now: float) -> Op[str | None]:
+    """opened/reopened/edited: link → `pr_opened`; merged → `merged`; closed unmerged → back to `ready`.
+    PRs that name no pool task count against the repo's review budget as external PRs."""
+    tasks = yield from linked_tasks(pull)
+    known = yield one("gh_pull_get", pull.repo, pull.number)
+    if known is not None and known["task_id"] and all(t["id"] != known["task_id"] for t in tasks):
+        tasks.append((yield one("task_get", known["task_id"])))
+    state = "open" if pull.state == "open" else ("merged" if pull.merged else "closed")
+    yield run(
+        "gh_pull_upsert",
+        pull.repo,
+        pull.number,
+        tasks[0]["id"] if tasks else None,
+        pull.author,
+        pull.url,
+        state,
+        now,
+    )
+    yield run("gh_repo_recount_external", pull.repo)
+    notes: list[str] = []
+    for task in tasks:
+        if state == "open":
+            notes.append((yield from link_pull(task, pull, actor, now)))
+        elif state == "merged":
+            notes.append((yield from merge_pull(task, pull, actor, now)))
+        else:
+            notes.append((yield from close_pull(task, pull, actor, now)))
+    if not tasks:
+        return (
+            f"PR #{pull.number} names no pool task; counted as an external PR"
+            if state == "open" or known is not None
+            else None
+        )
+    return "; ".join(n for n in notes if n)
+
+
+def link_pull(task: Row, pull: PullRef, actor: str, now: float) -> Op[str]:
+    status = TaskStatus(task["status"])
+    if status is TaskStatus.PR_OPENED:
+        if task["pr_number"] == pull.number:
+            return f"PR #{pull.number} already linked to {task['id']}"
+        return f"task {task['id']} already has PR #{task['pr_number']}; PR #{pull.number} recorded"
+    if status in (TaskStatus.MERGED, TaskStatus.CANCELLED):
+        return f"task {task['id']} is {status.value}; PR #{pull.number} not linked"
+    holder = None if task["worker_id"] is None else (yield one("worker_get", task["worker_id"]))
+    message = f"PR #{pull.number} by @{pull.author}"
+    if status in LEASED:
+        yield from ops.report_status(
+            task["id"], "pr_opened", now, worker_id=None, pr_url=pull.url, actor=actor, message=message
+        )
+        holder_handle = holder["github_handle"] if holder is not None else None
+        if holder_handle is None or holder_handle.lower() != pull.author.lower():
+            yield from enqueue_comment(
+                pull.repo,
+                task["issue_number"],
+                now,
+                (
+                    f"@{pull.author} opened #{pull.number} for this issue, which is leased to "
+                    f"{_mention(holder)}. The PR is linked; maintainers, please decide who carries it on."
+                ),
+            )
+        return f"PR #{pull.number} linked: task {task['id']} pr_opened"
+    # ready or offered: nobody holds a lease, yet the PR exists and now occupies the review budget
+    author = yield one("worker_by_handle", pull.author)
+    yield from ops.end_offer(task, OfferState.REVOKED, now, actor, "pr_opened")
+    yield from ops.move_task(task, TaskStatus.PR_OPENED, author["id"] if author else None, now)
+    yield run("task_set_pr", task["id"], pull.url, pull.number, now)
+    yield ops.emit(
+        now,
+        "task.pr_opened",
+        actor,
+        task["id"],
+        task["repo"],
+        previous=status.value,
+        pr_url=pull.url,
+        message=message,
+        without_lease=True,
+        worker_id=author["id"] if author else None,
+    )
+    yield from enqueue_comment(
+        pull.repo,
+        task["issue_number"],
+        now,
+        (
+            f"@{pull.author} opened #{pull.number} for this issue without holding a lease. It is linked and "
+            "counts against the review budget; next time, `/owp claim` first so nobody duplicates the work."
+        ),
+    )
+    return f"PR #{pull.number} linked without a lease: task {task['id']} pr_opened"
+
+
+def merge_pull(task: Row, pull: PullRef, actor: str, now: float) -> Op[str]:
+    status = TaskStatus(task["status"])
+    if status in (TaskStatus.READY, TaskStatus.OFFERED):
+        yield from link_pull(task, pull, actor, now)
+        task = yield one("task_get", task["id"])
+        status = TaskStatus(task["status"])
+    if status is TaskStatus.PR_OPENED and task["pr_number"] not in (None, pull.number):
+        return f"PR #{pull.number} merged, but task {task['id']} follows PR #{task['pr_number']}"
+    if status in LEASED | {TaskStatus.PR_OPENED}:
+        yield from ops.report_status(
+            task["id"],
+            "merged",
+            now,
+            worker_id=None,
+            pr_url=pull.url,
+            actor=actor,
+            message=f"PR #{pull.number} merged",
+        )
+        return f"PR #{pull.number} merged: task {task['id']} merged"
+    return f"PR #{pull.number} merged; task {task['id']} is {status.value}, unchanged"
+
+
+def close_pull(task: Row, pull: PullRef, actor: str, now: float) -> Op[str]:
+    if TaskStatus(task["status"]) is not TaskStatus.PR_OPENED or task["pr_number"] != pull.number:
+        return f"PR #{pull.number} closed; task {task['id']} is {task['status']}, unchanged"
+    yield ops.emit(
+        now,
+        "github.pr_closed",
+        actor,
+        task["id"],
+        task["repo"],
+        pr_number=pull.number,
+        pr_url=pull.url,
+        worker_id=task["worker_id"],
+    )
+    yield from ops.report_status(
+        task["id"],
+        "ready",
+        now,
+        worker_id=None,
+        actor=actor,
+        message=f"PR #{pull.number} closed without merging",
+    )
+    return f"PR #{pull.number} closed unmerged: task {task['id']} ready again"
+
+
+def review_submitted(
+    repo: str, pull_number: int, state: str, reviewer: str, review_id: int, now: float
+) -> Op[str | None]:
+    """Approvals and change requests on a linked PR: the PR-quality input of reputation."""
+    pull = yield one("gh_pull_get", repo, pull_number)
+    task = None
+    if pull is not None and pull["task_id"]:
+        task = yield one("task_get", pull["task_id"])
+    if task is None:
+        task = yield one("gh_task_by_pr", repo, pull_number)
+    if task is None:
+        return None
+    # approvals and change requests are what reputation counts (its PR-quality input); comments are kept too
+    counted = state.lower() in ("approved", "changes_requested")
+    yield ops.emit(
+        now,
+        f"review.{state.lower()}" if counted else "github.review",
+        actor_of(reviewer),
+        task["id"],
+        repo,
+        state=state.lower(),
+        pr_number=pull_number,
+        review_id=review_id,
+        reviewer=reviewer,
+        worker_id=task["worker_id"],
+    )
+    if counted and task["worker_id"]:
+        yield from reputation.refresh(task["worker_id"])
+    return f"review {state.lower()} on PR #{pull_number} recorded for task {task['id']}"
+
+
+# ------------------------------------------------------------------ /owp commands
+
+
+def parse_commands(body: str) -> list[tuple[str, list[str]]]:
+    """Each line that starts with `/owp`: (subcommand, arguments); a quoted `> /owp` is not a command."""
+    found = []
+    for line in body.splitlines():
+        words = line.strip().split()
+        if words and words[0].lower() == "/owp":
+            found.append(((words[1].lower() if len(words) > 1 else ""), words[2:]))
+    return found
+
+
+HELP = (
+    "I understand `/owp claim` (lease this issue to you), `/owp release` (give it back) and "
+    "`/owp status` (who holds it, until when, and the review budget)."
+)
+
+
+def commands(
+    repo: str, issue_number: int, login: str, body: str, settings: Settings, now: float
+) -> Op[str | None]:
+    """Run the `/owp` lines of a comment and queue one reply with every answer."""
+    parsed = parse_commands(body)
+    if not parsed:
+        return None
+    answers = []
+    for sub, _ in parsed:
+        if sub == "claim":
+            answers.append((yield from claim(repo, issue_number, login, settings, now)))
+        elif sub == "release":
+            answers.append((yield from release(repo, issue_number, login, now)))
+        elif sub == "status":
+            answers.append((yield from status_text(repo, issue_number, now)))
+        else:
+            answers.append(f"`/owp {sub}` is not a command I know. {HELP}")
+    yield from enqueue_comment(repo, issue_number, now, f"@{login} " + "\n\n".join(answers))
+    return f"/owp {', '.join(s or '(none)' for s, _ in parsed)} from @{login} on #{issue_number}"
+
+
+def _commander(repo: str, issue_number: int, login: str) -> Op[tuple[Row | None, Row | None, str | None]]:
+    worker = yield one("worker_by_handle", login)
+    task = yield one("task_by_key", repo, str(issue_number))
+    if worker is None:
+        return (
+            None,
+            task,
+            (
+                f"you are not a registered worker of this pool. Register with "
+                f'`POST /v1/workers/register` and `"github_handle": "{login}"`, then try again.'
+            ),
+        )
+    if task is None:
+        return worker, None, "this issue is not in the pool; a maintainer adds it with the ready label."
+    return worker, task, None
+
+
+def claim(repo: str, issue_number: int, login: str, settings: Settings, now: float) -> Op[str]:
+    """`/owp claim`: the same eligibility rules as `GET /v1/work`, for this task: a lease or the reason."""
+    worker, task, refusal = yield from _commander(repo, issue_number, login)
+    if refusal is not None or worker is None or task is None:
+        return refusal or ""
+    if task["worker_id"] == worker["id"] and TaskStatus(task["status"]) in LEASED:
+        lease = yield one("lease_active_of_task", task["id"])
+        return f"you already hold this task (`{task['id']}`) until {iso(lease['expires_at'])}."
+    repo_row = yield from ops.load_repo(repo)
+    view = yield from ops.worker_view(worker, now, settings)
+    load = yield from ops.repo_load(repo_row)
+    declined = {
+        r["task_id"] for r in (yield rows("declined_since", worker["id"], now - settings.decline_cooldown))
+    }
+    reason = ineligibility(ops.task_view(task), view, load, task["id"] in declined)
+    if reason is not None:
+        yield ops.emit(
+            now,
+            "github.claim_refused",
+            actor_of(login),
+            task["id"],
+            repo,
+            worker_id=worker["id"],
+            reason=reason.value,
+        )
+        return "I cannot lease this to you: " + refusal_text(reason, task, view, load)
+    lease_id, expires_at = yield from ops.grant_lease(
+        task, repo_row, worker["id"], now, settings, actor_of(login)
+    )
+    return (
+        f"this task (`{task['id']}`) is leased to you until {iso(expires_at)} (lease `{lease_id}`). "
+        f"Open a PR that says `Closes #{issue_number}` or push branch `owp/{task['id']}`; "
+        "renew the lease from your worker if you need longer, or `/owp release` to give it back."
+    )
+
+
+def refusal_text(reason: Ineligible, task: Row, worker: WorkerView, repo: RepoLoad) -> str:
+    """The exact reason a claim is refused, with what to do about it."""
+    match reason:
+        case Ineligible.NOT_READY:
+            return f"it is {task['status']}, not ready; `/owp status` shows who holds it."
+        case Ineligible.MISSING_SKILLS:
+            missing = sorted(set(ops.skills_of(task)) - worker.skills)
+            return f"it needs skills you have not registered: {', '.join(missing)}."
+        case Ineligible.INSUFFICIENT_CAPACITY:
+            free = worker.capacity_points - worker.points_in_use
+            return (
+                f"it is {task['estimate_points']} points and you have {free} of {worker.capacity_points} "
+                "free; finish or release a task first."
+            )
+        case Ineligible.REVIEW_BUDGET_FULL:
+            return (
+                f"the review budget of {repo.repo} is full ({repo.in_flight}/{repo.max_open_prs} PRs and "
+                "leases in flight); try again when a PR merges."
+            )
+        case Ineligible.AREA_LOCKED:
+            return (
+                f"someone already works in area `{task['area']}` of {repo.repo}; try again when that lands."
+            )
+        case _:
+            return describe(reason, 1, repo, worker)
+
+
+def release(repo: str, issue_number: int, login: str, now: float) -> Op[str]:
+    worker, task, refusal = yield from _commander(repo, issue_number, login)
+    if refusal is not None or worker is None or task is None:
+        return refusal or ""
+    if task["worker_id"] != worker["id"] or TaskStatus(task["status"]) not in LEASED:
+        return "you do not hold a lease on this task, so there is nothing to release."
+    yield from ops.report_status(
+        task["id"],
+        "released",
+        now,
+        worker_id=worker["id"],
+        actor=actor_of(login),
+        message="released with /owp release",
+    )
+    return "released: the task is back in the pool. Thank you for saying so."
+
+
+def status_text(repo: str, issue_number: int, now: float) -> Op[str]:
+    task = yield one("task_by_key", repo, str(issue_number))
+    if task is None:
+        return "this issue is not in the pool."
+    repo_row = yield from ops.load_repo(repo)
+    budget = yield from ops.budget(repo_row)
+    held = ""
+    if task["worker_id"] is not None:
+        worker = yield one("worker_get", task["worker_id"])
+        lease = yield one("lease_active_of_task", task["id"])
+        held = f", held by {_mention(worker)}" + (f" until {iso(lease['expires_at'])}" if lease else "")
+    pr = f", PR #{task['pr_number']}" if task["pr_number"] else ""
+    return (
+        f"task `{task['id']}` is **{task['status']}**{held}{pr}. Review budget of {repo}: "
+        f"{budget.in_flight}/{budget.max_open_prs} in flight ({budget.open_prs} open PRs, {budget.leases} "
+        f"leases, {budget.offers} offers)."
+    )
+
+
+def _mention(worker: Row | None) -> str:
+    if worker is None:
+        return "nobody"
+    return f"@{worker['github_handle']}" if worker["github_handle"] else f"worker {worker['name']}"
+
+
+# ------------------------------------------------------------------ the outbox
+
+
+def enqueue_comment(repo: str, issue_number: int | None, now: float, body: str) -> Op[None]:
+    if issue_number is not None:
+        yield run("gh_outbox_insert", "comment", repo, issue_number, body, now)
+
+
+def plan_writebacks(now: float, limit: int = 1000) -> Op[int]:
+    """Tail the event log: every state change of an issue's task queues one sync of that issue (coalesced)."""
+    cursor = (yield one("gh_cursor_get", "writeback"))["seq"]
+    found = yield rows("gh_writeback_candidates", cursor, limit)
+    if not found:
+        return 0
+    for row in found:
+        if row["type"] in WRITEBACK_EVENTS and row["issue_number"] is not None:
+            yield run("gh_outbox_sync_issue", row["repo"], row["issue_number"], now)
+    yield run("gh_cursor_set", "writeback", found[-1]["seq"])
+    return len(found)
+
+
+def due_jobs(now: float, limit: int) -> Op[list[Row]]:
+    return list((yield rows("gh_outbox_due", now, limit)))
+
+
+def finish_job(job_id: int, state: str, error: str | None, now: float) -> Op[None]:
+    yield run("gh_outbox_finish", job_id, state, error, now)
+
+
+def retry_job(job_id: int, not_before: float, error: str, now: float) -> Op[None]:
+    yield run("gh_outbox_retry", job_id, not_before, error, now)
+
+
+def outbox_counts() -> Op[dict[str, int]]:
+    return {r["state"]: r["n"] for r in (yield rows("gh_outbox_counts"))}
+
+
+@dataclass(frozen=True, slots=True)
+class IssueWriteback:
+    """What the bot should show on an issue now: one status comment (or none yet) and its pool:* labels."""
+
+    installation_id: int | None
+    comment_id: int | None
+    comment_body: str | None
+    labels_set: tuple[str, ...]
+    want_body: str | None
+    want_labels: tuple[str, ...]
+
+
+def issue_writeback(repo: str, issue_number: int, now: float) -> Op[IssueWriteback | None]:
+    task = yield one("task_by_key", repo, str(issue_number))
+    if task is None:
+        return None
+    written = yield one("gh_issue_writes_get", repo, issue_number)
+    gh_repo = yield one("gh_repo_get", repo)
+    status = TaskStatus(task["status"])
+    worker = None if task["worker_id"] is None else (yield one("worker_get", task["worker_id"]))
+    lease = yield one("lease_active_of_task", task["id"])
+    labels: tuple[str, ...] = ()
+    if status in LEASED:
+        labels = ("pool:leased",)
+    elif status is TaskStatus.PR_OPENED:
+        labels = ("pool:pr-open",)
+    body: str | None = status_comment(task, status, worker, lease)
+    had_comment = written is not None and written["comment_id"] is not None
+    if status is TaskStatus.READY and not had_comment:
+        body = None  # a freshly imported task needs no comment; one appears once someone claims it
+    return IssueWriteback(
+        installation_id=gh_repo["installation_id"] if gh_repo else None,
+        comment_id=written["comment_id"] if written else None,
+        comment_body=written["comment_body"] if written else None,
+        labels_set=tuple(json.loads(written["labels"])) if written else (),
+        want_body=body,
+        want_labels=labels,
+    )
+
+
+STATUS_MARKER = "<!-- owp-pool:status -->"
+
+
+def status_comment(task: Row, status: TaskStatus, worker: Row | None, lease: Row | None) -> str:
+    who = _mention(worker)
+    lines = {
+        TaskStatus.READY: "🟢 **Open for the pool** — the last lease ended. A registered worker can take it "
+        "with `/owp claim`.",
+        TaskStatus.OFFERED: f"⏳ **Offered** to {who}; it returns to the pool if they decline.",
+        TaskStatus.PR_OPENED: f"🔍 **PR open**: #{task['pr_number']} by {who} — waiting for review.",
+        TaskStatus.MERGED: f"✅ **Merged** in #{task['pr_number']}. Thank you, {who}!",
+        TaskStatus.CANCELLED: "⚪ **Removed from the pool** (issue closed or ready label removed).",
+    }
+    if status in LEASED:
+        until = f" until {iso(lease['expires_at'])}" if lease else ""
+        text = (
+            f"🔒 **Leased** to {who}{until} ({status.value.replace('_', ' ')}). Others: please pick "
+            "another issue so that nobody duplicates the work."
+        )
+    else:
+        text = lines[status]
+    return f"{STATUS_MARKER}\n{text}\n\n<sub>OWP Pool · task `{task['id']}` · `/owp status` for details</sub>"
+
+
+def record_issue_write(
+    repo: str, issue_number: int, comment_id: int | None, body: str | None, labels: Iterable[str]
+) -> Op[None]:
+    yield run("gh_issue_writes_upsert", repo, issue_number, comment_id, body, json.dumps(sorted(labels)))
+
+
+# ------------------------------------------------------------------ manifest flow
+
+
+def remember_setup_state(state: str, expires_at: float) -> Op[None]:
+    yield run("gh_setup_state_insert", state, expires_at)
+
+
+def take_setup_state(state: str, now: float) -> Op[bool]:
+    """A manifest-flow `state` an admin started and that has not expired; it works once."""
+    return bool((yield run("gh_setup_state_take", state, now)))
+
+
+def store_credentials(
+    app_id: int,
+    slug: str,
+    html_url: str | None,
+    private_key: str,
+    webhook_secret: str,
+    client_id: str | None,
+    client_secret: str | None,
+    now: float,
+) -> Op[None]:
+    yield run(
+        "gh_credentials_upsert",
+        app_id,
+        slug,
+        html_url,
+        private_key,
+        webhook_secret,
+        client_id,
+        client_secret,
+        now,
+    )
+    yield ops.emit(now, "github.app_created", ops.ADMIN, str(app_id), None, slug=slug)
+
+
+def stored_credentials() -> Op[Row | None]:
+    row: Row | None = yield one("gh_credentials_get")
+    return row

@@ -1,0 +1,602 @@
+"""Domain operations of the scheduler, each one transaction.
+
+Every function here is a generator (see store.py): it yields named statements and events and gets
+their results back, so that the rules are written once and run unchanged on SQLite and PostgreSQL.
+Each takes `now` as a parameter: time comes from the caller's clock.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from owp_bot.clock import iso
+from owp_bot.config import Settings
+from owp_bot.errors import Problem, not_found
+from owp_bot.scheduler import reputation
+from owp_bot.scheduler.ids import new_id
+from owp_bot.scheduler.models import (
+    IN_FLIGHT,
+    LEASED,
+    TRANSITIONS,
+    Ineligible,
+    LeaseState,
+    OfferState,
+    Priority,
+    TaskStatus,
+    TrustTier,
+)
+from owp_bot.scheduler.policy import (
+    HEAD_START_PRIORITY,
+    ReasonCount,
+    RepoLoad,
+    TaskView,
+    WorkerView,
+    describe,
+    explain,
+    held_for_reputation,
+    ineligibility,
+    is_online,
+)
+from owp_bot.scheduler.store import Emit, Event, Op, Row, one, rows, run
+
+SYSTEM = "system"
+ADMIN = "admin"
+EXPLAIN_WINDOW = 500  # ready tasks examined, in assignment order, when explaining why a worker gets none
+
+
+# ------------------------------------------------------------------ plain data in and out
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    """A task as a maintainer describes it (API, YAML import or GitHub labels), already normalised."""
+
+    repo: str
+    title: str
+    key: str | None = None
+    url: str | None = None
+    issue_number: int | None = None
+    estimate_points: int = 1
+    required_skills: tuple[str, ...] = ()
+    area: str | None = None
+    priority: Priority = Priority.NORMAL
+    min_trust: TrustTier = TrustTier.BASIC
+
+
+@dataclass(frozen=True, slots=True)
+class RepoSpec:
+    repo: str
+    max_open_prs: int
+    area_locks: bool = True
+    lease_ttl: float | None = None
+    offer_ttl: float | None = None
+    sensitive_areas: tuple[str, ...] = ()  # areas that imply min_trust = trusted
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    summary: str
+    reasons: list[ReasonCount]
+    ready_tasks: int
+    examined: int
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    open_prs: int
+    leases: int
+    offers: int
+    in_flight: int
+    max_open_prs: int
+
+    @property
+    def available(self) -> int:
+        return max(0, self.max_open_prs - self.in_flight)
+
+
+def skills_of(row: Row, column: str = "required_skills") -> list[str]:
+    return list(json.loads(row[column]))
+
+
+def task_view(task: Row) -> TaskView:
+    return TaskView(
+        task_id=task["id"], repo=task["repo"], status=TaskStatus(task["status"]),
+        estimate_points=task["estimate_points"], required_skills=frozenset(skills_of(task)),
+        area=task["area"], min_trust=TrustTier(task["min_trust"]),
+    )
+
+
+def emit(now: float, type_: str, actor: str, target: str | None, repo: str | None, **details: Any) -> Emit:
+    return Emit(now, type_, actor, target, repo, {k: v for k, v in details.items() if v is not None})
+
+
+# ------------------------------------------------------------------ building blocks
+
+
+def worker_view(worker: Row, now: float, settings: Settings) -> Op[WorkerView]:
+    load = yield one("worker_load", worker["id"])
+    return WorkerView(
+        worker_id=worker["id"], skills=frozenset(skills_of(worker, "skills")),
+        capacity_points=worker["capacity_points"], max_concurrent_tasks=worker["max_concurrent_tasks"],
+        points_in_use=load["points"], tasks_in_use=load["tasks"], trust_tier=TrustTier(worker["trust_tier"]),
+        online=worker["status"] != "offline" and is_online(worker["last_heartbeat"], now, settings.heartbeat_timeout),
+        paused=worker["status"] == "paused",
+    )
+
+
+def repo_load(repo: Row) -> Op[RepoLoad]:
+    locked = yield rows("area_locks_of_repo", repo["id"])
+    return RepoLoad(
+        repo=repo["id"], max_open_prs=repo["max_open_prs"],
+        in_flight=repo["in_flight"] + repo["external_open_prs"], area_locks=bool(repo["area_locks"]),
+        locked_areas=frozenset(r["area"] for r in locked),
+        sensitive_areas=frozenset(json.loads(repo["sensitive_areas"])),
+    )
+
+
+def move_task(task: Row, new: TaskStatus, worker_id: str | None, now: float) -> Op[None]:
+    """Set a task's status; keep the repo's in-flight count and the area lock in step with it."""
+    yield run("task_set_status", task["id"], new.value, worker_id, now)
+    was_in_flight, is_in_flight = TaskStatus(task["status"]) in IN_FLIGHT, new in IN_FLIGHT
+    if was_in_flight != is_in_flight:
+        yield run("repo_in_flight_add", task["repo"], 1 if is_in_flight else -1)
+        if task["area"] is not None:
+            if is_in_flight:
+                yield run("area_lock_take", task["repo"], task["area"], task["id"])
+            else:
+                yield run("area_lock_free", task["id"])
+
+
+def check_transition(task: Row, new: TaskStatus) -> None:
+    current = TaskStatus(task["status"])
+    allowed = TRANSITIONS[current]
+    if new not in allowed:
+        names = ", ".join(sorted(s.value for s in allowed)) or "none (it is final)"
+        raise Problem(
+            409, f"task {task['id']} is {current.value} and cannot become {new.value}; allowed next: {names}",
+            current_status=current.value, allowed=sorted(s.value for s in allowed),
+        )
+
+
+def end_lease(task: Row, state: LeaseState, now: float, actor: str, **details: Any) -> Op[None]:
+    lease = yield one("lease_active_of_task", task["id"])
+    if lease is not None:
+        yield run("lease_end", lease["id"], state.value, now)
+        yield emit(now, f"lease.{state.value}", actor, task["id"], task["repo"],
+                    lease_id=lease["id"], worker_id=lease["worker_id"], **details)
+        if state is not LeaseState.REVOKED:  # an outcome of the worker's: its reputation moves
+            yield from reputation.refresh(lease["worker_id"])
+
+
+def end_offer(task: Row, state: OfferState, now: float, actor: str, reason: str | None = None) -> Op[None]:
+    offer = yield one("offer_pending_of_task", task["id"])
+    if offer is not None:
+        yield run("offer_resolve", offer["id"], state.value, reason, None, now)
+        yield emit(now, f"offer.{state.value}", actor, task["id"], task["repo"],
+                    offer_id=offer["id"], worker_id=offer["worker_id"], reason=reason)
+
+
+def lapse(task_id: str, now: float, reason: str) -> Op[None]:
+    """An offer or lease ran out: end it and give the task back to the pool."""
+    task = yield one("task_get", task_id)
+    yield from end_offer(task, OfferState.EXPIRED, now, SYSTEM, reason)
+    yield from end_lease(task, LeaseState.EXPIRED, now, SYSTEM, reason=reason)
+    if TaskStatus(task["status"]) in LEASED | {TaskStatus.OFFERED}:
+        yield from move_task(task, TaskStatus.READY, None, now)
+        yield emit(now, "task.requeued", SYSTEM, task_id, task["repo"], reason=reason,
+                    worker_id=task["worker_id"])
+
+
+def ttl(repo: Row, column: str, default: float) -> float:
+    value = repo[column]
+    return float(value) if value is not None else default
+
+
+def grant_offer(task: Row, repo: Row, worker_id: str, now: float, settings: Settings) -> Op[None]:
+    offer_id = new_id("o", now)
+    expires_at = now + ttl(repo, "offer_ttl", settings.offer_ttl)
+    yield run("offer_insert", offer_id, task["id"], worker_id, now, expires_at)
+    yield from move_task(task, TaskStatus.OFFERED, worker_id, now)
+    yield emit(now, "offer.created", worker_id, task["id"], task["repo"], offer_id=offer_id,
+                worker_id=worker_id, expires_at=iso(expires_at))
+
+
+def grant_lease(task: Row, repo: Row, worker_id: str, now: float, settings: Settings,
+                actor: str) -> Op[tuple[str, float]]:
+    lease_id = new_id("l", now)
+    cap = now + settings.lease_max
+    expires_at = min(now + ttl(repo, "lease_ttl", settings.lease_ttl), cap)
+    yield run("lease_insert", lease_id, task["id"], worker_id, now, expires_at, cap)
+    yield from move_task(task, TaskStatus.LEASED, worker_id, now)
+    yield emit(now, "lease.granted", actor, task["id"], task["repo"], lease_id=lease_id, worker_id=worker_id,
+                expires_at=iso(expires_at))
+    return lease_id, expires_at
+
+
+def load_worker(worker_id: str) -> Op[Row]:
+    worker: Row | None = yield one("worker_get", worker_id)
+    if worker is None:
+        raise not_found("worker", worker_id)
+    return worker
+
+
+def load_task(task_id: str) -> Op[Row]:
+    task: Row | None = yield one("task_get", task_id)
+    if task is None:
+        raise not_found("task", task_id, "list tasks with GET /v1/tasks")
+    return task
+
+
+def load_repo(repo_id: str) -> Op[Row]:
+    repo: Row | None = yield one("repo_get", repo_id)
+    if repo is None:
+        raise not_found("repo", repo_id, f"an admin adds it with PUT /v1/repos/{repo_id}")
+    return repo
+
+
+# ------------------------------------------------------------------ housekeeping
+
+
+def apply_heartbeats(beats: dict[str, tuple[float, str, str | None]]) -> Op[None]:
+    """Write buffered heartbeats (worker id -> time, status, note); a status change is an event."""
+    for worker_id, (ts, status, note) in beats.items():
+        worker = yield one("worker_get", worker_id)
+        if worker is None:
+            continue
+        yield run("worker_heartbeat", worker_id, ts, status, note)
+        if worker["status"] != status:
+            yield emit(ts, "worker.status", worker_id, worker_id, None, status=status, previous=worker["status"],
+                        note=note)
+
+
+def expire_due(now: float, settings: Settings) -> Op[None]:
+    """Lapse what ran out: offers and leases past their time, and the work of workers gone silent."""
+    for offer in (yield rows("offers_due", now)):
+        yield from lapse(offer["task_id"], now, "offer_expired")
+    for lease in (yield rows("leases_due", now)):
+        yield from lapse(lease["task_id"], now, "lease_expired")
+    for worker in (yield rows("workers_stale", now - settings.heartbeat_timeout)):
+        yield run("worker_set_offline", worker["id"])
+        yield emit(now, "worker.offline", SYSTEM, worker["id"], None, previous=worker["status"])
+        for offered in (yield rows("offers_pending_of_worker", worker["id"])):  # rows of tasks
+            yield from lapse(offered["id"], now, "worker_offline")
+    for lease in (yield rows("leases_of_offline", now - settings.heartbeat_timeout - settings.offline_grace)):
+        yield from lapse(lease["task_id"], now, "worker_offline")
+    yield from reputation.apply_tier_rules(now, settings)
+
+
+# ------------------------------------------------------------------ workers
+
+
+def register_worker(
+    worker_id: str, token_hash: str, name: str, github_handle: str | None, skills: list[str],
+    capacity_points: int, max_concurrent_tasks: int, trust_tier: TrustTier, now: float,
+) -> Op[None]:
+    yield run("worker_insert", worker_id, name, github_handle, json.dumps(skills), capacity_points,
+              max_concurrent_tasks, int(trust_tier), token_hash, now)
+    yield emit(now, "worker.registered", worker_id, worker_id, None, name=name, github_handle=github_handle,
+                skills=skills, capacity_points=capacity_points, max_concurrent_tasks=max_concurrent_tasks,
+                trust_tier=trust_tier.label)
+
+
+def worker_by_token(token_hash: str) -> Op[str | None]:
+    row = yield one("worker_by_token", token_hash)
+    return None if row is None else str(row["id"])
+
+
+def get_worker(worker_id: str) -> Op[Row]:
+    worker = yield from load_worker(worker_id)
+    load = yield one("worker_load", worker_id)
+    return {**dict(worker), "tasks_in_use": load["tasks"], "points_in_use": load["points"]}
+
+
+def list_workers(after: str, limit: int) -> Op[list[Row]]:
+    return list((yield rows("workers_list", after, limit)))
+
+
+# ------------------------------------------------------------------ getting work
+
+
+def _fill(worker_id: str, now: float, settings: Settings, as_offers: bool) -> Op[WorkerView]:
+    """Fill the worker's free capacity with the best eligible tasks, as offers or as leases."""
+    worker = yield from load_worker(worker_id)
+    view = yield from worker_view(worker, now, settings)
+    skills = json.dumps(sorted(view.skills))
+    # fresh high-priority tasks wait a short while for a better-reputed worker (docs: "Reputation")
+    rival = settings.reputation_head_start > 0 and (yield one(
+        "rep_better_rival", worker["reputation"], now - settings.heartbeat_timeout, worker_id)) is not None
+    head_start = (int(HEAD_START_PRIORITY), now - settings.reputation_head_start, int(rival))
+    while view.online and not view.paused and view.tasks_in_use < view.max_concurrent_tasks:
+        free = view.capacity_points - view.points_in_use
+        if free <= 0:
+            break
+        task = yield one("next_candidate", free, int(view.trust_tier), skills, worker_id,
+                         now - settings.decline_cooldown, *head_start)
+        if task is None:
+            break
+        repo = yield one("repo_get", task["repo"])
+        load = yield from repo_load(repo)
+        reason = ineligibility(task_view(task), view, load, recently_declined=False)
+        if reason is not None:  # the SQL pre-filter and the policy must agree; never grant on doubt
+            raise RuntimeError(f"candidate {task['id']} passed the query but not the policy: {reason}")
+        if as_offers:
+            yield from grant_offer(task, repo, worker_id, now, settings)
+        else:
+            yield from grant_lease(task, repo, worker_id, now, settings, worker_id)
+        view = replace(view, tasks_in_use=view.tasks_in_use + 1,
+                       points_in_use=view.points_in_use + task["estimate_points"])
+    return view
+
+
+def fetch_work(worker_id: str, now: float, settings: Settings) -> Op[list[Row]]:
+    """`GET /v1/work`: lease the best eligible tasks into free capacity, return all active leases."""
+    yield from _fill(worker_id, now, settings, as_offers=False)
+    return list((yield rows("leases_active_of_worker", worker_id)))
+
+
+def active_leases(worker_id: str) -> Op[list[Row]]:
+    """The worker's active leases, taking nothing new (`GET /v1/work/leases`)."""
+    yield from load_worker(worker_id)
+    return list((yield rows("leases_active_of_worker", worker_id)))
+
+
+def request_offers(worker_id: str, now: float, settings: Settings) -> Op[tuple[list[Row], Explanation | None]]:
+    """`POST /v1/work/offers`: reserve the best eligible tasks as offers; say why when there are none."""
+    view = yield from _fill(worker_id, now, settings, as_offers=True)
+    offers = list((yield rows("offers_pending_of_worker", worker_id)))
+    if offers:
+        return offers, None
+    return offers, (yield from _explain(view, now, settings))
+
+
+def _explain(worker: WorkerView, now: float, settings: Settings) -> Op[Explanation]:
+    ready_total = (yield one("ready_count"))["n"]
+    if not worker.online or worker.paused:
+        absent = Ineligible.WORKER_OFFLINE if not worker.online else Ineligible.WORKER_PAUSED
+        message = describe(absent, ready_total, None, worker)
+        return Explanation(message, [ReasonCount(absent, ready_total, None, message)], ready_total, 0)
+    if ready_total == 0:
+        return Explanation("no tasks are ready in the pool right now; ask again later", [], 0, 0)
+    window = yield rows("ready_window", EXPLAIN_WINDOW)
+    declined = {r["task_id"] for r in (yield rows("declined_since", worker.worker_id, now - settings.decline_cooldown))}
+    loads: dict[str, RepoLoad] = {}
+    verdicts: list[tuple[TaskView, Ineligible]] = []
+    for task in window:
+        if task["repo"] not in loads:
+            loads[task["repo"]] = yield from repo_load((yield one("repo_get", task["repo"])))
+        view = task_view(task)
+        reason: Ineligible | None = ineligibility(view, worker, loads[task["repo"]], task["id"] in declined)
+        if reason is None and held_for_reputation(task["priority"], task["updated_at"], now,
+                                                  settings.reputation_head_start):
+            reason = Ineligible.REPUTATION_HEAD_START  # eligible, yet next_candidate kept it for a rival
+        if reason is not None:
+            verdicts.append((view, reason))
+    reasons = explain(verdicts, loads, worker)
+    summary = "no offers for you: " + "; ".join(r.message for r in reasons[:4])
+    return Explanation(summary, reasons, ready_total, len(window))
+
+
+def own_offer(worker_id: str, offer_id: str) -> Op[Row]:
+    offer: Row | None = yield one("offer_get", offer_id)
+    if offer is None or offer["worker_id"] != worker_id:
+        raise not_found("offer", offer_id, "list your offers with POST /v1/work/offers")
+    if offer["state"] != OfferState.PENDING:
+        raise Problem(409, f"offer {offer_id} is {offer['state']} and can no longer be answered; "
+                           "ask for new offers with POST /v1/work/offers", offer_state=offer["state"])
+    return offer
+
+
+def accept_offer(worker_id: str, offer_id: str, now: float, settings: Settings) -> Op[tuple[str, float, str]]:
+    offer = yield from own_offer(worker_id, offer_id)
+    task = yield from load_task(offer["task_id"])
+    repo = yield from load_repo(task["repo"])
+    yield run("offer_resolve", offer_id, OfferState.ACCEPTED.value, None, None, now)
+    yield emit(now, "offer.accepted", worker_id, task["id"], task["repo"], offer_id=offer_id, worker_id=worker_id)
+    lease_id, expires_at = yield from grant_lease(task, repo, worker_id, now, settings, worker_id)
+    return lease_id, expires_at, task["id"]
+
+
+def reject_offer(worker_id: str, offer_id: str, reason: str, note: str | None, now: float) -> Op[str]:
+    offer = yield from own_offer(worker_id, offer_id)
+    task = yield from load_task(offer["task_id"])
+    yield run("offer_resolve", offer_id, OfferState.REJECTED.value, reason, note, now)
+    yield emit(now, "offer.rejected", worker_id, task["id"], task["repo"], offer_id=offer_id, worker_id=worker_id,
+                reason=reason, note=note)
+    yield from reputation.refresh(worker_id)
+    yield from move_task(task, TaskStatus.READY, None, now)
+    return str(task["id"])
+
+
+def renew_lease(worker_id: str, lease_id: str, now: float, settings: Settings) -> Op[tuple[float, float]]:
+    lease = yield one("lease_get", lease_id)
+    if lease is None or lease["worker_id"] != worker_id:
+        raise not_found("lease", lease_id, "list your leases with GET /v1/work")
+    if lease["state"] != LeaseState.ACTIVE:
+        raise Problem(409, f"lease {lease_id} is {lease['state']}; it can no longer be renewed",
+                      lease_state=lease["state"])
+    task = yield from load_task(lease["task_id"])
+    repo = yield from load_repo(task["repo"])
+    expires_at = min(now + ttl(repo, "lease_ttl", settings.lease_ttl), lease["max_expires_at"])
+    if expires_at <= lease["expires_at"]:
+        raise Problem(409, f"lease {lease_id} is at its cap ({iso(lease['max_expires_at'])}); "
+                           "open the PR or release the task")
+    yield run("lease_extend", lease_id, expires_at)
+    yield emit(now, "lease.renewed", worker_id, task["id"], task["repo"], lease_id=lease_id, worker_id=worker_id,
+                expires_at=iso(expires_at))
+    return expires_at, lease["max_expires_at"]
+
+
+# ------------------------------------------------------------------ task status
+
+WORKER_REPORTS = frozenset({"in_progress", "blocked", "pr_opened", "released"})
+ADMIN_REPORTS = WORKER_REPORTS | {"merged", "cancelled", "ready"}
+_PR_NUMBER = re.compile(r"/pull/(\d+)(?:[/?#].*)?$")
+
+
+def report_status(
+    task_id: str, status: str, now: float, *, worker_id: str | None, message: str | None = None,
+    pr_url: str | None = None, actor: str | None = None,
+) -> Op[Row]:
+    """A status report from the lease holder (`worker_id`) or, with `worker_id=None`, from an admin/GitHub."""
+    task = yield from load_task(task_id)
+    actor = actor or worker_id or ADMIN
+    if worker_id is not None:
+        if status not in WORKER_REPORTS:
+            raise Problem(403, f"a worker may report {', '.join(sorted(WORKER_REPORTS))}; "
+                               f"{status} needs the admin token")
+        holds = task["worker_id"] == worker_id and TaskStatus(task["status"]) in LEASED | {TaskStatus.PR_OPENED}
+        if not holds:
+            raise Problem(403, f"you do not hold task {task_id}; only the lease holder may report its status")
+    new = TaskStatus.READY if status == "released" else TaskStatus(status)
+    check_transition(task, new)
+    if new is TaskStatus.PR_OPENED and not pr_url:
+        raise Problem(422, "pr_opened needs artifact.pr_url, the pull request's URL")
+    details: dict[str, Any] = {"message": message, "worker_id": task["worker_id"], "previous": task["status"]}
+    if new is TaskStatus.READY:
+        lease_state = LeaseState.RELEASED if status == "released" else LeaseState.REVOKED
+        yield from end_lease(task, lease_state, now, actor)
+        yield from end_offer(task, OfferState.REVOKED, now, actor)
+        yield from move_task(task, new, None, now)
+    elif new in (TaskStatus.PR_OPENED, TaskStatus.MERGED):
+        yield from end_lease(task, LeaseState.COMPLETED, now, actor)
+        yield from move_task(task, new, task["worker_id"], now)
+        if pr_url:
+            match = _PR_NUMBER.search(pr_url)
+            yield run("task_set_pr", task_id, pr_url, int(match.group(1)) if match else None, now)
+            details["pr_url"] = pr_url
+    elif new is TaskStatus.CANCELLED:
+        yield from end_lease(task, LeaseState.REVOKED, now, actor)
+        yield from end_offer(task, OfferState.REVOKED, now, actor)
+        yield from move_task(task, new, None, now)
+    else:  # in_progress, blocked: the lease goes on
+        yield from move_task(task, new, task["worker_id"], now)
+    yield emit(now, f"task.{status}", actor, task_id, task["repo"], **details)
+    if new is TaskStatus.MERGED or (new is TaskStatus.READY and task["status"] == TaskStatus.PR_OPENED):
+        yield from reputation.refresh(task["worker_id"])  # merged, or the PR closed unmerged
+    return (yield from load_task(task_id))
+
+
+# ------------------------------------------------------------------ repos
+
+
+def upsert_repo(spec: RepoSpec, now: float, actor: str = ADMIN) -> Op[tuple[Row, bool]]:
+    existing = yield one("repo_get", spec.repo)
+    if existing is None:
+        yield run("repo_insert", spec.repo, spec.max_open_prs, int(spec.area_locks), spec.lease_ttl,
+                  spec.offer_ttl, now)
+    else:
+        yield run("repo_update", spec.repo, spec.max_open_prs, int(spec.area_locks), spec.lease_ttl,
+                  spec.offer_ttl, now)
+        if bool(existing["area_locks"]) != spec.area_locks:
+            yield run("area_locks_clear_repo", spec.repo)
+            if spec.area_locks:
+                yield run("area_locks_rebuild_repo", spec.repo)
+    yield run("rep_repo_set_sensitive", spec.repo, json.dumps(sorted(spec.sensitive_areas)))
+    yield emit(now, "repo.created" if existing is None else "repo.updated", actor, spec.repo, spec.repo,
+                max_open_prs=spec.max_open_prs, area_locks=spec.area_locks, lease_ttl=spec.lease_ttl,
+                offer_ttl=spec.offer_ttl, sensitive_areas=sorted(spec.sensitive_areas) or None)
+    return (yield one("repo_get", spec.repo)), existing is None
+
+
+def get_repo(repo_id: str) -> Op[tuple[Row, Budget]]:
+    repo = yield from load_repo(repo_id)
+    return repo, (yield from budget(repo))
+
+
+def budget(repo: Row) -> Op[Budget]:
+    counts = {r["status"]: r["n"] for r in (yield rows("repo_counts", repo["id"]))}
+    return Budget(
+        open_prs=counts.get("pr_opened", 0) + repo["external_open_prs"],
+        leases=sum(counts.get(s.value, 0) for s in LEASED), offers=counts.get("offered", 0),
+        in_flight=repo["in_flight"] + repo["external_open_prs"], max_open_prs=repo["max_open_prs"],
+    )
+
+
+def list_repos() -> Op[list[tuple[Row, Budget]]]:
+    found = []
+    for repo in (yield rows("repos_list")):
+        found.append((repo, (yield from budget(repo))))
+    return found
+
+
+# ------------------------------------------------------------------ tasks
+
+
+def _spec_differs(task: Row, spec: TaskSpec) -> bool:
+    return (task["title"], task["url"], task["issue_number"], task["estimate_points"], skills_of(task),
+            task["area"], task["priority"], task["min_trust"]) != (
+        spec.title, spec.url, spec.issue_number, spec.estimate_points, list(spec.required_skills), spec.area,
+        int(spec.priority), int(spec.min_trust))
+
+
+def put_task(spec: TaskSpec, now: float, source: str, actor: str = ADMIN) -> Op[tuple[Row, str]]:
+    """Create a task, or update the one with the same key: returns it and `created|updated|unchanged`."""
+    yield from load_repo(spec.repo)
+    skills = json.dumps(list(spec.required_skills))
+    existing = None if spec.key is None else (yield one("task_by_key", spec.repo, spec.key))
+    if existing is None:
+        task_id = new_id("t", now)
+        yield run("task_insert", task_id, spec.repo, spec.key, spec.title, spec.url, spec.issue_number,
+                  spec.estimate_points, skills, spec.area, int(spec.priority), int(spec.min_trust), source, now)
+        outcome = "created"
+    elif _spec_differs(existing, spec):
+        task_id = existing["id"]
+        if existing["area"] != spec.area and TaskStatus(existing["status"]) in IN_FLIGHT:
+            raise Problem(409, f"task {task_id} is {existing['status']}; its area can change only while it is "
+                               "ready (release or requeue it first)")
+        yield run("task_update_fields", task_id, spec.title, spec.url, spec.issue_number, spec.estimate_points,
+                  skills, spec.area, int(spec.priority), int(spec.min_trust), now)
+        yield run("task_skills_clear", task_id)
+        outcome = "updated"
+    else:
+        return existing, "unchanged"
+    for skill in spec.required_skills:
+        yield run("task_skill_insert", task_id, skill)
+    yield emit(now, f"task.{outcome}", actor, task_id, spec.repo, title=spec.title, key=spec.key, source=source,
+                estimate_points=spec.estimate_points, required_skills=list(spec.required_skills), area=spec.area,
+                priority=spec.priority.label, min_trust=spec.min_trust.label)
+    return (yield one("task_get", task_id)), outcome
+
+
+def import_tasks(repos: list[RepoSpec], specs: Iterable[tuple[int, TaskSpec]], now: float,
+                 source: str = "yaml") -> Op[list[tuple[int, str, Row | None, str | None]]]:
+    """Apply an import in one transaction: (entry index, outcome, task, error) per entry."""
+    for repo in repos:
+        yield from upsert_repo(repo, now)
+    results: list[tuple[int, str, Row | None, str | None]] = []
+    for index, spec in specs:
+        try:
+            task, outcome = yield from put_task(spec, now, source)
+        except Problem as problem:
+            results.append((index, "rejected", None, problem.detail))
+        else:
+            results.append((index, outcome, task, None))
+    return results
+
+
+def get_task(task_id: str, history_limit: int = 200) -> Op[tuple[Row, list[Event]]]:
+    task = yield from load_task(task_id)
+    history = [Event.from_row(r) for r in (yield rows("events_for_target", task_id, history_limit))]
+    return task, history
+
+
+def list_tasks(after: str, repo: str | None, status: str | None, area: str | None, skill: str | None,
+               worker_id: str | None, limit: int) -> Op[list[Row]]:
+    return list((yield rows("tasks_list", after, repo, status, area, skill, worker_id, limit)))
+
+
+# ------------------------------------------------------------------ events
+
+
+def list_events(after: int, type_: str | None, actor: str | None, target: str | None, repo: str | None,
+                since: float | None, until: float | None, limit: int) -> Op[list[Event]]:
+    found = yield rows("events_page", after, type_, actor, target, repo, since, until, limit)
+    return [Event.from_row(r) for r in found]
+
+
+def last_event_seq() -> Op[int]:
+    return int((yield one("events_last_seq"))["seq"])

@@ -1,0 +1,418 @@
+"""The PostgreSQL backend (asyncpg): several replicas of the pool share one database.
+
+Selected by `OWP_DATABASE_URL=postgresql://…`. It runs the same sans-I/O operations as the SQLite backend
+(see store.py), one await per statement inside one transaction, with the statements of sql/postgres/*.sql
+and the migrations of migrations/postgres/*.sql.
+
+Why claims, budgets and area locks hold across replicas — the writers' lock
+---------------------------------------------------------------------------
+Every write transaction begins with `pg_advisory_xact_lock(87, hashtext(current_schema()))`, in the same
+round trip as its `BEGIN`, before it reads anything; PostgreSQL releases a transaction's locks only after
+its commit is recorded and visible to new snapshots (CommitTransaction: commit record, proc array, then
+locks), or after its rollback. So write transactions run one after the other, across all
+replicas, each seeing everything committed before it (READ COMMITTED takes a new snapshot per statement,
+and every statement runs after the previous writer's commit). That is exactly the serial execution the
+operations are written for and that SQLite gives with `BEGIN IMMEDIATE`; every rule the operations check
+by reading first — a task is `ready`, the repo's in-flight count is below `max_open_prs`, no area lock
+exists, the offer is still pending — is still true when they write. Two replicas therefore never offer or
+lease the same task, and budgets and area locks cannot be exceeded by two claims racing on different
+replicas. The unique indexes (one pending offer and one active lease per task, one lock per repo and area)
+stay as a second line of defence.
+
+Why not row locks with `FOR UPDATE SKIP LOCKED`: a claim reads a worker, a task, its repo's budget and area
+locks, and then writes four tables; under READ COMMITTED, locking only the candidate task row lets two
+claims in one repo both pass the budget check, and locking repo rows as well makes lock order depend on
+the operation (claim: task → repo; accept: offer → task; lapse: task → offer), which PostgreSQL can only
+resolve by aborting one transaction as a deadlock — and a generator cannot be replayed. A claim holds the
+lock for about a dozen statements on a local socket; the benchmark shows what that allows. Read-only
+transactions (`write=False`) take no lock: they run `REPEATABLE READ READ ONLY` on one snapshot. Within one
+replica an asyncio lock queues writers before they take a pooled connection, so readers are never starved
+of connections by writers waiting for the database lock.
+
+Sweeping is therefore safe on every replica: `expire_due` runs under the writers' lock and reads what is
+due at that moment, so a second replica sweeping right after finds nothing left to lapse. Webhook
+deliveries are deduplicated by the primary key on the delivery id, which every replica's insert hits.
+
+Why the event stream has no gaps — numbering under the same lock
+-----------------------------------------------------------------
+A PostgreSQL sequence hands out numbers at insert time, and transactions may commit in another order (or
+roll back, leaving a hole), so a reader that resumes "after 41" could miss 40 committed a moment later.
+Here `event_insert` takes the next number from the one-row `event_counter` while holding the writers' lock:
+numbers are allocated in commit order, a rolled-back transaction gives its numbers back (the counter rolls
+back with it), pruning old events never leads to a number being reused, and once any replica learns that
+event N committed, every event below N is committed and visible. The insert also runs
+`pg_notify('owp_events.<schema>', seq)`, which PostgreSQL delivers to every listener only on commit, in
+commit order. Each replica's `EventBridge` listens on that channel and feeds `SequencedHub`, which publishes
+each event once and strictly in sequence — events of its own transactions immediately, others' after
+reading them from the log — so an SSE client on replica B sees a lease granted on replica A within
+milliseconds, and `Last-Event-ID` resume (which reads the log) works on any replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sqlite3
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import asyncpg
+
+from owp_bot.events import EventHub
+from owp_bot.scheduler.store import Emit, Event, Op, Row, Stmt, load_queries, migrations
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    Conn = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+_HERE = Path(__file__).parent
+QUERIES = load_queries(_HERE / "sql" / "postgres")
+MIGRATIONS = migrations(_HERE / "migrations" / "postgres")
+
+# Advisory locks are (87, hash of the schema): one pool per schema, so test runs in other schemas never meet.
+# A session lock while migrating (replicas starting together migrate once); the writers' lock per transaction.
+_MIGRATION_LOCK = "SELECT pg_advisory_lock(87, hashtext(current_schema() || '.migrate'))"
+_MIGRATION_UNLOCK = "SELECT pg_advisory_unlock(87, hashtext(current_schema() || '.migrate'))"
+_BEGIN_WRITE = ("BEGIN ISOLATION LEVEL READ COMMITTED; "
+                "SELECT pg_advisory_xact_lock(87, hashtext(current_schema()))")
+# Plan each named statement once per connection: the assignment query takes ~10 ms to plan and well under
+# one to run, and PostgreSQL's default would keep re-planning it for every call with its parameters.
+SERVER_SETTINGS = {"plan_cache_mode": "force_generic_plan"}
+_BEGIN_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+_EVENT_PAGE = 1000
+
+
+def is_postgres_url(url: str | None) -> bool:
+    return bool(url) and url.split(":", 1)[0] in {"postgresql", "postgres"}  # type: ignore[union-attr]
+
+
+class PostgresStore:
+    """The store interface of store.py on an asyncpg pool; `hub` is the replica's event hub (see below)."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, hub: SequencedHub | None = None) -> None:
+        if not is_postgres_url(url):
+            raise ValueError(f"{url!r} is not a postgresql:// URL")
+        self.url = url
+        self.pool_size = pool_size
+        self.hub = hub or SequencedHub()
+        self._pool: asyncpg.Pool | None = None
+        self._writer = asyncio.Lock()
+        self.bridge: EventBridge | None = None
+
+    # -- lifecycle
+
+    async def open(self) -> None:
+        self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=self.pool_size,
+                                               server_settings=SERVER_SETTINGS)
+        async with self._pool.acquire() as conn:
+            await migrate(conn)
+            self.hub.last_seq = await conn.fetchval(QUERIES["events_last_seq"])
+        self.bridge = EventBridge(self, self.hub)
+        await self.bridge.start()
+
+    async def close(self) -> None:
+        if self.bridge is not None:
+            await self.bridge.stop()
+            self.bridge = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def ready(self) -> bool:
+        if self._pool is None:
+            return False
+        try:
+            async with self._pool.acquire() as conn:
+                applied = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        except (asyncpg.PostgresError, OSError):
+            return False
+        return applied >= {version for version, _, _ in MIGRATIONS}
+
+    # -- operations
+
+    async def run(self, op: Op[T], *, write: bool = True) -> tuple[T, list[Event]]:
+        if self._pool is None:
+            raise RuntimeError("the PostgreSQL store is not open")
+        if not write:
+            return await self._transaction(self._pool, op, _BEGIN_READ)
+        async with self._writer:
+            result, events = await self._transaction(self._pool, op, _BEGIN_WRITE)
+            behind = events[0].seq - 1 - self.hub.last_seq if events else 0
+            if behind > 0:  # other replicas committed before us and the bridge has not read them yet
+                self.hub.publish(await self.events_after(self.hub.last_seq, behind))
+            return result, events
+
+    @staticmethod
+    async def _transaction(pool: asyncpg.Pool, op: Op[T], begin: str) -> tuple[T, list[Event]]:
+        async with pool.acquire() as conn:
+            await conn.execute(begin)
+            try:
+                result = await _drive(conn, op)
+            except BaseException:
+                with contextlib.suppress(asyncpg.PostgresError, OSError, asyncpg.InterfaceError):
+                    await conn.execute("ROLLBACK")
+                raise
+            await conn.execute("COMMIT")
+            return result
+
+    async def events_after(self, after: int, limit: int = _EVENT_PAGE) -> list[Event]:
+        """Committed events with seq > after, in order (the bridge reads others' events with this)."""
+        assert self._pool is not None
+        no_filter = (None,) * 6
+        found = await self._pool.fetch(QUERIES["events_page"], after, *no_filter, limit)
+        return [Event.from_row(cast(Row, r)) for r in found]
+
+
+async def _drive(conn: Conn, op: Op[T]) -> tuple[T, list[Event]]:
+    events: list[Event] = []
+    answer: Any = None
+    while True:
+        try:
+            request = op.send(answer)
+        except StopIteration as done:
+            return done.value, events
+        if isinstance(request, Emit):
+            answer = await conn.fetchval(QUERIES["event_insert"], request.ts, request.type, request.actor,
+                                         request.target, request.repo, _json(request.details))
+            events.append(Event(answer, request.ts, request.type, request.actor, request.target, request.repo,
+                                request.details))
+        else:
+            answer = await _execute(conn, request)
+
+
+async def _execute(conn: Conn, stmt: Stmt) -> Any:
+    sql = QUERIES[stmt.name]
+    if stmt.fetch == "one":
+        return await conn.fetchrow(sql, *stmt.params)
+    if stmt.fetch == "all":
+        return await conn.fetch(sql, *stmt.params)
+    status = await conn.execute(sql, *stmt.params)  # "UPDATE 3", "INSERT 0 1", "DELETE 0"
+    return int(status.rsplit(" ", 1)[-1])
+
+
+def _json(details: dict[str, Any]) -> str:
+    return json.dumps(details, separators=(",", ":"))
+
+
+async def migrate(conn: Conn) -> list[int]:
+    """Apply the migrations this schema lacks, each in its own transaction; return the versions applied."""
+    await conn.execute(_MIGRATION_LOCK)
+    try:
+        await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
+                           " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+        applied = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        done = []
+        for version, name, sql in MIGRATIONS:
+            if version in applied:
+                continue
+            async with conn.transaction():
+                await conn.execute(sql)
+                await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                                   version, name)
+            done.append(version)
+        return done
+    finally:
+        await conn.execute(_MIGRATION_UNLOCK)
+
+
+# ------------------------------------------------------------------ the event stream across replicas
+
+
+class SequencedHub(EventHub):
+    """An EventHub that publishes every committed event once, in seq order, whichever replica wrote it.
+
+    Events reach it from this replica's transactions (the scheduler publishes them after commit) and from
+    the log, read by the bridge when another replica's commit is notified; whatever is not above `last_seq`
+    was published already and is dropped. Order holds because both paths hand it runs that begin right
+    after `last_seq`: the bridge reads the log from there, and `PostgresStore.run` first publishes what
+    other replicas committed before its own events (read from the log) when the bridge is behind.
+    """
+
+    def publish(self, events: Iterable[Event]) -> None:
+        super().publish([event for event in events if event.seq > self.last_seq])
+
+
+class EventBridge:
+    """LISTEN for other replicas' commits and publish their events into this replica's hub, in order.
+
+    One dedicated connection listens on `owp_events.<schema>`; a notification (or a gap the hub reports)
+    raises the `committed` mark, and one task reads the log from `hub.last_seq` up to it (this replica's
+    own commits are notified too, which covers callers that run operations without publishing). If the
+    listening connection drops, it reconnects and catches up from the log: nothing is missed meanwhile.
+    """
+
+    RECONNECT_DELAY = 1.0
+
+    def __init__(self, store: PostgresStore, hub: SequencedHub) -> None:
+        self._store = store
+        self._hub = hub
+        self._committed = hub.last_seq
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.listener_pid: int | None = None  # the listening connection's server process
+
+    def committed(self, seq: int) -> None:
+        """Event `seq` is committed: every event up to it will be published."""
+        if seq > self._committed:
+            self._committed = seq
+            self._wake.set()
+
+    async def start(self) -> None:
+        listening = asyncio.Event()
+        self._tasks = [asyncio.create_task(self._listen(listening), name="owp-pg-listen"),
+                       asyncio.create_task(self._catch_up(), name="owp-pg-catch-up")]
+        await listening.wait()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    async def _listen(self, listening: asyncio.Event) -> None:
+        def on_notify(conn: Conn, pid: int, channel: str, payload: object) -> None:
+            self.committed(int(str(payload)))
+
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(self._store.url)
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
+                channel = "owp_events." + await conn.fetchval("SELECT current_schema()")
+                await conn.add_listener(channel, on_notify)
+                self.listener_pid = conn.get_server_pid()
+                self.committed(await conn.fetchval(QUERIES["events_last_seq"]))  # what passed while away
+                listening.set()
+                await lost.wait()
+                log.warning("the PostgreSQL event listener lost its connection; reconnecting")
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("the PostgreSQL event listener cannot connect (%s); retrying", exc)
+                listening.set()  # start-up goes on; the pool itself reports the database state
+            finally:
+                if conn is not None and not conn.is_closed():
+                    await conn.close()
+            await asyncio.sleep(self.RECONNECT_DELAY)
+
+    async def _catch_up(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                while self._hub.last_seq < self._committed:
+                    found = await self._store.events_after(self._hub.last_seq)
+                    if not found:
+                        break
+                    self._hub.publish(found)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("reading events from PostgreSQL failed (%s); retrying", exc)
+                await asyncio.sleep(self.RECONNECT_DELAY)
+                self._wake.set()
+
+
+# ------------------------------------------------------------------ moving a SQLite pool to PostgreSQL
+
+
+class MigrationRefused(Exception):
+    """The copy cannot start; the message says why and what to do."""
+
+
+_PG_INTEGER = {"smallint", "integer", "bigint"}
+
+
+async def copy_from_sqlite(sqlite_path: Path, url: str) -> dict[str, int]:
+    """Copy every table of a stopped SQLite pool into an empty PostgreSQL schema, in one transaction.
+
+    Tables are copied parents first (by their foreign keys); event numbers are kept, and the event counter
+    and identity columns continue after the highest copied value. Returns the rows copied per table.
+    """
+    from owp_bot.scheduler.sqlite_store import SQLiteStore
+
+    if not await asyncio.to_thread(sqlite_path.is_file):
+        raise MigrationRefused(f"{sqlite_path} does not exist; give the pool's database file (OWP_DB_PATH)")
+    sqlite_store = SQLiteStore(sqlite_path)  # brings the source up to the current migrations first
+    await sqlite_store.open()
+    await sqlite_store.close()
+    source = sqlite3.connect(f"file:{sqlite_path}?mode=ro", uri=True)
+    try:
+        conn = await asyncpg.connect(url)
+        try:
+            await migrate(conn)
+            if await conn.fetchval("SELECT (SELECT seq FROM event_counter) + (SELECT count(*) FROM repos)"):
+                raise MigrationRefused("the PostgreSQL database already holds a pool; migrate into an empty "
+                                       "database (or schema) so that nothing is overwritten")
+            async with conn.transaction():
+                return await _copy_tables(source, conn)
+        finally:
+            await conn.close()
+    finally:
+        source.close()
+
+
+async def _copy_tables(source: sqlite3.Connection, conn: asyncpg.Connection) -> dict[str, int]:
+    copied: dict[str, int] = {}
+    for table in _parents_first(source):
+        columns = [row[1] for row in source.execute("SELECT * FROM pragma_table_info(?)", (table,))]
+        types = {r["column_name"]: r["data_type"] for r in await conn.fetch(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = $1", table)}
+        missing = [c for c in columns if c not in types]
+        if missing:
+            raise MigrationRefused(f"table {table} has columns PostgreSQL lacks: {missing}; "
+                                   "both backends must be at the same version of owp")
+        convert = [_converter(types[c]) for c in columns]
+        select = f"SELECT {', '.join(map(_quoted, columns))} FROM {_quoted(table)}"  # noqa: S608 - schema names
+        records = [tuple(None if v is None else f(v) for f, v in zip(convert, row, strict=True))
+                   for row in source.execute(select)]
+        if table == "gh_cursor":  # rows the migration seeded; the source's values win
+            await conn.execute("DELETE FROM gh_cursor")
+        if records:
+            await conn.copy_records_to_table(table, records=records, columns=columns)
+        copied[table] = len(records)
+        for column in (c for c in columns if types[c] in _PG_INTEGER):
+            sequence = await conn.fetchval("SELECT pg_get_serial_sequence($1, $2)", table, column)
+            if sequence is not None and records:
+                top = await conn.fetchval(f"SELECT max({_quoted(column)}) FROM {_quoted(table)}")  # noqa: S608
+                await conn.execute("SELECT setval($1::regclass, $2)", sequence, top)
+    last = source.execute("SELECT coalesce(max(seq), 0) FROM (SELECT seq FROM events UNION ALL "
+                          "SELECT seq FROM sqlite_sequence WHERE name = 'events')").fetchone()[0]
+    await conn.execute("UPDATE event_counter SET seq = $1", last)
+    return copied
+
+
+def _quoted(identifier: str) -> str:
+    """An identifier read from the schema itself, quoted for SQL."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _converter(pg_type: str) -> Callable[[Any], Any]:
+    if pg_type in _PG_INTEGER:
+        return int
+    if pg_type in {"double precision", "real", "numeric"}:
+        return float
+    if pg_type == "boolean":
+        return bool
+    return lambda value: value if isinstance(value, str) else str(value)
+
+
+def _parents_first(source: sqlite3.Connection) -> list[str]:
+    tables = [row[0] for row in source.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+        "AND name <> 'schema_migrations' ORDER BY name")]
+    parents = {t: {row[2] for row in source.execute("SELECT * FROM pragma_foreign_key_list(?)", (t,))} - {t}
+               for t in tables}
+    ordered: list[str] = []
+    while len(ordered) < len(tables):
+        ready = [t for t in tables if t not in ordered and parents[t] <= set(ordered)]
+        if not ready:
+            raise MigrationRefused(f"foreign keys form a cycle among {sorted(set(tables) - set(ordered))}")
+        ordered += ready
+    return ordered

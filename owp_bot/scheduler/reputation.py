@@ -1,0 +1,155 @@
+"""Reputation: the score formula (pure), the operations that keep it on the worker row, trust-tier changes.
+
+The score is computed from the event log (docs/protocol.md "Reputation") and stored on the worker row in
+the same transaction as the outcome event that changes it, so assignment reads one column, never the log.
+These operations import no other operation module: operations.py calls `refresh` from its building blocks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from owp_bot.config import Settings
+from owp_bot.errors import Problem, not_found
+from owp_bot.scheduler.models import TrustTier
+from owp_bot.scheduler.store import Emit, Op, Row, one, rows, run
+
+# A Beta(2, 2) prior: a new worker scores 50 and four outcomes' worth of evidence moves it halfway.
+PRIOR_GOOD = 2.0
+PRIOR_BAD = 2.0
+# Evidence each outcome adds to the good or the bad side.
+GOOD_WEIGHTS = {"completed": 1.0, "merged": 1.0, "approved": 0.5}
+BAD_WEIGHTS = {"expired": 1.0, "closed_unmerged": 1.0, "released": 0.5, "changes": 0.25, "declined": 0.1}
+# The event types counted (see rep_counts in sql/sqlite/insights.sql); a GitHub review is reported as
+# `review.approved` / `review.changes_requested` with the author's `worker_id` in its details.
+OUTCOME_EVENTS = frozenset({"lease.completed", "lease.expired", "lease.released", "offer.rejected",
+                            "task.merged", "task.ready", "review.approved", "review.changes_requested"})
+
+
+@dataclass(frozen=True, slots=True)
+class Outcomes:
+    completed: int = 0  # leases that reached pr_opened before expiry
+    expired: int = 0
+    released: int = 0
+    declined: int = 0  # offers rejected
+    merged: int = 0
+    closed_unmerged: int = 0  # PRs closed without merge (the task went back to ready from pr_opened)
+    approved: int = 0  # review approvals reported by GitHub
+    changes: int = 0  # reviews requesting changes
+
+    @classmethod
+    def from_row(cls, row: Row | None) -> Outcomes:
+        if row is None:
+            return cls()
+        return cls(**{f.name: int(row[f.name] or 0) for f in fields(cls)})
+
+    def __add__(self, other: Outcomes) -> Outcomes:
+        return Outcomes(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+
+    @property
+    def leases_ended(self) -> int:
+        return self.completed + self.expired + self.released
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def evidence(outcomes: Outcomes) -> tuple[float, float]:
+    good = sum(w * getattr(outcomes, name) for name, w in GOOD_WEIGHTS.items())
+    bad = sum(w * getattr(outcomes, name) for name, w in BAD_WEIGHTS.items())
+    return good, bad
+
+
+def score(outcomes: Outcomes) -> float:
+    """0..100: the mean of the Beta posterior of "this worker delivers", times 100, to one decimal."""
+    good, bad = evidence(outcomes)
+    return round(100 * (PRIOR_GOOD + good) / (PRIOR_GOOD + PRIOR_BAD + good + bad), 1)
+
+
+PRIOR_SCORE = score(Outcomes())
+
+
+def metrics(outcomes: Outcomes) -> dict[str, Any]:
+    """The rates behind the score; a rate is None until there is something to divide by."""
+    reviewed = outcomes.merged + outcomes.closed_unmerged + outcomes.approved + outcomes.changes
+    return {
+        "completion_rate": _ratio(outcomes.completed, outcomes.leases_ended),
+        "on_time_delivery": _ratio(outcomes.completed, outcomes.completed + outcomes.expired),
+        "avg_pr_quality": _ratio(outcomes.merged + outcomes.approved, reviewed),
+        "pr_merge_rate": _ratio(outcomes.merged, outcomes.merged + outcomes.closed_unmerged),
+        "total_tasks": outcomes.leases_ended,
+        **{f"{name}": value for name, value in asdict(outcomes).items()},
+    }
+
+
+def tier_change(tier: TrustTier, outcomes: Outcomes, reputation: float, settings: Settings
+                ) -> tuple[TrustTier, str] | None:
+    """The automatic promotion/demotion rules (each off when its threshold is 0): the new tier and why."""
+    demote, promote = settings.demote_after_expired, settings.promote_after_merged
+    if demote and tier > TrustTier.UNTRUSTED and outcomes.expired >= demote:
+        return TrustTier.UNTRUSTED, f"automatic: {outcomes.expired} expired leases (limit {demote})"
+    if (promote and tier is TrustTier.BASIC and outcomes.merged >= promote
+            and reputation >= settings.promote_min_score):
+        return TrustTier.TRUSTED, (f"automatic: {outcomes.merged} merged PRs and reputation {reputation:g} "
+                                   f"(needs {promote} and {settings.promote_min_score})")
+    return None
+
+
+# ------------------------------------------------------------------ operations
+
+
+def outcomes_of(worker_id: str) -> Op[Outcomes]:
+    """From the log (indexed by worker), plus what retention folded away."""
+    live = Outcomes.from_row((yield one("rep_counts", worker_id)))
+    return live + Outcomes.from_row((yield one("rep_carry_get", worker_id)))
+
+
+def refresh(worker_id: str | None) -> Op[float | None]:
+    """Recompute a worker's score after one of its outcome events, in the same transaction."""
+    if worker_id is None:
+        return None
+    value = score((yield from outcomes_of(worker_id)))
+    yield run("rep_worker_set", worker_id, value)
+    return value
+
+
+def _worker(worker_id: str) -> Op[Row]:
+    worker: Row | None = yield one("worker_get", worker_id)
+    if worker is None:
+        raise not_found("worker", worker_id, "list workers with GET /v1/workers")
+    return worker
+
+
+def reputation_of(worker_id: str) -> Op[tuple[Row, Outcomes]]:
+    worker = yield from _worker(worker_id)
+    return worker, (yield from outcomes_of(worker_id))
+
+
+def _change_tier(worker: Row, tier: TrustTier, reason: str, actor: str, now: float) -> Op[None]:
+    yield run("rep_worker_set_tier", worker["id"], int(tier))
+    yield Emit(now, "worker.trust_tier", actor, worker["id"], None,
+               {"worker_id": worker["id"], "tier": tier.label,
+                "previous": TrustTier(worker["trust_tier"]).label, "reason": reason})
+
+
+def set_trust_tier(worker_id: str, tier: TrustTier, reason: str, actor: str, now: float) -> Op[Row]:
+    """An admin sets a tier; the change is an audit event with the actor and the reason."""
+    worker = yield from _worker(worker_id)
+    if TrustTier(worker["trust_tier"]) is tier:
+        raise Problem(409, f"worker {worker_id} is already {tier.label}; nothing to change")
+    yield from _change_tier(worker, tier, reason, actor, now)
+    return (yield from _worker(worker_id))
+
+
+def apply_tier_rules(now: float, settings: Settings) -> Op[None]:
+    """Review workers whose outcomes changed since the last review (a partial index of flagged rows)."""
+    if not (settings.promote_after_merged or settings.demote_after_expired):
+        return
+    for worker in (yield rows("rep_review_due")):
+        yield run("rep_review_done", worker["id"])
+        outcomes = yield from outcomes_of(worker["id"])
+        change = tier_change(TrustTier(worker["trust_tier"]), outcomes, worker["reputation"], settings)
+        if change is not None:
+            yield from _change_tier(worker, change[0], change[1], "system", now)

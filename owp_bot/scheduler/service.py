@@ -1,0 +1,114 @@
+"""The scheduler service: authenticates callers, buffers heartbeats, runs operations, publishes events.
+
+Handlers call these coroutines; each runs one operation (operations.py) in one store transaction, after
+applying buffered heartbeats and lapsing whatever ran out — so correctness never waits for the sweeper.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable
+from typing import TypeVar
+
+from owp_bot.clock import Clock
+from owp_bot.config import Settings
+from owp_bot.errors import Problem
+from owp_bot.events import EventHub
+from owp_bot.scheduler import operations as ops
+from owp_bot.scheduler.ids import new_id
+from owp_bot.scheduler.models import TrustTier
+from owp_bot.scheduler.store import Op, Store
+
+T = TypeVar("T")
+TOKEN_PREFIX = "owp_"  # noqa: S105 - a prefix, not a secret
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Scheduler:
+    def __init__(self, store: Store, settings: Settings, clock: Clock, hub: EventHub) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.hub = hub
+        self._heartbeats: dict[str, tuple[float, str, str | None]] = {}
+        self._token_owners: dict[str, str] = {}  # token hash -> worker id
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    async def run(self, make_op: Callable[[float], Op[T]], *, write: bool = True) -> T:
+        """Run one operation with the current time, after flushing heartbeats and lapsing what is due."""
+        now = self.clock.now()
+        beats: dict[str, tuple[float, str, str | None]] = {}
+        if write:
+            beats, self._heartbeats = self._heartbeats, {}
+        settings = self.settings
+
+        def transaction() -> Op[T]:
+            if write:
+                yield from ops.apply_heartbeats(beats)
+                yield from ops.expire_due(now, settings)
+            return (yield from make_op(now))
+
+        try:
+            result, events = await self.store.run(transaction(), write=write)
+        except BaseException:
+            for worker_id, beat in beats.items():  # rolled back: keep them for the next transaction
+                self._heartbeats.setdefault(worker_id, beat)
+            raise
+        self.hub.publish(events)
+        return result
+
+    async def flush(self) -> None:
+        """Write buffered heartbeats and lapse what is due (the sweeper calls this)."""
+        await self.run(lambda now: _nothing())
+
+    # -- credentials
+
+    def is_admin(self, token: str | None) -> bool:
+        return bool(token) and hmac.compare_digest(token.encode(), self.settings.admin_token.encode())  # type: ignore[union-attr]
+
+    async def authenticate(self, token: str) -> str:
+        """Bearer token -> worker id; 401 otherwise. Known tokens are answered from memory."""
+        digest = hash_token(token)
+        worker_id = self._token_owners.get(digest)
+        if worker_id is None:
+            worker_id = await self.run(lambda now: ops.worker_by_token(digest), write=False)
+            if worker_id is None:
+                raise Problem(401, "the bearer token is not a registered worker's; register with "
+                                   "POST /v1/workers/register and use the token it returns")
+            self._token_owners[digest] = worker_id
+        return worker_id
+
+    # -- workers
+
+    async def register(self, name: str, github_handle: str | None, skills: list[str], capacity_points: int,
+                       max_concurrent_tasks: int, trust_tier: TrustTier = TrustTier.BASIC) -> tuple[str, str]:
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        digest = hash_token(token)
+        now = self.clock.now()
+        worker_id = new_id("w", now)
+        await self.run(lambda now: ops.register_worker(worker_id, digest, name, github_handle, skills,
+                                                       capacity_points, max_concurrent_tasks, trust_tier, now))
+        self._token_owners[digest] = worker_id
+        return worker_id, token
+
+    def heartbeat(self, worker_id: str, status: str, note: str | None) -> float:
+        """Buffered: written with the next transaction or by the flusher within a second."""
+        now = self.clock.now()
+        self._heartbeats[worker_id] = (now, status, note)
+        return now
+
+    @property
+    def pending_heartbeats(self) -> int:
+        return len(self._heartbeats)
+
+
+def _nothing() -> Op[None]:
+    return None
+    yield  # a generator that yields nothing

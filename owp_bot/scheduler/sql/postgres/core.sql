@@ -1,0 +1,290 @@
+-- Named statements of the PostgreSQL backend: the same names as sql/sqlite/core.sql, parameters $1..$n in
+-- the same order. Casts (`$2::text`) only where a parameter's type cannot be inferred from its use.
+
+-- Numbered from event_counter: write transactions hold the writers' lock (postgres_store.py), so numbers
+-- are allocated in commit order and a rolled-back transaction gives its number back. The notification is
+-- delivered to every replica's listener when, and only if, the transaction commits.
+-- name: event_insert
+-- mirrors sqlite 7b2ac368fd5e
+WITH next AS (UPDATE event_counter SET seq = seq + 1 RETURNING seq)
+INSERT INTO events (seq, ts, type, actor, target, repo, details)
+SELECT next.seq, $1::float8, $2::text, $3::text, $4::text, $5::text, $6::text FROM next
+RETURNING seq, pg_notify('owp_events.' || current_schema(), seq::text) AS notified;
+
+-- name: events_page
+-- mirrors sqlite f67503d2ac04
+SELECT seq, ts, type, actor, target, repo, details FROM events
+WHERE seq > $1
+  AND ($2::text IS NULL OR type = $2::text
+       OR (right($2::text, 2) = '.*' AND type LIKE left($2::text, -1) || '%'))
+  AND ($3::text IS NULL OR actor = $3::text)
+  AND ($4::text IS NULL OR target = $4::text)
+  AND ($5::text IS NULL OR repo = $5::text)
+  AND ($6::float8 IS NULL OR ts >= $6::float8)
+  AND ($7::float8 IS NULL OR ts < $7::float8)
+ORDER BY seq LIMIT $8;
+
+-- The last number handed out (all of them are committed: see event_insert).
+-- name: events_last_seq
+-- mirrors sqlite 2fa1bdd46d0c
+SELECT seq FROM event_counter;
+
+-- name: events_for_target
+-- mirrors sqlite 127dea31d315
+SELECT seq, ts, type, actor, target, repo, details FROM events WHERE target = $1 ORDER BY seq LIMIT $2;
+
+-- ---------------------------------------------------------------- workers
+
+-- name: worker_insert
+-- mirrors sqlite 5920d71e481b
+INSERT INTO workers (id, name, github_handle, skills, capacity_points, max_concurrent_tasks, status, note,
+                     trust_tier, token_hash, last_heartbeat, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, 'idle', NULL, $7, $8, $9, $9);
+
+-- name: worker_get
+-- mirrors sqlite 496f096b0ad2
+SELECT * FROM workers WHERE id = $1;
+
+-- name: worker_by_token
+-- mirrors sqlite 9dd854e8b78d
+SELECT id FROM workers WHERE token_hash = $1;
+
+-- name: worker_by_handle
+-- mirrors sqlite a8b7e44687a2
+SELECT * FROM workers WHERE lower(github_handle) = lower($1) ORDER BY created_at LIMIT 1;
+
+-- name: worker_load
+-- mirrors sqlite 09324a82ffcc
+SELECT count(*) AS tasks, coalesce(sum(estimate_points), 0) AS points FROM tasks
+WHERE worker_id = $1 AND status IN ('offered', 'leased', 'in_progress', 'blocked');
+
+-- name: worker_heartbeat
+-- mirrors sqlite 69fc8642729b
+UPDATE workers SET last_heartbeat = $2, status = $3, note = $4 WHERE id = $1;
+
+-- name: workers_stale
+-- mirrors sqlite 594db74571f0
+SELECT id, status FROM workers WHERE status <> 'offline' AND last_heartbeat < $1;
+
+-- name: worker_set_offline
+-- mirrors sqlite 0b3fe40b9847
+UPDATE workers SET status = 'offline' WHERE id = $1;
+
+-- name: workers_list
+-- mirrors sqlite 16615742ade5
+SELECT w.*,
+       (SELECT count(*) FROM tasks t WHERE t.worker_id = w.id
+          AND t.status IN ('offered', 'leased', 'in_progress', 'blocked')) AS tasks_in_use,
+       (SELECT coalesce(sum(t.estimate_points), 0) FROM tasks t WHERE t.worker_id = w.id
+          AND t.status IN ('offered', 'leased', 'in_progress', 'blocked')) AS points_in_use
+FROM workers w WHERE w.id > $1 ORDER BY w.id LIMIT $2;
+
+-- ---------------------------------------------------------------- repos
+
+-- name: repo_get
+-- mirrors sqlite 59ce57ef9e3a
+SELECT * FROM repos WHERE id = $1;
+
+-- name: repo_insert
+-- mirrors sqlite 73b432da75f5
+INSERT INTO repos (id, max_open_prs, area_locks, lease_ttl, offer_ttl, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $6);
+
+-- name: repo_update
+-- mirrors sqlite b044701a64e9
+UPDATE repos SET max_open_prs = $2, area_locks = $3, lease_ttl = $4, offer_ttl = $5, updated_at = $6
+WHERE id = $1;
+
+-- name: repo_in_flight_add
+-- mirrors sqlite 68fa791f9df2
+UPDATE repos SET in_flight = in_flight + $2 WHERE id = $1;
+
+-- name: repos_list
+-- mirrors sqlite 9dc9fab604c1
+SELECT * FROM repos ORDER BY id;
+
+-- name: repo_counts
+-- mirrors sqlite d45f46410867
+SELECT status, count(*) AS n FROM tasks WHERE repo = $1 GROUP BY status;
+
+-- ---------------------------------------------------------------- area locks
+
+-- name: area_lock_take
+-- mirrors sqlite 1fd0a6735249
+INSERT INTO area_locks (repo, area, task_id)
+SELECT $1::text, $2::text, $3::text WHERE EXISTS (SELECT 1 FROM repos WHERE id = $1::text AND area_locks = 1)
+ON CONFLICT DO NOTHING;
+
+-- name: area_lock_free
+-- mirrors sqlite 1035e90f965f
+DELETE FROM area_locks WHERE task_id = $1;
+
+-- name: area_locks_of_repo
+-- mirrors sqlite ba0cc6ea1bec
+SELECT area FROM area_locks WHERE repo = $1;
+
+-- name: area_locks_clear_repo
+-- mirrors sqlite 1bc82a1da4e0
+DELETE FROM area_locks WHERE repo = $1;
+
+-- name: area_locks_rebuild_repo
+-- mirrors sqlite 443cfb59ac3a
+INSERT INTO area_locks (repo, area, task_id)
+SELECT DISTINCT ON (area) repo, area, id FROM tasks
+WHERE repo = $1 AND area IS NOT NULL
+  AND status IN ('offered', 'leased', 'in_progress', 'blocked', 'pr_opened')
+ORDER BY area, created_at
+ON CONFLICT DO NOTHING;
+
+-- ---------------------------------------------------------------- tasks
+
+-- name: task_insert
+-- mirrors sqlite bbfe63569d1b
+INSERT INTO tasks (id, repo, external_key, title, url, issue_number, estimate_points, required_skills, area,
+                   priority, min_trust, status, source, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'ready', $12, $13, $13);
+
+-- name: task_skill_insert
+-- mirrors sqlite b512027fa7b3
+INSERT INTO task_skills (task_id, skill) VALUES ($1, $2);
+
+-- name: task_skills_clear
+-- mirrors sqlite c7908840663c
+DELETE FROM task_skills WHERE task_id = $1;
+
+-- name: task_get
+-- mirrors sqlite e72230977310
+SELECT * FROM tasks WHERE id = $1;
+
+-- name: task_by_key
+-- mirrors sqlite 5c58132ccdd8
+SELECT * FROM tasks WHERE repo = $1 AND external_key = $2;
+
+-- name: task_update_fields
+-- mirrors sqlite 24b678eeb836
+UPDATE tasks SET title = $2, url = $3, issue_number = $4, estimate_points = $5, required_skills = $6,
+                 area = $7, priority = $8, min_trust = $9, updated_at = $10
+WHERE id = $1;
+
+-- name: task_set_status
+-- mirrors sqlite 92d939683f9c
+UPDATE tasks SET status = $2, worker_id = $3, updated_at = $4 WHERE id = $1;
+
+-- name: task_set_pr
+-- mirrors sqlite 68326202db28
+UPDATE tasks SET pr_url = $2, pr_number = $3, updated_at = $4 WHERE id = $1;
+
+-- name: tasks_list
+-- mirrors sqlite 69ffbb85835e
+SELECT * FROM tasks t
+WHERE t.id > $1
+  AND ($2::text IS NULL OR t.repo = $2::text)
+  AND ($3::text IS NULL OR t.status = $3::text)
+  AND ($4::text IS NULL OR t.area = $4::text)
+  AND ($5::text IS NULL OR EXISTS (SELECT 1 FROM task_skills s WHERE s.task_id = t.id AND s.skill = $5::text))
+  AND ($6::text IS NULL OR t.worker_id = $6::text)
+ORDER BY t.id LIMIT $7;
+
+-- The assignment hot path: the best ready task this worker may take, walking tasks_ready in order.
+-- $1 free points, $2 trust tier, $3 skills (JSON list), $4 worker id, $5 declines count since.
+-- Reputation head start (docs/protocol.md "Reputation"): a task of priority >= $6 that became ready after $7
+-- is skipped when $8 = 1, i.e. a better-reputed online worker with a free slot exists (rep_better_rival,
+-- asked once per request): the hot query compares constants, it never scans workers per candidate.
+-- name: next_candidate
+-- mirrors sqlite 72b8547b30d8
+SELECT t.* FROM tasks t
+JOIN repos r ON r.id = t.repo
+WHERE t.status = 'ready'
+  AND t.estimate_points <= $1
+  AND t.min_trust <= $2
+  AND r.in_flight + r.external_open_prs < r.max_open_prs
+  AND NOT EXISTS (SELECT 1 FROM area_locks a WHERE a.repo = t.repo AND a.area = t.area)
+  AND NOT EXISTS (SELECT 1 FROM task_skills s WHERE s.task_id = t.id
+                    AND s.skill NOT IN (SELECT json_array_elements_text($3::text::json)))
+  AND NOT EXISTS (SELECT 1 FROM offers o
+                    WHERE o.worker_id = $4 AND o.task_id = t.id AND o.state = 'rejected' AND o.resolved_at > $5)
+  AND ($2 >= 2 OR t.area IS NULL
+       OR NOT EXISTS (SELECT 1 FROM json_array_elements_text(r.sensitive_areas::json) j WHERE j = t.area))
+  AND (t.priority < $6 OR t.updated_at <= $7::float8 OR $8::int = 0)
+ORDER BY t.priority DESC, t.created_at, t.id
+LIMIT 1;
+
+-- A window of ready tasks in assignment order, for explaining why a worker gets none.
+-- name: ready_window
+-- mirrors sqlite 28e3106c1610
+SELECT * FROM tasks WHERE status = 'ready'
+ORDER BY priority DESC, created_at, id LIMIT $1;
+
+-- name: ready_count
+-- mirrors sqlite fc691936a1b4
+SELECT count(*) AS n FROM tasks WHERE status = 'ready';
+
+-- name: declined_since
+-- mirrors sqlite 5a2c1fc75b48
+SELECT DISTINCT task_id FROM offers WHERE worker_id = $1 AND state = 'rejected' AND resolved_at > $2;
+
+-- ---------------------------------------------------------------- offers
+
+-- name: offer_insert
+-- mirrors sqlite 1f5d0b4c9f8c
+INSERT INTO offers (id, task_id, worker_id, state, created_at, expires_at) VALUES ($1, $2, $3, 'pending', $4, $5);
+
+-- name: offer_get
+-- mirrors sqlite 2c7fe5964d9d
+SELECT * FROM offers WHERE id = $1;
+
+-- name: offer_resolve
+-- mirrors sqlite 484f3aea258c
+UPDATE offers SET state = $2, reason = $3, note = $4, resolved_at = $5 WHERE id = $1 AND state = 'pending';
+
+-- name: offer_pending_of_task
+-- mirrors sqlite 3ed803d1806d
+SELECT * FROM offers WHERE task_id = $1 AND state = 'pending';
+
+-- name: offers_due
+-- mirrors sqlite d1d1b2543c71
+SELECT * FROM offers WHERE state = 'pending' AND expires_at <= $1 ORDER BY expires_at;
+
+-- name: offers_pending_of_worker
+-- mirrors sqlite f93e117007fe
+SELECT o.id AS offer_id, o.expires_at, t.* FROM offers o JOIN tasks t ON t.id = o.task_id
+WHERE o.worker_id = $1 AND o.state = 'pending' ORDER BY t.priority DESC, t.created_at, t.id;
+
+-- ---------------------------------------------------------------- leases
+
+-- name: lease_insert
+-- mirrors sqlite 0bfb6f122e1f
+INSERT INTO leases (id, task_id, worker_id, state, granted_at, expires_at, max_expires_at)
+VALUES ($1, $2, $3, 'active', $4, $5, $6);
+
+-- name: lease_get
+-- mirrors sqlite 40fdc9e1d6d6
+SELECT * FROM leases WHERE id = $1;
+
+-- name: lease_active_of_task
+-- mirrors sqlite a605129583b4
+SELECT * FROM leases WHERE task_id = $1 AND state = 'active';
+
+-- name: lease_end
+-- mirrors sqlite d07c649e4cc9
+UPDATE leases SET state = $2, ended_at = $3 WHERE id = $1 AND state = 'active';
+
+-- name: lease_extend
+-- mirrors sqlite 45ee693cdd96
+UPDATE leases SET expires_at = $2 WHERE id = $1 AND state = 'active';
+
+-- name: leases_due
+-- mirrors sqlite 319ad9bd8db6
+SELECT * FROM leases WHERE state = 'active' AND expires_at <= $1 ORDER BY expires_at;
+
+-- Run by every write transaction: walk the few offline workers (workers_offline), not every active lease.
+-- name: leases_of_offline
+-- mirrors sqlite 264845933da0
+SELECT l.* FROM workers w JOIN leases l ON l.worker_id = w.id AND l.state = 'active'
+WHERE w.status = 'offline' AND w.last_heartbeat < $1;
+
+-- name: leases_active_of_worker
+-- mirrors sqlite c97a1016519d
+SELECT l.id AS lease_id, l.expires_at AS lease_expires_at, l.max_expires_at, t.* FROM leases l
+JOIN tasks t ON t.id = l.task_id
+WHERE l.worker_id = $1 AND l.state = 'active' ORDER BY l.granted_at, l.id;

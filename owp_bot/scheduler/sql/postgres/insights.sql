@@ -1,0 +1,186 @@
+-- Named statements of trust, reputation, analytics and retention on PostgreSQL: the names of
+-- sql/sqlite/insights.sql, $1..$n in the same order. `(details::jsonb ->> 'key')` reads what SQLite's
+-- json_extract(details, '$.key') reads (and matches the expression indexes of 003_insights.sql);
+-- `count(*) FILTER (WHERE …)` counts what SQLite's sum(condition) counts.
+
+-- ---------------------------------------------------------------- reputation
+
+-- One worker's outcome counts, from its events (index rep_events_worker); see docs/protocol.md "Reputation".
+-- name: rep_counts
+-- mirrors sqlite 8c9eb328e117
+SELECT count(*) FILTER (WHERE type = 'lease.completed') AS completed,
+       count(*) FILTER (WHERE type = 'lease.expired') AS expired,
+       count(*) FILTER (WHERE type = 'lease.released') AS released,
+       count(*) FILTER (WHERE type = 'offer.rejected') AS declined,
+       count(*) FILTER (WHERE type = 'task.merged') AS merged,
+       count(*) FILTER (WHERE type = 'task.ready' AND (details::jsonb ->> 'previous') = 'pr_opened')
+         AS closed_unmerged,
+       count(*) FILTER (WHERE type = 'review.approved') AS approved,
+       count(*) FILTER (WHERE type = 'review.changes_requested') AS changes
+FROM events
+WHERE ((details::jsonb) ->> 'worker_id') = $1::text
+  AND type IN ('lease.completed', 'lease.expired', 'lease.released', 'offer.rejected', 'task.merged',
+               'task.ready', 'review.approved', 'review.changes_requested');
+
+-- name: rep_carry_get
+-- mirrors sqlite 079352ab963f
+SELECT * FROM rep_carry WHERE worker_id = $1;
+
+-- name: rep_worker_set
+-- mirrors sqlite d63056612ad6
+UPDATE workers SET reputation = $2, rep_review = 1 WHERE id = $1;
+
+-- name: rep_review_due
+-- mirrors sqlite ccbbb49b4e6e
+SELECT * FROM workers WHERE rep_review = 1;
+
+-- name: rep_review_done
+-- mirrors sqlite 468a21c8cb1c
+UPDATE workers SET rep_review = 0 WHERE id = $1;
+
+-- name: rep_worker_set_tier
+-- mirrors sqlite e90dcefcd982
+UPDATE workers SET trust_tier = $2 WHERE id = $1;
+
+-- name: rep_repo_set_sensitive
+-- mirrors sqlite 6fe838157ac2
+UPDATE repos SET sensitive_areas = $2 WHERE id = $1;
+
+-- ---------------------------------------------------------------- retention
+
+-- Fold the outcome counts of events older than $1 into rep_carry before they are deleted.
+-- name: ret_fold_reputation
+-- mirrors sqlite 7beedda84308
+INSERT INTO rep_carry (worker_id, completed, expired, released, declined, merged, closed_unmerged, approved,
+                       changes)
+SELECT (details::jsonb) ->> 'worker_id' AS wid,
+       count(*) FILTER (WHERE type = 'lease.completed'), count(*) FILTER (WHERE type = 'lease.expired'),
+       count(*) FILTER (WHERE type = 'lease.released'), count(*) FILTER (WHERE type = 'offer.rejected'),
+       count(*) FILTER (WHERE type = 'task.merged'),
+       count(*) FILTER (WHERE type = 'task.ready' AND (details::jsonb ->> 'previous') = 'pr_opened'),
+       count(*) FILTER (WHERE type = 'review.approved'), count(*) FILTER (WHERE type = 'review.changes_requested')
+FROM events
+WHERE ts < $1 AND ((details::jsonb) ->> 'worker_id') IS NOT NULL
+  AND type IN ('lease.completed', 'lease.expired', 'lease.released', 'offer.rejected', 'task.merged',
+               'task.ready', 'review.approved', 'review.changes_requested')
+GROUP BY wid
+ON CONFLICT (worker_id) DO UPDATE SET
+  completed = rep_carry.completed + excluded.completed, expired = rep_carry.expired + excluded.expired,
+  released = rep_carry.released + excluded.released, declined = rep_carry.declined + excluded.declined,
+  merged = rep_carry.merged + excluded.merged,
+  closed_unmerged = rep_carry.closed_unmerged + excluded.closed_unmerged,
+  approved = rep_carry.approved + excluded.approved, changes = rep_carry.changes + excluded.changes;
+
+-- name: ret_delete_events
+-- mirrors sqlite 38aa7df37f5b
+DELETE FROM events WHERE ts < $1;
+
+-- name: ret_delete_samples
+-- mirrors sqlite 2933e6805963
+DELETE FROM an_budget_samples WHERE ts < $1;
+
+-- ---------------------------------------------------------------- analytics
+-- $1 repo (NULL: the whole pool), $2 period start, $3 period end.
+
+-- name: an_type_counts_repo
+-- mirrors sqlite 3d122ec221fa
+SELECT type, count(*) AS n FROM events WHERE repo = $1 AND ts >= $2::float8 AND ts <= $3::float8 GROUP BY type;
+
+-- name: an_type_counts_pool
+-- mirrors sqlite 9c349c8b7e2a
+SELECT type, count(*) AS n FROM events WHERE ts >= $1::float8 AND ts <= $2::float8 GROUP BY type;
+
+-- name: an_closed_unmerged
+-- mirrors sqlite fcac6f1faf7d
+SELECT count(*) AS n FROM events
+WHERE type = 'task.ready' AND ts >= $2::float8 AND ts <= $3::float8 AND ($1::text IS NULL OR repo = $1::text)
+  AND (details::jsonb ->> 'previous') = 'pr_opened';
+
+-- Lease granted -> PR opened, for leases that reached a PR in the period.
+-- name: an_lease_to_pr
+-- mirrors sqlite cef338a8916f
+SELECT avg(e.ts - l.granted_at) AS seconds FROM events e
+JOIN leases l ON l.id = (e.details::jsonb ->> 'lease_id')
+WHERE e.type = 'lease.completed' AND e.ts >= $2::float8 AND e.ts <= $3::float8
+  AND ($1::text IS NULL OR e.repo = $1::text);
+
+-- Task created -> merged, for tasks merged in the period.
+-- name: an_time_to_merge
+-- mirrors sqlite acf3157002e3
+SELECT avg(e.ts - t.created_at) AS seconds FROM events e
+JOIN tasks t ON t.id = e.target
+WHERE e.type = 'task.merged' AND e.ts >= $2::float8 AND e.ts <= $3::float8
+  AND ($1::text IS NULL OR e.repo = $1::text);
+
+-- Lease time inside the period and the workers who held leases; $4: earliest grant that can still be
+-- active in the period (start - lease cap).
+-- name: an_busy
+-- mirrors sqlite 859c6a3173b0
+SELECT coalesce(sum(least(coalesce(l.ended_at, $3::float8), $3::float8) - greatest(l.granted_at, $2::float8)), 0)
+         AS busy_seconds,
+       count(DISTINCT l.worker_id) AS workers
+FROM leases l JOIN tasks t ON t.id = l.task_id
+WHERE l.granted_at >= $4::float8 AND l.granted_at < $3::float8 AND coalesce(l.ended_at, $3::float8) > $2::float8
+  AND ($1::text IS NULL OR t.repo = $1::text);
+
+-- name: an_budget_summary
+-- mirrors sqlite 499f4474ea0f
+SELECT count(*) AS samples, count(*) FILTER (WHERE in_flight >= max_open_prs) AS saturated,
+       count(*) FILTER (WHERE ready > 0 AND in_flight < max_open_prs) AS waiting
+FROM an_budget_samples
+WHERE ts >= $2::float8 AND ts <= $3::float8 AND ($1::text IS NULL OR repo = $1::text);
+
+-- name: an_budget_sample
+-- mirrors sqlite a8cefd91f201
+INSERT INTO an_budget_samples (repo, ts, in_flight, max_open_prs, ready)
+SELECT r.id, $1::float8, r.in_flight + r.external_open_prs, r.max_open_prs,
+       (SELECT count(*) FROM tasks t WHERE t.repo = r.id AND t.status = 'ready')
+FROM repos r
+ON CONFLICT (repo, ts) DO UPDATE SET in_flight = excluded.in_flight, max_open_prs = excluded.max_open_prs,
+    ready = excluded.ready;
+
+-- Per-bucket counts for charts; $4 bucket width in seconds. Buckets start at $2 (trunc: SQLite's CAST).
+-- name: an_series
+-- mirrors sqlite 6987aaed5bed
+SELECT trunc((ts - $2::float8) / $4::float8)::integer AS bucket,
+       count(*) FILTER (WHERE type = 'task.merged') AS tasks_completed,
+       count(*) FILTER (WHERE type = 'lease.granted') AS leases_granted,
+       count(*) FILTER (WHERE type = 'lease.expired') AS leases_expired,
+       count(*) FILTER (WHERE type = 'task.merged') AS prs_merged,
+       count(*) FILTER (WHERE type = 'task.ready' AND (details::jsonb ->> 'previous') = 'pr_opened') AS prs_closed,
+       count(*) FILTER (WHERE type = 'offer.created') AS offers_made,
+       count(*) FILTER (WHERE type = 'offer.accepted') AS offers_accepted
+FROM events
+WHERE ts >= $2::float8 AND ts <= $3::float8 AND ($1::text IS NULL OR repo = $1::text)
+  AND type IN ('task.merged', 'lease.granted', 'lease.expired', 'task.ready', 'offer.created', 'offer.accepted')
+GROUP BY bucket ORDER BY bucket;
+
+-- ---------------------------------------------------------------- metrics
+
+-- name: an_event_counts_since
+-- mirrors sqlite 71892a0d5522
+SELECT type, count(*) AS n FROM events WHERE seq > $1 AND seq <= $2
+  AND type IN ('lease.granted', 'lease.expired', 'offer.created', 'offer.accepted', 'offer.rejected',
+               'offer.expired')
+GROUP BY type;
+
+-- name: an_task_status_counts
+-- mirrors sqlite 0f7ac2806b1d
+SELECT status, count(*) AS n FROM tasks GROUP BY status;
+
+-- name: an_workers_online
+-- mirrors sqlite ee6584fc03a1
+SELECT count(*) AS n FROM workers WHERE status NOT IN ('offline') AND last_heartbeat >= $1;
+
+-- A better-reputed worker than $1 who is online (heartbeat since $2), not paused, with a free task slot and free points:
+-- while one exists, fresh urgent tasks wait for them (the reputation head start).
+-- name: rep_better_rival
+-- mirrors sqlite c43b33bae729
+SELECT w.id FROM workers w
+WHERE w.status NOT IN ('offline', 'paused') AND w.reputation > $1::float8 AND w.last_heartbeat >= $2::float8
+  AND w.id <> $3
+  AND (SELECT count(*) FROM tasks h WHERE h.worker_id = w.id
+         AND h.status IN ('offered', 'leased', 'in_progress', 'blocked')) < w.max_concurrent_tasks
+  AND (SELECT coalesce(sum(h.estimate_points), 0) FROM tasks h WHERE h.worker_id = w.id
+         AND h.status IN ('offered', 'leased', 'in_progress', 'blocked')) < w.capacity_points
+LIMIT 1;

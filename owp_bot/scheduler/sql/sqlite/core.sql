@@ -1,0 +1,228 @@
+-- Named statements of the SQLite backend. Parameters are positional (?1..?n) in the order the
+-- operations pass them; the PostgreSQL file uses $1..$n in the same order.
+
+-- name: event_insert
+INSERT INTO events (ts, type, actor, target, repo, details) VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING seq;
+
+-- name: events_page
+SELECT seq, ts, type, actor, target, repo, details FROM events
+WHERE seq > ?1
+  AND (?2 IS NULL OR type = ?2 OR (substr(?2, -2) = '.*' AND type LIKE substr(?2, 1, length(?2) - 1) || '%'))
+  AND (?3 IS NULL OR actor = ?3)
+  AND (?4 IS NULL OR target = ?4)
+  AND (?5 IS NULL OR repo = ?5)
+  AND (?6 IS NULL OR ts >= ?6)
+  AND (?7 IS NULL OR ts < ?7)
+ORDER BY seq LIMIT ?8;
+
+-- name: events_last_seq
+SELECT coalesce(max(seq), 0) AS seq FROM events;
+
+-- name: events_for_target
+SELECT seq, ts, type, actor, target, repo, details FROM events WHERE target = ?1 ORDER BY seq LIMIT ?2;
+
+-- ---------------------------------------------------------------- workers
+
+-- name: worker_insert
+INSERT INTO workers (id, name, github_handle, skills, capacity_points, max_concurrent_tasks, status, note,
+                     trust_tier, token_hash, last_heartbeat, created_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'idle', NULL, ?7, ?8, ?9, ?9);
+
+-- name: worker_get
+SELECT * FROM workers WHERE id = ?1;
+
+-- name: worker_by_token
+SELECT id FROM workers WHERE token_hash = ?1;
+
+-- name: worker_by_handle
+SELECT * FROM workers WHERE lower(github_handle) = lower(?1) ORDER BY created_at LIMIT 1;
+
+-- name: worker_load
+SELECT count(*) AS tasks, coalesce(sum(estimate_points), 0) AS points FROM tasks
+WHERE worker_id = ?1 AND status IN ('offered', 'leased', 'in_progress', 'blocked');
+
+-- name: worker_heartbeat
+UPDATE workers SET last_heartbeat = ?2, status = ?3, note = ?4 WHERE id = ?1;
+
+-- name: workers_stale
+SELECT id, status FROM workers WHERE status <> 'offline' AND last_heartbeat < ?1;
+
+-- name: worker_set_offline
+UPDATE workers SET status = 'offline' WHERE id = ?1;
+
+-- name: workers_list
+SELECT w.*,
+       (SELECT count(*) FROM tasks t WHERE t.worker_id = w.id
+          AND t.status IN ('offered', 'leased', 'in_progress', 'blocked')) AS tasks_in_use,
+       (SELECT coalesce(sum(t.estimate_points), 0) FROM tasks t WHERE t.worker_id = w.id
+          AND t.status IN ('offered', 'leased', 'in_progress', 'blocked')) AS points_in_use
+FROM workers w WHERE w.id > ?1 ORDER BY w.id LIMIT ?2;
+
+-- ---------------------------------------------------------------- repos
+
+-- name: repo_get
+SELECT * FROM repos WHERE id = ?1;
+
+-- name: repo_insert
+INSERT INTO repos (id, max_open_prs, area_locks, lease_ttl, offer_ttl, created_at, updated_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6);
+
+-- name: repo_update
+UPDATE repos SET max_open_prs = ?2, area_locks = ?3, lease_ttl = ?4, offer_ttl = ?5, updated_at = ?6
+WHERE id = ?1;
+
+-- name: repo_in_flight_add
+UPDATE repos SET in_flight = in_flight + ?2 WHERE id = ?1;
+
+-- name: repos_list
+SELECT * FROM repos ORDER BY id;
+
+-- name: repo_counts
+SELECT status, count(*) AS n FROM tasks WHERE repo = ?1 GROUP BY status;
+
+-- ---------------------------------------------------------------- area locks
+
+-- name: area_lock_take
+INSERT OR IGNORE INTO area_locks (repo, area, task_id)
+SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM repos WHERE id = ?1 AND area_locks = 1);
+
+-- name: area_lock_free
+DELETE FROM area_locks WHERE task_id = ?1;
+
+-- name: area_locks_of_repo
+SELECT area FROM area_locks WHERE repo = ?1;
+
+-- name: area_locks_clear_repo
+DELETE FROM area_locks WHERE repo = ?1;
+
+-- name: area_locks_rebuild_repo
+INSERT OR IGNORE INTO area_locks (repo, area, task_id)
+SELECT repo, area, id FROM tasks
+WHERE repo = ?1 AND area IS NOT NULL
+  AND status IN ('offered', 'leased', 'in_progress', 'blocked', 'pr_opened')
+ORDER BY created_at;
+
+-- ---------------------------------------------------------------- tasks
+
+-- name: task_insert
+INSERT INTO tasks (id, repo, external_key, title, url, issue_number, estimate_points, required_skills, area,
+                   priority, min_trust, status, source, created_at, updated_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'ready', ?12, ?13, ?13);
+
+-- name: task_skill_insert
+INSERT INTO task_skills (task_id, skill) VALUES (?1, ?2);
+
+-- name: task_skills_clear
+DELETE FROM task_skills WHERE task_id = ?1;
+
+-- name: task_get
+SELECT * FROM tasks WHERE id = ?1;
+
+-- name: task_by_key
+SELECT * FROM tasks WHERE repo = ?1 AND external_key = ?2;
+
+-- name: task_update_fields
+UPDATE tasks SET title = ?2, url = ?3, issue_number = ?4, estimate_points = ?5, required_skills = ?6,
+                 area = ?7, priority = ?8, min_trust = ?9, updated_at = ?10
+WHERE id = ?1;
+
+-- name: task_set_status
+UPDATE tasks SET status = ?2, worker_id = ?3, updated_at = ?4 WHERE id = ?1;
+
+-- name: task_set_pr
+UPDATE tasks SET pr_url = ?2, pr_number = ?3, updated_at = ?4 WHERE id = ?1;
+
+-- name: tasks_list
+SELECT * FROM tasks t
+WHERE t.id > ?1
+  AND (?2 IS NULL OR t.repo = ?2)
+  AND (?3 IS NULL OR t.status = ?3)
+  AND (?4 IS NULL OR t.area = ?4)
+  AND (?5 IS NULL OR EXISTS (SELECT 1 FROM task_skills s WHERE s.task_id = t.id AND s.skill = ?5))
+  AND (?6 IS NULL OR t.worker_id = ?6)
+ORDER BY t.id LIMIT ?7;
+
+-- The assignment hot path: the best ready task this worker may take, walking tasks_ready in order.
+-- ?1 free points, ?2 trust tier, ?3 skills (JSON list), ?4 worker id, ?5 declines count since.
+-- Reputation head start (docs/protocol.md "Reputation"): a task of priority >= ?6 that became ready after ?7
+-- is skipped when ?8 = 1, i.e. a better-reputed online worker with a free slot exists (rep_better_rival,
+-- asked once per request): the hot query compares constants, it never scans workers per candidate.
+-- name: next_candidate
+SELECT t.* FROM tasks t INDEXED BY tasks_ready
+JOIN repos r ON r.id = t.repo
+WHERE t.status = 'ready'
+  AND t.estimate_points <= ?1
+  AND t.min_trust <= ?2
+  AND r.in_flight + r.external_open_prs < r.max_open_prs
+  AND NOT EXISTS (SELECT 1 FROM area_locks a WHERE a.repo = t.repo AND a.area = t.area)
+  AND NOT EXISTS (SELECT 1 FROM task_skills s WHERE s.task_id = t.id
+                    AND s.skill NOT IN (SELECT value FROM json_each(?3)))
+  AND NOT EXISTS (SELECT 1 FROM offers o INDEXED BY offers_declined
+                    WHERE o.worker_id = ?4 AND o.task_id = t.id AND o.state = 'rejected' AND o.resolved_at > ?5)
+  AND (?2 >= 2 OR t.area IS NULL OR NOT EXISTS (SELECT 1 FROM json_each(r.sensitive_areas) j WHERE j.value = t.area))
+  AND (t.priority < ?6 OR t.updated_at <= ?7 OR ?8 = 0)
+ORDER BY t.priority DESC, t.created_at, t.id
+LIMIT 1;
+
+-- A window of ready tasks in assignment order, for explaining why a worker gets none.
+-- name: ready_window
+SELECT * FROM tasks INDEXED BY tasks_ready WHERE status = 'ready'
+ORDER BY priority DESC, created_at, id LIMIT ?1;
+
+-- name: ready_count
+SELECT count(*) AS n FROM tasks WHERE status = 'ready';
+
+-- name: declined_since
+SELECT DISTINCT task_id FROM offers WHERE worker_id = ?1 AND state = 'rejected' AND resolved_at > ?2;
+
+-- ---------------------------------------------------------------- offers
+
+-- name: offer_insert
+INSERT INTO offers (id, task_id, worker_id, state, created_at, expires_at) VALUES (?1, ?2, ?3, 'pending', ?4, ?5);
+
+-- name: offer_get
+SELECT * FROM offers WHERE id = ?1;
+
+-- name: offer_resolve
+UPDATE offers SET state = ?2, reason = ?3, note = ?4, resolved_at = ?5 WHERE id = ?1 AND state = 'pending';
+
+-- name: offer_pending_of_task
+SELECT * FROM offers WHERE task_id = ?1 AND state = 'pending';
+
+-- name: offers_due
+SELECT * FROM offers WHERE state = 'pending' AND expires_at <= ?1 ORDER BY expires_at;
+
+-- name: offers_pending_of_worker
+SELECT o.id AS offer_id, o.expires_at, t.* FROM offers o JOIN tasks t ON t.id = o.task_id
+WHERE o.worker_id = ?1 AND o.state = 'pending' ORDER BY t.priority DESC, t.created_at, t.id;
+
+-- ---------------------------------------------------------------- leases
+
+-- name: lease_insert
+INSERT INTO leases (id, task_id, worker_id, state, granted_at, expires_at, max_expires_at)
+VALUES (?1, ?2, ?3, 'active', ?4, ?5, ?6);
+
+-- name: lease_get
+SELECT * FROM leases WHERE id = ?1;
+
+-- name: lease_active_of_task
+SELECT * FROM leases WHERE task_id = ?1 AND state = 'active';
+
+-- name: lease_end
+UPDATE leases SET state = ?2, ended_at = ?3 WHERE id = ?1 AND state = 'active';
+
+-- name: lease_extend
+UPDATE leases SET expires_at = ?2 WHERE id = ?1 AND state = 'active';
+
+-- name: leases_due
+SELECT * FROM leases WHERE state = 'active' AND expires_at <= ?1 ORDER BY expires_at;
+
+-- Run by every write transaction: walk the few offline workers (workers_offline), not every active lease.
+-- name: leases_of_offline
+SELECT l.* FROM workers w CROSS JOIN leases l ON l.worker_id = w.id AND l.state = 'active'
+WHERE w.status = 'offline' AND w.last_heartbeat < ?1;
+
+-- name: leases_active_of_worker
+SELECT l.id AS lease_id, l.expires_at AS lease_expires_at, l.max_expires_at, t.* FROM leases l
+JOIN tasks t ON t.id = l.task_id
+WHERE l.worker_id = ?1 AND l.state = 'active' ORDER BY l.granted_at, l.id;

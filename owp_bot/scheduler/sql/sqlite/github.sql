@@ -1,0 +1,118 @@
+-- Named statements of the GitHub App (github_operations.py). Tables: migrations/sqlite/002_github.sql.
+
+-- ---------------------------------------------------------------- deliveries
+
+-- name: gh_delivery_get
+SELECT * FROM gh_deliveries WHERE id = ?1;
+
+-- name: gh_delivery_upsert
+INSERT INTO gh_deliveries (id, event, action, repo, outcome, detail, payload, attempts, received_at, updated_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?8)
+ON CONFLICT (id) DO UPDATE SET outcome = excluded.outcome, detail = excluded.detail,
+    attempts = gh_deliveries.attempts + 1, updated_at = excluded.updated_at;
+
+-- name: gh_deliveries_list
+SELECT id, event, action, repo, outcome, detail, attempts, received_at, updated_at FROM gh_deliveries
+WHERE (?1 IS NULL OR outcome = ?1) ORDER BY received_at DESC, id LIMIT ?2;
+
+-- ---------------------------------------------------------------- installations and repos
+
+-- name: gh_installation_upsert
+INSERT INTO gh_installations (id, account, suspended, removed, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+ON CONFLICT (id) DO UPDATE SET account = excluded.account, suspended = excluded.suspended,
+    removed = excluded.removed, updated_at = excluded.updated_at;
+
+-- name: gh_repos_uninstall
+UPDATE gh_repos SET installation_id = NULL, updated_at = ?2 WHERE installation_id = ?1;
+
+-- name: gh_repo_get
+SELECT * FROM gh_repos WHERE repo = ?1;
+
+-- name: gh_repo_set_installation
+INSERT INTO gh_repos (repo, installation_id, updated_at) VALUES (?1, ?2, ?3)
+ON CONFLICT (repo) DO UPDATE SET installation_id = excluded.installation_id, updated_at = excluded.updated_at;
+
+-- name: gh_repo_set_label
+INSERT INTO gh_repos (repo, ready_label, updated_at) VALUES (?1, ?2, ?3)
+ON CONFLICT (repo) DO UPDATE SET ready_label = excluded.ready_label, updated_at = excluded.updated_at;
+
+-- ---------------------------------------------------------------- pull requests
+
+-- name: gh_pull_get
+SELECT * FROM gh_pulls WHERE repo = ?1 AND number = ?2;
+
+-- name: gh_pull_upsert
+INSERT INTO gh_pulls (repo, number, task_id, author, url, state, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+ON CONFLICT (repo, number) DO UPDATE SET task_id = coalesce(excluded.task_id, gh_pulls.task_id),
+    author = excluded.author, url = excluded.url, state = excluded.state, updated_at = excluded.updated_at;
+
+-- Open PRs that name no pool task occupy the review budget too.
+-- name: gh_repo_recount_external
+UPDATE repos SET external_open_prs =
+    (SELECT count(*) FROM gh_pulls WHERE repo = ?1 AND state = 'open' AND task_id IS NULL)
+WHERE id = ?1;
+
+-- name: gh_task_by_pr
+SELECT * FROM tasks WHERE repo = ?1 AND pr_number = ?2 ORDER BY updated_at DESC LIMIT 1;
+
+-- ---------------------------------------------------------------- outbox
+
+-- name: gh_outbox_insert
+INSERT INTO gh_outbox (kind, repo, issue_number, body, state, attempts, not_before, created_at, updated_at)
+VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?5, ?5);
+
+-- name: gh_outbox_sync_issue
+INSERT OR IGNORE INTO gh_outbox (kind, repo, issue_number, body, state, attempts, not_before, created_at,
+                                 updated_at)
+VALUES ('sync_issue', ?1, ?2, NULL, 'pending', 0, ?3, ?3, ?3);
+
+-- name: gh_outbox_due
+SELECT * FROM gh_outbox WHERE state = 'pending' AND not_before <= ?1 ORDER BY not_before, id LIMIT ?2;
+
+-- name: gh_outbox_finish
+UPDATE gh_outbox SET state = ?2, last_error = ?3, attempts = attempts + 1, updated_at = ?4 WHERE id = ?1;
+
+-- name: gh_outbox_retry
+UPDATE gh_outbox SET not_before = ?2, last_error = ?3, attempts = attempts + 1, updated_at = ?4 WHERE id = ?1;
+
+-- name: gh_outbox_counts
+SELECT state, count(*) AS n FROM gh_outbox GROUP BY state;
+
+-- name: gh_cursor_get
+SELECT seq FROM gh_cursor WHERE name = ?1;
+
+-- name: gh_cursor_set
+UPDATE gh_cursor SET seq = ?2 WHERE name = ?1;
+
+-- Events after the cursor, with the issue of the task they concern (NULL when it is not a GitHub task).
+-- name: gh_writeback_candidates
+SELECT e.seq, e.type, t.repo, CASE WHEN t.source = 'github' THEN t.issue_number END AS issue_number
+FROM events e LEFT JOIN tasks t ON t.id = e.target
+WHERE e.seq > ?1 ORDER BY e.seq LIMIT ?2;
+
+-- name: gh_issue_writes_get
+SELECT * FROM gh_issue_writes WHERE repo = ?1 AND issue_number = ?2;
+
+-- name: gh_issue_writes_upsert
+INSERT INTO gh_issue_writes (repo, issue_number, comment_id, comment_body, labels) VALUES (?1, ?2, ?3, ?4, ?5)
+ON CONFLICT (repo, issue_number) DO UPDATE SET comment_id = excluded.comment_id,
+    comment_body = excluded.comment_body, labels = excluded.labels;
+
+-- ---------------------------------------------------------------- app credentials (manifest flow)
+
+-- name: gh_setup_state_insert
+INSERT INTO gh_setup_states (state, expires_at) VALUES (?1, ?2);
+
+-- name: gh_setup_state_take
+DELETE FROM gh_setup_states WHERE state = ?1 AND expires_at > ?2;
+
+-- name: gh_credentials_upsert
+INSERT INTO gh_app_credentials (id, app_id, slug, html_url, private_key, webhook_secret, client_id, client_secret,
+                                created_at)
+VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+ON CONFLICT (id) DO UPDATE SET app_id = excluded.app_id, slug = excluded.slug, html_url = excluded.html_url,
+    private_key = excluded.private_key, webhook_secret = excluded.webhook_secret, client_id = excluded.client_id,
+    client_secret = excluded.client_secret, created_at = excluded.created_at;
+
+-- name: gh_credentials_get
+SELECT * FROM gh_app_credentials WHERE id = 1;

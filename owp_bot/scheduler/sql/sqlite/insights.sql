@@ -1,0 +1,157 @@
+-- Named statements of trust, reputation, analytics and retention (issue 3). Prefixes: rep_, an_, ret_.
+
+-- ---------------------------------------------------------------- reputation
+
+-- One worker's outcome counts, from its events (index rep_events_worker); see docs/protocol.md "Reputation".
+-- name: rep_counts
+SELECT coalesce(sum(type = 'lease.completed'), 0) AS completed,
+       coalesce(sum(type = 'lease.expired'), 0) AS expired,
+       coalesce(sum(type = 'lease.released'), 0) AS released,
+       coalesce(sum(type = 'offer.rejected'), 0) AS declined,
+       coalesce(sum(type = 'task.merged'), 0) AS merged,
+       coalesce(sum(type = 'task.ready' AND json_extract(details, '$.previous') = 'pr_opened'), 0)
+         AS closed_unmerged,
+       coalesce(sum(type = 'review.approved'), 0) AS approved,
+       coalesce(sum(type = 'review.changes_requested'), 0) AS changes
+FROM events
+WHERE json_extract(details, '$.worker_id') = ?1
+  AND type IN ('lease.completed', 'lease.expired', 'lease.released', 'offer.rejected', 'task.merged',
+               'task.ready', 'review.approved', 'review.changes_requested');
+
+-- name: rep_carry_get
+SELECT * FROM rep_carry WHERE worker_id = ?1;
+
+-- name: rep_worker_set
+UPDATE workers SET reputation = ?2, rep_review = 1 WHERE id = ?1;
+
+-- name: rep_review_due
+SELECT * FROM workers INDEXED BY rep_workers_review WHERE rep_review = 1;
+
+-- name: rep_review_done
+UPDATE workers SET rep_review = 0 WHERE id = ?1;
+
+-- name: rep_worker_set_tier
+UPDATE workers SET trust_tier = ?2 WHERE id = ?1;
+
+-- name: rep_repo_set_sensitive
+UPDATE repos SET sensitive_areas = ?2 WHERE id = ?1;
+
+-- ---------------------------------------------------------------- retention
+
+-- Fold the outcome counts of events older than ?1 into rep_carry before they are deleted.
+-- name: ret_fold_reputation
+INSERT INTO rep_carry (worker_id, completed, expired, released, declined, merged, closed_unmerged, approved,
+                       changes)
+SELECT json_extract(details, '$.worker_id') AS wid,
+       sum(type = 'lease.completed'), sum(type = 'lease.expired'), sum(type = 'lease.released'),
+       sum(type = 'offer.rejected'), sum(type = 'task.merged'),
+       sum(type = 'task.ready' AND json_extract(details, '$.previous') = 'pr_opened'),
+       sum(type = 'review.approved'), sum(type = 'review.changes_requested')
+FROM events
+WHERE ts < ?1 AND json_extract(details, '$.worker_id') IS NOT NULL
+  AND type IN ('lease.completed', 'lease.expired', 'lease.released', 'offer.rejected', 'task.merged',
+               'task.ready', 'review.approved', 'review.changes_requested')
+GROUP BY wid
+ON CONFLICT (worker_id) DO UPDATE SET
+  completed = completed + excluded.completed, expired = expired + excluded.expired,
+  released = released + excluded.released, declined = declined + excluded.declined,
+  merged = merged + excluded.merged, closed_unmerged = closed_unmerged + excluded.closed_unmerged,
+  approved = approved + excluded.approved, changes = changes + excluded.changes;
+
+-- name: ret_delete_events
+DELETE FROM events WHERE ts < ?1;
+
+-- name: ret_delete_samples
+DELETE FROM an_budget_samples WHERE ts < ?1;
+
+-- ---------------------------------------------------------------- analytics
+-- ?1 repo (NULL: the whole pool), ?2 period start, ?3 period end.
+
+-- Per repo and for the pool, each on its own covering index (one statement with an OR picks one index for both).
+-- name: an_type_counts_repo
+SELECT type, count(*) AS n FROM events INDEXED BY an_events_repo_ts_type
+WHERE repo = ?1 AND ts >= ?2 AND ts <= ?3 GROUP BY type;
+
+-- name: an_type_counts_pool
+SELECT type, count(*) AS n FROM events INDEXED BY an_events_ts_type WHERE ts >= ?1 AND ts <= ?2 GROUP BY type;
+
+-- name: an_closed_unmerged
+SELECT count(*) AS n FROM events INDEXED BY an_events_type_ts
+WHERE type = 'task.ready' AND ts >= ?2 AND ts <= ?3 AND (?1 IS NULL OR repo = ?1)
+  AND json_extract(details, '$.previous') = 'pr_opened';
+
+-- Lease granted -> PR opened, for leases that reached a PR in the period.
+-- name: an_lease_to_pr
+SELECT avg(e.ts - l.granted_at) AS seconds FROM events e INDEXED BY an_events_type_ts
+JOIN leases l ON l.id = json_extract(e.details, '$.lease_id')
+WHERE e.type = 'lease.completed' AND e.ts >= ?2 AND e.ts <= ?3 AND (?1 IS NULL OR e.repo = ?1);
+
+-- Task created -> merged, for tasks merged in the period.
+-- name: an_time_to_merge
+SELECT avg(e.ts - t.created_at) AS seconds FROM events e INDEXED BY an_events_type_ts
+JOIN tasks t ON t.id = e.target
+WHERE e.type = 'task.merged' AND e.ts >= ?2 AND e.ts <= ?3 AND (?1 IS NULL OR e.repo = ?1);
+
+-- Lease time inside the period and the workers who held leases; ?4: earliest grant that can still be
+-- active in the period (start - lease cap).
+-- name: an_busy
+SELECT coalesce(sum(min(coalesce(l.ended_at, ?3), ?3) - max(l.granted_at, ?2)), 0) AS busy_seconds,
+       count(DISTINCT l.worker_id) AS workers
+FROM leases l INDEXED BY an_leases_granted JOIN tasks t ON t.id = l.task_id
+WHERE l.granted_at >= ?4 AND l.granted_at < ?3 AND coalesce(l.ended_at, ?3) > ?2
+  AND (?1 IS NULL OR t.repo = ?1);
+
+-- name: an_budget_summary
+SELECT count(*) AS samples, coalesce(sum(in_flight >= max_open_prs), 0) AS saturated,
+       coalesce(sum(ready > 0 AND in_flight < max_open_prs), 0) AS waiting
+FROM an_budget_samples WHERE ts >= ?2 AND ts <= ?3 AND (?1 IS NULL OR repo = ?1);
+
+-- name: an_budget_sample
+INSERT OR REPLACE INTO an_budget_samples (repo, ts, in_flight, max_open_prs, ready)
+SELECT r.id, ?1, r.in_flight + r.external_open_prs, r.max_open_prs,
+       (SELECT count(*) FROM tasks t WHERE t.repo = r.id AND t.status = 'ready')
+FROM repos r;
+
+-- Per-bucket counts for charts; ?4 bucket width in seconds. Buckets start at ?2. Each branch of the union
+-- runs on its own index: the repo's, or the time range of the pool.
+-- name: an_series
+SELECT CAST((ts - ?2) / ?4 AS INTEGER) AS bucket,
+       sum(type = 'task.merged') AS tasks_completed,
+       sum(type = 'lease.granted') AS leases_granted,
+       sum(type = 'lease.expired') AS leases_expired,
+       sum(type = 'task.merged') AS prs_merged,
+       sum(type = 'task.ready' AND json_extract(details, '$.previous') = 'pr_opened') AS prs_closed,
+       sum(type = 'offer.created') AS offers_made,
+       sum(type = 'offer.accepted') AS offers_accepted
+FROM (
+  SELECT ts, type, details FROM events INDEXED BY an_events_repo_ts_type WHERE ?1 IS NOT NULL AND repo = ?1
+    AND ts >= ?2 AND ts <= ?3
+  UNION ALL
+  SELECT ts, type, details FROM events INDEXED BY an_events_ts_type WHERE ?1 IS NULL AND ts >= ?2 AND ts <= ?3)
+WHERE type IN ('task.merged', 'lease.granted', 'lease.expired', 'task.ready', 'offer.created', 'offer.accepted')
+GROUP BY bucket ORDER BY bucket;
+
+-- ---------------------------------------------------------------- metrics
+
+-- name: an_event_counts_since
+SELECT type, count(*) AS n FROM events WHERE seq > ?1 AND seq <= ?2
+  AND type IN ('lease.granted', 'lease.expired', 'offer.created', 'offer.accepted', 'offer.rejected',
+               'offer.expired')
+GROUP BY type;
+
+-- name: an_task_status_counts
+SELECT status, count(*) AS n FROM tasks GROUP BY status;
+
+-- name: an_workers_online
+SELECT count(*) AS n FROM workers WHERE status NOT IN ('offline') AND last_heartbeat >= ?1;
+
+-- A better-reputed worker than ?1 who is online (heartbeat since ?2), not paused, with a free task slot and free points:
+-- while one exists, fresh urgent tasks wait for them (the reputation head start).
+-- name: rep_better_rival
+SELECT w.id FROM workers w INDEXED BY rep_workers_reputation
+WHERE w.status NOT IN ('offline', 'paused') AND w.reputation > ?1 AND w.last_heartbeat >= ?2 AND w.id <> ?3
+  AND (SELECT count(*) FROM tasks h WHERE h.worker_id = w.id
+         AND h.status IN ('offered', 'leased', 'in_progress', 'blocked')) < w.max_concurrent_tasks
+  AND (SELECT coalesce(sum(h.estimate_points), 0) FROM tasks h WHERE h.worker_id = w.id
+         AND h.status IN ('offered', 'leased', 'in_progress', 'blocked')) < w.capacity_points
+LIMIT 1;

@@ -1,0 +1,118 @@
+"""The store seam: domain operations are sans-I/O generators that yield named SQL statements.
+
+An operation (see operations.py) is written once, as plain Python that yields `Stmt` and `Emit`
+values and receives their results. A backend runs the whole generator inside one transaction: the SQLite
+backend in one hop to its database thread, a PostgreSQL backend with one await per statement. Each backend
+supplies the text of every named statement from its own `.sql` file, with positional parameters `?1..?n`
+(SQLite) or `$1..$n` (PostgreSQL) in the same order.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol, TypeVar
+
+T = TypeVar("T")
+Row = Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Stmt:
+    name: str
+    params: tuple[Any, ...]
+    fetch: Literal["one", "all", "count"]
+
+
+@dataclass(frozen=True, slots=True)
+class Emit:
+    """Append one event to the log; the backend answers with its sequence number."""
+
+    ts: float
+    type: str
+    actor: str
+    target: str | None
+    repo: str | None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    seq: int
+    ts: float
+    type: str
+    actor: str
+    target: str | None
+    repo: str | None
+    details: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: Row) -> Event:
+        details = row["details"]
+        return cls(
+            seq=row["seq"], ts=row["ts"], type=row["type"], actor=row["actor"], target=row["target"],
+            repo=row["repo"], details=json.loads(details) if isinstance(details, str) else dict(details),
+        )
+
+
+Op = Generator[Stmt | Emit, Any, T]
+
+
+def one(name: str, *params: Any) -> Stmt:
+    """Yield it to get one row (or None)."""
+    return Stmt(name, params, "one")
+
+
+def rows(name: str, *params: Any) -> Stmt:
+    """Yield it to get a list of rows."""
+    return Stmt(name, params, "all")
+
+
+def run(name: str, *params: Any) -> Stmt:
+    """Yield it to run a statement; the answer is the number of rows it changed."""
+    return Stmt(name, params, "count")
+
+
+class Store(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def run(self, op: Op[T], *, write: bool = True) -> tuple[T, list[Event]]:
+        """Run `op` in one transaction; return its value and the events it appended, after commit."""
+
+    async def ready(self) -> bool:
+        """The database answers and every migration is applied."""
+
+
+_NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
+
+
+def load_queries(folder: Path) -> dict[str, str]:
+    """Read every `*.sql` file of named statements in `folder` (one file per concern: core, github, …).
+
+    Each statement begins with a `-- name: <name>` line; a name may be defined only once across the files.
+    """
+    queries: dict[str, str] = {}
+    for path in sorted(folder.glob("*.sql")):
+        parts = _NAME.split(path.read_text(encoding="utf-8"))
+        for name, body in zip(parts[1::2], parts[2::2], strict=True):
+            if name in queries:
+                raise ValueError(f"{path.name}: statement {name!r} is defined twice")
+            queries[name] = body.strip().rstrip(";")
+    return queries
+
+
+def migrations(folder: Path) -> list[tuple[int, str, str]]:
+    """Numbered migration files `NNN_name.sql`, in order: (version, name, sql)."""
+    found = []
+    for file in sorted(folder.glob("*.sql")):
+        number, _, name = file.stem.partition("_")
+        found.append((int(number), name, file.read_text(encoding="utf-8")))
+    versions = [v for v, _, _ in found]
+    if versions != list(range(1, len(versions) + 1)):
+        raise ValueError(f"migrations in {folder} are not numbered 1..n without gaps: {versions}")
+    return found

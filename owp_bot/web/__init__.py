@@ -1,0 +1,1 @@
+"""The dashboard's server side: the event stream (stream.py) and the built single-page app (pages.py)."""

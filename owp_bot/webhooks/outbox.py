@@ -1,0 +1,164 @@
+"""The durable outbox: calls to GitHub wait in the database and are made by one background worker.
+
+Webhook handlers answer GitHub within its 10 seconds because they only write rows; this worker tails the
+event log for state changes of GitHub tasks (each queues one coalesced `sync_issue`), then makes the due
+calls: it edits the issue's one status comment, keeps the `pool:*` labels in step, posts `/owp` replies.
+A rate limit postpones a job until GitHub's reset, a 5xx retries with exponential backoff, a 404 marks it
+gone; a job survives a restart because it is a row, not a coroutine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from owp_bot.scheduler import github_operations as gh
+from owp_bot.scheduler.service import Scheduler
+from owp_bot.scheduler.store import Row
+from owp_bot.webhooks.auth import AppAuth
+from owp_bot.webhooks.client import GitHubClient, GitHubError, repo_path
+
+log = logging.getLogger(__name__)
+BACKOFF_BASE = 30.0
+BACKOFF_MAX = 3600.0
+MAX_ATTEMPTS = 8  # transient failures; rate limits wait as long as GitHub says
+BATCH = 50
+
+
+def backoff(attempts: int) -> float:
+    """Seconds before retry number `attempts + 1` after a transient failure: 30 s, 60 s, … up to 1 h."""
+    return float(min(BACKOFF_BASE * 2**attempts, BACKOFF_MAX))
+
+
+class Outbox:
+    def __init__(self, scheduler: Scheduler, client: GitHubClient, auth: AppAuth) -> None:
+        self.scheduler = scheduler
+        self.client = client
+        self.auth = auth
+        self._lock = asyncio.Lock()
+
+    async def run_due(self) -> int:
+        """Plan write-backs from new events, then make every call that is due; returns how many jobs ran."""
+        async with self._lock:
+            await self.scheduler.run(lambda now: gh.plan_writebacks(now))
+            done = 0
+            while True:
+                jobs = await self.scheduler.run(lambda now: gh.due_jobs(now, BATCH))
+                for job in jobs:
+                    await self._run(job)
+                done += len(jobs)
+                if len(jobs) < BATCH:
+                    return done
+
+    async def _run(self, job: Row) -> None:
+        job_id, attempts = job["id"], job["attempts"]
+        try:
+            if job["kind"] == "sync_issue":
+                await self._sync_issue(job["repo"], job["issue_number"])
+            else:
+                await self._comment(job["repo"], job["issue_number"], job["body"])
+        except GitHubError as error:
+            await self._failed(job_id, attempts, error)
+        except Exception as crash:  # a bug must not stop the worker; the job shows up as failed
+            log.exception("outbox job %s crashed", job_id)
+            reason = repr(crash)
+            await self.scheduler.run(lambda now: gh.finish_job(job_id, "failed", reason, now))
+        else:
+            await self.scheduler.run(lambda now: gh.finish_job(job_id, "done", None, now))
+
+    async def _failed(self, job_id: int, attempts: int, error: GitHubError) -> None:
+        """Rate limited: wait for GitHub's reset. Transient: back off. 404: gone. Anything else: failed."""
+        message, retry_at = str(error), error.retry_at
+        if retry_at is not None:
+            log.warning("outbox job %s rate limited until %s: %s", job_id, retry_at, message)
+            await self.scheduler.run(lambda now: gh.retry_job(job_id, retry_at, message, now))
+        elif error.transient and attempts + 1 < MAX_ATTEMPTS:
+            log.warning("outbox job %s failed (attempt %d), retrying: %s", job_id, attempts + 1, message)
+            await self.scheduler.run(lambda now: gh.retry_job(job_id, now + backoff(attempts), message, now))
+        else:
+            state = "gone" if error.gone else "failed"
+            log.error("outbox job %s %s: %s", job_id, state, message)
+            await self.scheduler.run(lambda now: gh.finish_job(job_id, state, message, now))
+
+    async def _token(self, repo: str) -> str:
+        gh_repo = await self.scheduler.run(lambda now: gh.installation_of(repo), write=False)
+        return await self.auth.token_for(gh_repo)
+
+    async def _comment(self, repo: str, issue_number: int, body: str) -> None:
+        token = await self._token(repo)
+        await self.client.call(
+            "POST", repo_path(repo, "issues", issue_number, "comments"), token=token, json={"body": body}
+        )
+
+    async def _sync_issue(self, repo: str, issue_number: int) -> None:
+        """Make the issue show the task as it is now: labels first, then the one status comment."""
+        want = await self.scheduler.run(lambda now: gh.issue_writeback(repo, issue_number, now), write=False)
+        if want is None:
+            return
+        token = await self.auth.token_for(want.installation_id)
+        labels = set(want.labels_set)
+        for name in sorted(set(gh.POOL_LABELS) - set(want.want_labels)):
+            if name in labels:
+                with contextlib.suppress(GitHubError):  # already removed by someone: fine
+                    await self.client.call(
+                        "DELETE", repo_path(repo, "issues", issue_number, "labels", name), token=token
+                    )
+                labels.discard(name)
+        missing = sorted(set(want.want_labels) - labels)
+        if missing:
+            await self.client.call(
+                "POST",
+                repo_path(repo, "issues", issue_number, "labels"),
+                token=token,
+                json={"labels": missing},
+            )
+            labels |= set(missing)
+        comment_id, body = want.comment_id, want.comment_body
+        if want.want_body is not None and want.want_body != body:
+            comment_id = await self._write_status(repo, issue_number, comment_id, want.want_body, token)
+            body = want.want_body
+        await self.scheduler.run(
+            lambda now: gh.record_issue_write(repo, issue_number, comment_id, body, labels)
+        )
+
+    async def _write_status(
+        self, repo: str, issue_number: int, comment_id: int | None, body: str, token: str
+    ) -> int:
+        if comment_id is not None:
+            try:
+                await self.client.call(
+                    "PATCH",
+                    repo_path(repo, "issues", "comments", comment_id),
+                    token=token,
+                    json={"body": body},
+                )
+                return comment_id
+            except GitHubError as error:
+                if not error.gone:
+                    raise
+                # someone deleted our status comment: post a fresh one
+        created, _ = await self.client.call(
+            "POST", repo_path(repo, "issues", issue_number, "comments"), token=token, json={"body": body}
+        )
+        return int(created["id"])
+
+
+async def outbox_loop(outbox: Outbox, poll: float) -> None:
+    """Run due jobs whenever events are committed (the hub wakes it) and at least every `poll` seconds."""
+    hub = outbox.scheduler.hub
+    subscription = hub.subscribe()
+    try:
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(subscription.queue.get(), timeout=poll)
+            while not subscription.queue.empty():
+                subscription.queue.get_nowait()
+            if subscription.overflowed:
+                subscription = hub.subscribe()
+            try:
+                await outbox.run_due()
+            except Exception:
+                log.exception("outbox round failed; retrying in %ss", poll)
+    finally:
+        subscription.close()

@@ -1,0 +1,21 @@
+"""`pull_request_review`: approvals and change requests on linked PRs, the PR-quality input of reputation."""
+
+from __future__ import annotations
+
+from gidgethub import routing, sansio
+
+from owp_bot.scheduler import github_operations as gh
+from owp_bot.webhooks.context import Changes, is_bot, login_of
+
+router = routing.Router()
+
+
+@router.register("pull_request_review", action="submitted")
+async def review_submitted(event: sansio.Event, changes: Changes) -> None:
+    review = event.data["review"]
+    if is_bot(review["user"]):
+        return
+    repo = str(event.data["repository"]["full_name"])
+    number = int(event.data["pull_request"]["number"])
+    state, reviewer, review_id = str(review["state"]), login_of(review["user"]), int(review["id"])
+    changes.add(lambda now: gh.review_submitted(repo, number, state, reviewer, review_id, now))

@@ -1,0 +1,1 @@
+"""The worker side of the protocol: `WorkerClient` and the `owp worker` commands."""

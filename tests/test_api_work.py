@@ -1,0 +1,248 @@
+"""Assignment rules, expiry and liveness through the real HTTP API, with time moved by a manual clock."""
+
+from __future__ import annotations
+
+from owp_bot.keys import SETTINGS
+from tests.conftest import Pool
+
+PR = {"artifact": {"pr_url": "https://github.com/acme/api/pull/9"}}
+
+
+async def stay_alive(pool: Pool, token: str, seconds: int) -> None:
+    """Let time pass while the worker heartbeats every ten minutes, as a live client does."""
+    for _ in range(seconds // 600):
+        pool.clock.advance(600)
+        await pool.heartbeat(token)
+    pool.clock.advance(seconds % 600)
+    await pool.heartbeat(token)
+
+
+async def test_priority_then_age_decides(pool: Pool) -> None:
+    await pool.repo(max_open_prs=10)
+    old_normal = await pool.task("old normal")
+    pool.clock.advance(1)
+    await pool.task("new normal")
+    pool.clock.advance(1)
+    new_high = await pool.task("new high", priority="high")
+    _, token = await pool.worker(capacity_points=2, max_concurrent_tasks=2)
+    offers = (await pool.offers(token))["offers"]
+    assert [o["task_id"] for o in offers] == [new_high, old_normal]
+
+
+async def test_review_budget_counts_offers_leases_and_open_prs(pool: Pool) -> None:
+    await pool.repo("acme/api", max_open_prs=2)
+    tasks = [await pool.task(f"t{i}") for i in range(4)]
+    _, ann = await pool.worker("ann", capacity_points=1, max_concurrent_tasks=1)
+    _, bob = await pool.worker("bob", capacity_points=1, max_concurrent_tasks=1)
+    _, cid = await pool.worker("cid", capacity_points=1, max_concurrent_tasks=1)
+    ann_offer = (await pool.offers(ann))["offers"][0]
+    bob_lease = (await pool.work(bob))["leases"][0]
+    assert {ann_offer["task_id"], bob_lease["task_id"]} <= set(tasks)
+
+    refused = await pool.offers(cid)
+    assert refused["offers"] == []
+    reasons = refused["why_none"]["reasons"]
+    assert reasons[0]["reason"] == "review_budget_full" and reasons[0]["repo"] == "acme/api"
+    assert reasons[0]["count"] == 2
+    assert "review budget of acme/api (2/2)" in refused["why_none"]["summary"]
+
+    # a PR opened still counts: the budget is about the maintainers' review queue
+    await pool.status(bob_lease["task_id"], "pr_opened", token=bob, **PR)
+    assert (await pool.offers(cid))["offers"] == []
+    repo = await pool.call("GET", "/v1/repos/acme/api", admin=True)
+    assert repo["budget"] == {"open_prs": 1, "leases": 0, "offers": 1, "in_flight": 2, "max_open_prs": 2,
+                              "available": 0}
+    # merging frees the slot
+    await pool.status(bob_lease["task_id"], "merged", admin=True)
+    assert len((await pool.offers(cid))["offers"]) == 1
+
+
+async def test_area_lock_and_its_reason(pool: Pool) -> None:
+    await pool.repo(max_open_prs=5)
+    await pool.task("auth one", area="auth")
+    await pool.task("auth two", area="Auth")  # areas are normalised
+    _, ann = await pool.worker("ann", capacity_points=1, max_concurrent_tasks=1)
+    _, bob = await pool.worker("bob", capacity_points=1, max_concurrent_tasks=1)
+    assert len((await pool.offers(ann))["offers"]) == 1
+    refused = await pool.offers(bob)
+    assert [r["reason"] for r in refused["why_none"]["reasons"]] == ["area_locked"]
+    # with area locks off the second task can go
+    await pool.repo(max_open_prs=5, area_locks=False)
+    assert len((await pool.offers(bob))["offers"]) == 1
+
+
+async def test_skills_capacity_and_concurrency(pool: Pool) -> None:
+    await pool.repo(max_open_prs=10)
+    await pool.task("needs rust", required_skills=["rust"])
+    big = await pool.task("big", estimate_points=3)
+    small = [await pool.task(f"small {i}", estimate_points=1) for i in range(3)]
+    _, token = await pool.worker(skills=["PYTHON"], capacity_points=3, max_concurrent_tasks=2)
+    offers = (await pool.offers(token))["offers"]
+    assert [o["task_id"] for o in offers] == [big] or [o["task_id"] for o in offers] == small[:2]
+    # big (3 points) is older than the small ones but was created first: it fills all capacity
+    assert [o["task_id"] for o in offers] == [big]
+    why = await pool.offers(token)
+    assert why["offers"][0]["task_id"] == big and why["why_none"] is None
+    await pool.reject(token, offers[0]["offer_id"])
+    offers = (await pool.offers(token))["offers"]
+    assert [o["task_id"] for o in offers] == small[:2]  # two tasks at most
+    for offer in offers:
+        await pool.accept(token, offer["offer_id"])
+    refused = await pool.offers(token)
+    counts = {r["reason"]: r["count"] for r in refused["why_none"]["reasons"]}
+    assert counts == {"too_many_tasks": 2, "missing_skills": 1}  # rules are checked in DESIGN.md's order
+    assert "hold 2/2 tasks" in refused["why_none"]["summary"]
+
+
+async def test_declined_task_is_not_offered_again_until_the_cooldown_ends(pool: Pool) -> None:
+    await pool.repo()
+    task = await pool.task("only task")
+    _, token = await pool.worker()
+    offer = (await pool.offers(token))["offers"][0]
+    await pool.reject(token, offer["offer_id"], reason="unclear_requirements")
+    refused = await pool.offers(token)
+    assert refused["offers"] == []
+    assert [r["reason"] for r in refused["why_none"]["reasons"]] == ["recently_declined"]
+    await stay_alive(pool, token, 23 * 3600)
+    assert (await pool.offers(token))["offers"] == []
+    await stay_alive(pool, token, 3600 + 1)
+    assert [o["task_id"] for o in (await pool.offers(token))["offers"]] == [task]
+
+
+async def test_an_expired_offer_returns_its_task_without_the_sweeper(pool: Pool) -> None:
+    await pool.repo()
+    task = await pool.task()
+    _, ann = await pool.worker("ann")
+    _, bob = await pool.worker("bob")
+    offer = (await pool.offers(ann))["offers"][0]
+    pool.clock.advance(5 * 60 + 1)
+    assert (await pool.get_task(task))["status"] == "ready"
+    await pool.heartbeat(bob)
+    assert [o["task_id"] for o in (await pool.offers(bob))["offers"]] == [task]
+    late = await pool.accept(ann, offer["offer_id"], expect=409)
+    assert "expired" in late["detail"]
+
+
+async def test_lease_expiry_renewal_and_cap(pool: Pool) -> None:
+    await pool.repo()
+    task = await pool.task()
+    _, token = await pool.worker()
+    lease = (await pool.work(token))["leases"][0]
+    renew = f"/v1/leases/{lease['lease_id']}/renew"
+    renewals = 0
+    while lease["lease_expires_at"] != lease["renewable_until"]:  # 4 h leases, renewed before they end
+        await stay_alive(pool, token, 4 * 3600 - 60)
+        lease = await pool.call("POST", renew, token=token)
+        renewals += 1
+    assert renewals == 18 and lease["renewable_until"] == "2026-01-04T00:00:00Z"  # 72 h after the grant
+    capped = await pool.call("POST", renew, token=token, expect=409)
+    assert "cap" in capped["detail"]
+    pool.clock.advance(3600)
+    assert (await pool.get_task(task))["status"] == "ready"
+    history = [e["type"] for e in (await pool.get_task(task))["history"]]
+    assert history[-2:] == ["lease.expired", "task.requeued"]
+    gone = await pool.call("POST", renew, token=token, expect=409)
+    assert "expired" in gone["detail"]
+
+
+async def test_silent_worker_goes_offline_then_loses_its_lease(pool: Pool) -> None:
+    await pool.repo()
+    leased, offered = await pool.task("leased"), await pool.task("offered")
+    worker_id, token = await pool.worker(capacity_points=2)
+    await pool.work(token)  # leases both
+    await pool.status(offered, "released", token=token)
+    await pool.offers(token)  # re-offers the released one
+    assert (await pool.get_task(offered))["status"] == "offered"
+    pool.clock.advance(15 * 60 + 1)  # past the heartbeat timeout: offline, offers lapse
+    assert (await pool.get_task(offered))["status"] == "ready"
+    assert (await pool.get_task(leased))["status"] == "leased"
+    worker = await pool.call("GET", f"/v1/workers/{worker_id}", admin=True)
+    assert (worker["status"], worker["online"]) == ("offline", False)
+    pool.clock.advance(15 * 60)  # and after the grace period, its leases return too
+    assert (await pool.get_task(leased))["status"] == "ready"
+
+
+async def test_paused_worker_gets_no_offers_and_is_told_why(pool: Pool) -> None:
+    await pool.repo()
+    await pool.task()
+    _, token = await pool.worker()
+    await pool.heartbeat(token, "paused")
+    refused = await pool.offers(token)
+    assert refused["offers"] == [] and refused["why_none"]["reasons"][0]["reason"] == "worker_paused"
+    await pool.heartbeat(token, "idle")
+    assert len((await pool.offers(token))["offers"]) == 1
+
+
+async def test_release_and_status_rules(pool: Pool) -> None:
+    await pool.repo()
+    task = await pool.task()
+    _, ann = await pool.worker("ann")
+    _, bob = await pool.worker("bob")
+    await pool.work(ann)
+    not_yours = await pool.status(task, "in_progress", token=bob, expect=403)
+    assert "only the lease holder" in not_yours["detail"]
+    admin_only = await pool.status(task, "merged", token=ann, expect=403)
+    assert "admin token" in admin_only["detail"]
+    no_url = await pool.status(task, "pr_opened", token=ann, expect=422)
+    assert "pr_url" in no_url["detail"]
+    await pool.status(task, "released", token=ann)
+    back = await pool.get_task(task)
+    assert (back["status"], back["worker_id"]) == ("ready", None)
+    not_allowed = await pool.status(task, "merged", admin=True, expect=409)
+    assert not_allowed["allowed"] == ["cancelled", "leased", "offered"]
+    assert "allowed next: cancelled, leased, offered" in not_allowed["detail"]
+    await pool.status(task, "cancelled", admin=True)
+    final = await pool.status(task, "ready", admin=True)
+    assert final["status"] == "ready"
+
+
+async def test_work_answers_are_not_cached(pool: Pool) -> None:
+    await pool.repo()
+    _, token = await pool.worker()
+    response = await pool.http.get("/v1/work", headers={"Authorization": f"Bearer {token}"})
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+async def test_audit_log_filters_and_pages(pool: Pool) -> None:
+    await pool.repo(max_open_prs=10)
+    tasks = [await pool.task(f"t{i}") for i in range(5)]
+    worker_id, token = await pool.worker(capacity_points=5, max_concurrent_tasks=5)
+    await pool.work(token)
+    grants = await pool.events(type="lease.granted")
+    assert [e["target"] for e in grants] == tasks and all(e["actor"] == worker_id for e in grants)
+    assert len(await pool.events(type="lease.*")) == 5
+    assert {e["type"] for e in await pool.events(target=tasks[0])} == {"task.created", "lease.granted"}
+    page = await pool.call("GET", "/v1/audit/events", admin=True, params={"limit": 2})
+    assert len(page["events"]) == 2 and page["next_cursor"] == page["events"][-1]["seq"]
+    rest = await pool.call("GET", "/v1/audit/events", admin=True, params={"after": page["next_cursor"]})
+    assert rest["events"][0]["seq"] == page["next_cursor"] + 1
+    assert await pool.call("GET", "/v1/audit/events", token=token, expect=401)
+
+
+async def test_the_token_is_shown_once_and_never_again(pool: Pool) -> None:
+    await pool.repo()
+    worker_id, token = await pool.worker()
+    await pool.work(token)
+    assert token.startswith("owp_") and len(token) > 40
+    seen = [await pool.call("GET", "/v1/workers", admin=True), await pool.call("GET", f"/v1/workers/{worker_id}"),
+            await pool.events()]
+    assert token not in str(seen)
+    settings = pool.app[SETTINGS]
+    if not settings.database_url:  # the SQLite file on disk holds only the token's hash
+        stored = b"".join(p.read_bytes() for p in settings.db_path.parent.glob(settings.db_path.name + "*"))
+        assert token.encode() not in stored and b"worker.registered" in stored
+
+
+async def test_tasks_list_filters(pool: Pool) -> None:
+    await pool.repo("acme/api")
+    await pool.repo("acme/web")
+    a = await pool.task("api auth", repo="acme/api", area="auth", required_skills=["python"])
+    b = await pool.task("web css", repo="acme/web", required_skills=["css"])
+    listed = lambda **q: pool.call("GET", "/v1/tasks", params=q)  # noqa: E731
+    assert [t["task_id"] for t in (await listed(repo="acme/api"))["tasks"]] == [a]
+    assert [t["task_id"] for t in (await listed(skill="CSS"))["tasks"]] == [b]
+    assert [t["task_id"] for t in (await listed(area="auth", status="ready"))["tasks"]] == [a]
+    assert (await listed(status="merged"))["tasks"] == []
+    page = await listed(limit=1)
+    assert len(page["tasks"]) == 1 and page["next_cursor"] == a
+    assert [t["task_id"] for t in (await listed(cursor=page["next_cursor"]))["tasks"]] == [b]

@@ -1,0 +1,60 @@
+"""Configuration: durations, defaults, and clear errors with exit code 2 (never a traceback)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from owp_bot.config import ConfigError, load_settings, parse_duration
+
+TOKEN = "a-long-enough-admin-token"
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("90", 90), ("90s", 90), ("5m", 300), ("4h", 14400), ("1d", 86400),
+                                               (" 1.5h ", 5400), (30, 30)])
+def test_durations(text: str | int, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "5 minutes", "-5m", "0", "1w"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_duration(text, "OWP_LEASE_TTL")
+
+
+def test_defaults_and_overrides(tmp_path: Path) -> None:
+    settings = load_settings({"OWP_ADMIN_TOKEN": TOKEN})
+    assert (settings.host, settings.port, settings.lease_ttl, settings.offer_ttl, settings.heartbeat_timeout,
+            settings.sweep_interval, settings.db_path) == ("127.0.0.1", 8787, 14400, 300, 900, 30,
+                                                           Path("data/pool.db"))
+    custom = load_settings({"OWP_ADMIN_TOKEN": TOKEN, "OWP_LEASE_TTL": "2h", "OWP_PORT": "9000",
+                            "OWP_DB_PATH": str(tmp_path / "x.db"), "OWP_PUBLIC_DASHBOARD": "false"})
+    assert (custom.lease_ttl, custom.port, custom.db_path, custom.public_dashboard) == (
+        7200, 9000, tmp_path / "x.db", False)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"OWP_PORT": "eighty", "OWP_OFFER_TTL": "never"})
+    message = str(caught.value)
+    assert "OWP_PORT" in message and "OWP_OFFER_TTL" in message and "OWP_ADMIN_TOKEN is not set" in message
+
+
+def test_lease_cap_must_cover_one_lease() -> None:
+    with pytest.raises(ConfigError, match="OWP_LEASE_MAX"):
+        load_settings({"OWP_ADMIN_TOKEN": TOKEN, "OWP_LEASE_TTL": "4h", "OWP_LEASE_MAX": "1h"})
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({}, "OWP_ADMIN_TOKEN is not set"),
+    ({"OWP_ADMIN_TOKEN": "short"}, "too short"),
+    ({"OWP_ADMIN_TOKEN": TOKEN, "OWP_HEARTBEAT_TIMEOUT": "forever"}, "OWP_HEARTBEAT_TIMEOUT"),
+])
+def test_the_server_refuses_to_start_with_exit_code_2(env: dict[str, str], expected: str, tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "owp_bot", "serve"], capture_output=True, text=True, timeout=60,
+                            env={"PATH": "/usr/bin:/bin", "OWP_DB_PATH": str(tmp_path / "p.db"), **env}, check=False)
+    assert result.returncode == 2
+    assert expected in result.stderr and "Traceback" not in result.stderr

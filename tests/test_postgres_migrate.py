@@ -1,0 +1,80 @@
+"""`owp migrate-db --from sqlite:PATH --to postgresql://…`: a SQLite pool moves to PostgreSQL whole — tasks,
+leases, workers (their tokens still work), the event log with its numbers — and carries on there."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+from owp_bot.clock import ManualClock
+from owp_bot.config import Settings
+from owp_bot.events import EventHub
+from owp_bot.scheduler import operations as ops
+from owp_bot.scheduler.postgres_store import PostgresStore
+from owp_bot.scheduler.service import Scheduler
+from owp_bot.scheduler.sqlite_store import SQLiteStore
+from owp_bot.scheduler.store import Event, Op, Store
+
+OWP = Path(sys.executable).parent / "owp"
+SETTINGS = Settings(admin_token="x" * 20)
+
+
+async def owp(*args: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(str(OWP), *args, stdout=asyncio.subprocess.PIPE,
+                                                   stderr=asyncio.subprocess.STDOUT)
+    output, _ = await process.communicate()
+    return await process.wait(), output.decode()
+
+
+def everything() -> Op[tuple[list[Event], list[dict[str, object]], list[dict[str, object]]]]:
+    events = yield from ops.list_events(0, None, None, None, None, None, None, 1000)
+    tasks = yield from ops.list_tasks("", None, None, None, None, None, 1000)
+    workers = yield from ops.list_workers("", 1000)
+    return events, [dict(t) for t in tasks], [dict(w) for w in workers]
+
+
+async def snapshot(store: Store) -> tuple[list[Event], list[dict[str, object]], list[dict[str, object]]]:
+    result, _ = await store.run(everything(), write=False)
+    return result
+
+
+async def test_a_sqlite_pool_moves_to_postgres_and_carries_on(tmp_path: Path, postgres_url: str) -> None:
+    clock = ManualClock()
+    sqlite = SQLiteStore(tmp_path / "pool.db")
+    await sqlite.open()
+    pool = Scheduler(sqlite, SETTINGS, clock, EventHub())
+    await pool.run(lambda now: ops.upsert_repo(ops.RepoSpec("acme/api", 3), now))
+    for i in range(4):
+        spec = ops.TaskSpec("acme/api", f"task {i}", key=f"k{i}", area="auth" if i == 0 else None,
+                            required_skills=("python",))
+        await pool.run(lambda now, spec=spec: ops.put_task(spec, now, "yaml"))
+    ann, ann_token = await pool.register("ann", "ann-gh", ["python"], 5, 2)
+    await pool.run(lambda now: ops.fetch_work(ann, now, SETTINGS))
+    before = await snapshot(sqlite)
+    await sqlite.close()
+
+    code, output = await owp("migrate-db", "--from", f"sqlite:{tmp_path / 'pool.db'}", "--to", postgres_url)
+    assert code == 0, output
+    assert "tasks" in output and "events" in output
+
+    postgres = PostgresStore(postgres_url)
+    await postgres.open()
+    try:
+        after = await snapshot(postgres)
+        assert after == before  # same rows, same event numbers and details
+        moved = Scheduler(postgres, SETTINGS, clock, postgres.hub)
+        assert await moved.authenticate(ann_token) == ann
+        bob, _ = await moved.register("bob", None, ["python"], 5, 2)
+        leases = await moved.run(lambda now: ops.fetch_work(bob, now, SETTINGS))
+        assert len(leases) == 1  # ann holds two (one in area auth), budget 3: one left
+        events, _, _ = await snapshot(postgres)
+        assert [e.seq for e in events] == list(range(1, len(events) + 1))
+        assert len(events) == len(before[0]) + 2  # worker.registered, lease.granted: numbering continues
+    finally:
+        await postgres.close()
+
+    code, output = await owp("migrate-db", "--from", f"sqlite:{tmp_path / 'pool.db'}", "--to", postgres_url)
+    assert code == 1 and "already holds a pool" in output
+    code, output = await owp("migrate-db", "--from", str(tmp_path / "pool.db"), "--to", postgres_url)
+    assert code == 2 and "sqlite:PATH" in output

@@ -1,0 +1,82 @@
+"""Both backends define the same statements and the same migrations, and every PostgreSQL statement is
+valid SQL against the migrated schema (prepared, so a typo fails here, not in production)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import asyncpg
+
+from owp_bot.scheduler import postgres_store, sqlite_store
+from owp_bot.scheduler.store import load_queries, migrations
+
+SCHEDULER = Path(postgres_store.__file__).parent
+
+
+def test_every_statement_exists_for_both_backends() -> None:
+    sqlite, postgres = set(sqlite_store.QUERIES), set(postgres_store.QUERIES)
+    assert sorted(sqlite - postgres) == [], "add these statements to owp_bot/scheduler/sql/postgres/"
+    assert sorted(postgres - sqlite) == [], "these PostgreSQL statements have no SQLite twin"
+
+
+def test_statement_files_match_one_to_one() -> None:
+    sqlite = sorted(p.name for p in (SCHEDULER / "sql" / "sqlite").glob("*.sql"))
+    postgres = sorted(p.name for p in (SCHEDULER / "sql" / "postgres").glob("*.sql"))
+    assert postgres == sqlite
+    for name in sqlite:
+        assert set(load_queries_of(SCHEDULER / "sql" / "postgres" / name)) == set(
+            load_queries_of(SCHEDULER / "sql" / "sqlite" / name)), f"{name}: statement names differ"
+
+
+def load_queries_of(file: Path) -> list[str]:
+    return re.findall(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", file.read_text(encoding="utf-8"), re.MULTILINE)
+
+
+def test_every_migration_exists_for_both_backends() -> None:
+    sqlite = [(v, n) for v, n, _ in migrations(SCHEDULER / "migrations" / "sqlite")]
+    postgres = [(v, n) for v, n, _ in migrations(SCHEDULER / "migrations" / "postgres")]
+    assert postgres == sqlite
+
+
+def test_parameters_are_numbered_alike() -> None:
+    """`?n` on SQLite and `$n` on PostgreSQL: the same highest parameter number in each statement."""
+    sqlite = load_queries(SCHEDULER / "sql" / "sqlite")
+    for name, sql in postgres_store.QUERIES.items():
+        highest_pg = max((int(n) for n in re.findall(r"\$(\d+)", sql)), default=0)
+        highest_sqlite = max((int(n) for n in re.findall(r"\?(\d+)", sqlite[name])), default=0)
+        assert highest_pg == highest_sqlite, (
+            f"{name}: ${highest_pg} on PostgreSQL, ?{highest_sqlite} on SQLite")
+
+
+def sqlite_fingerprint(sql: str) -> str:
+    """What a PostgreSQL twin records of the SQLite statement it was written from (comments and spacing aside)."""
+    code = " ".join(re.sub(r"--[^\n]*", "", sql).split())
+    return hashlib.sha256(code.encode()).hexdigest()[:12]
+
+
+def test_postgres_twins_follow_their_sqlite_statements() -> None:
+    """Each PostgreSQL statement starts `-- mirrors sqlite <fingerprint>`: when the SQLite statement changes,
+    this fails until its twin is brought up to date (then refresh the fingerprint)."""
+    sqlite = load_queries(SCHEDULER / "sql" / "sqlite")
+    stale = []
+    for name, sql in postgres_store.QUERIES.items():
+        recorded = re.search(r"^-- mirrors sqlite ([0-9a-f]+)$", sql, re.MULTILINE)
+        expected = sqlite_fingerprint(sqlite[name]) if name in sqlite else None
+        if recorded is None or recorded.group(1) != expected:
+            stale.append(f"{name}: {expected}")
+    assert stale == [], "update these PostgreSQL statements to match SQLite, then their fingerprints"
+
+
+async def test_every_postgres_statement_prepares(postgres_url: str) -> None:
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        await postgres_store.migrate(conn)
+        for name, sql in postgres_store.QUERIES.items():
+            try:
+                await conn.prepare(sql)
+            except asyncpg.PostgresError as exc:
+                raise AssertionError(f"{name}: {exc}") from exc
+    finally:
+        await conn.close()

@@ -1,0 +1,151 @@
+"""The PostgreSQL store as two replicas in one process: two stores (each with its own pool, hub and
+listener) on one schema. Claims racing across them, sweeping on both, the event stream fanned out to both
+hubs in order without gaps, a listener that loses its connection, and a rolled-back transaction."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from itertools import cycle
+
+import asyncpg
+import pytest
+
+from owp_bot.clock import ManualClock
+from owp_bot.config import Settings
+from owp_bot.errors import Problem
+from owp_bot.events import EventHub
+from owp_bot.scheduler import operations as ops
+from owp_bot.scheduler.postgres_store import PostgresStore
+from owp_bot.scheduler.service import Scheduler
+from owp_bot.scheduler.store import Op
+
+SETTINGS = Settings(admin_token="x" * 20, sweep_interval=3600, heartbeat_flush_interval=3600, offer_ttl=60)
+
+
+@asynccontextmanager
+async def replicas(url: str, clock: ManualClock, count: int = 2) -> AsyncIterator[list[Scheduler]]:
+    stores = [PostgresStore(url, pool_size=4) for _ in range(count)]
+    await asyncio.gather(*(store.open() for store in stores))  # replicas starting together migrate once
+    try:
+        yield [Scheduler(store, SETTINGS, clock, store.hub) for store in stores]
+    finally:
+        for store in stores:
+            await store.close()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+async def reaches(hub: EventHub, seq: int, seconds: float = 2.0) -> None:
+    """Wait until the hub has published event `seq`."""
+    with hub.subscribe() as watcher:
+        async with asyncio.timeout(seconds):
+            while hub.last_seq < seq:
+                await watcher.queue.get()
+
+
+def seqs(queue: asyncio.Queue[ops.Event]) -> Iterator[int]:
+    while not queue.empty():
+        yield queue.get_nowait().seq
+
+
+async def test_both_replicas_stream_every_event_in_order(postgres_url: str, clock: ManualClock) -> None:
+    async with replicas(postgres_url, clock) as (a, b):
+        subs = [a.hub.subscribe(), b.hub.subscribe()]
+        writes = [replica.run(lambda now, i=i: ops.upsert_repo(ops.RepoSpec(f"acme/r{i}", 2), now))
+                  for i, replica in zip(range(40), cycle((a, b)), strict=False)]
+        await asyncio.gather(*writes)
+        last = await a.run(lambda now: ops.last_event_seq(), write=False)
+        assert last == 40
+        await reaches(a.hub, last)
+        await reaches(b.hub, last)
+        for sub in subs:
+            assert list(seqs(sub.queue)) == list(range(1, 41))
+
+
+async def test_a_lease_granted_on_one_replica_reaches_the_other_within_a_second(
+        postgres_url: str, clock: ManualClock) -> None:
+    async with replicas(postgres_url, clock) as (a, b):
+        await a.run(lambda now: ops.upsert_repo(ops.RepoSpec("acme/api", 3), now))
+        await a.run(lambda now: ops.put_task(ops.TaskSpec("acme/api", "fix it"), now, "api"))
+        worker_id, _ = await a.register("ann", None, [], 3, 1)
+        await reaches(b.hub, a.hub.last_seq)  # b has streamed everything so far
+        with b.hub.subscribe() as watcher:
+            await a.run(lambda now: ops.fetch_work(worker_id, now, SETTINGS))
+            event = await asyncio.wait_for(watcher.queue.get(), timeout=1.0)
+            assert event.type == "lease.granted"
+            assert event.details["worker_id"] == worker_id
+
+
+async def test_claims_racing_on_two_replicas_respect_budget_and_area_locks(
+        postgres_url: str, clock: ManualClock) -> None:
+    async with replicas(postgres_url, clock) as (a, b):
+        await a.run(lambda now: ops.upsert_repo(ops.RepoSpec("acme/api", 4), now))
+        for i in range(30):
+            spec = ops.TaskSpec("acme/api", f"task {i}", area=f"area{i % 3}" if i % 2 else None)
+            await a.run(lambda now, spec=spec: ops.put_task(spec, now, "api"))
+        workers = [(await a.register(f"w{i}", None, [], 5, 2))[0] for i in range(12)]
+        claims = [replica.run(lambda now, w=w: ops.fetch_work(w, now, SETTINGS))
+                  for w, replica in zip(workers, cycle((a, b)), strict=False)]
+        held = [lease for leases in await asyncio.gather(*claims) for lease in leases]
+        assert len(held) == 4  # the review budget, although 24 slots asked
+        assert len({lease["id"] for lease in held}) == 4  # no task twice
+        areas = [lease["area"] for lease in held if lease["area"] is not None]
+        assert len(areas) == len(set(areas))  # one task per area
+        repo, budget = await b.run(lambda now: ops.get_repo("acme/api"), write=False)
+        assert (repo["in_flight"], budget.leases) == (4, 4)
+
+
+async def test_sweeping_on_every_replica_lapses_each_offer_once(postgres_url: str, clock: ManualClock,
+                                                                ) -> None:
+    async with replicas(postgres_url, clock, count=3) as sweepers:
+        first = sweepers[0]
+        await first.run(lambda now: ops.upsert_repo(ops.RepoSpec("acme/api", 5), now))
+        for i in range(5):
+            await first.run(lambda now, i=i: ops.put_task(ops.TaskSpec("acme/api", f"t{i}"), now, "api"))
+        worker_id, _ = await first.register("ann", None, [], 5, 5)
+        offers, _ = await first.run(lambda now: ops.request_offers(worker_id, now, SETTINGS))
+        assert len(offers) == 5
+        clock.advance(61)
+        await asyncio.gather(*(replica.flush() for replica in sweepers for _ in range(3)))
+        expired = await first.run(lambda now: all_events("offer.expired"), write=False)
+        assert len(expired) == 5
+        repo, _ = await first.run(lambda now: ops.get_repo("acme/api"), write=False)
+        assert repo["in_flight"] == 0
+
+
+def all_events(type_: str | None) -> Op[list[ops.Event]]:
+    return (yield from ops.list_events(0, type_, None, None, None, None, None, 1000))
+
+
+def _emit_then_fail() -> Op[None]:
+    yield ops.emit(0.0, "test.doomed", "system", None, None)
+    raise Problem(409, "rolled back on purpose")
+
+
+async def test_a_rolled_back_transaction_leaves_no_hole_in_the_log(postgres_url: str, clock: ManualClock,
+                                                                   ) -> None:
+    async with replicas(postgres_url, clock, count=1) as (a,):
+        await a.run(lambda now: ops.upsert_repo(ops.RepoSpec("acme/one", 1), now))
+        with pytest.raises(Problem):
+            await a.run(lambda now: _emit_then_fail())
+        await a.run(lambda now: ops.upsert_repo(ops.RepoSpec("acme/two", 1), now))
+        log = await a.run(lambda now: all_events(None), write=False)
+        assert [(e.seq, e.target) for e in log] == [(1, "acme/one"), (2, "acme/two")]
+
+
+async def test_a_listener_that_loses_its_connection_catches_up(postgres_url: str, clock: ManualClock) -> None:
+    async with replicas(postgres_url, clock) as (a, b):
+        bridge = b.store.bridge  # type: ignore[attr-defined]
+        conn = await asyncpg.connect(postgres_url)
+        try:
+            await conn.execute("SELECT pg_terminate_backend($1)", bridge.listener_pid)
+        finally:
+            await conn.close()
+        for i in range(3):  # committed while replica b is not listening
+            await a.run(lambda now, i=i: ops.upsert_repo(ops.RepoSpec(f"acme/r{i}", 1), now))
+        await reaches(b.hub, 3, seconds=5.0)

@@ -1,0 +1,155 @@
+"""Reputation: the formula (a Beta prior, bounded, monotone), the score kept on the worker row in step with
+the log, the endpoint and who may read it, and reputation-aware assignment of urgent work."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import fields, replace
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from owp_bot.config import Settings
+from owp_bot.keys import SCHEDULER
+from owp_bot.scheduler import reputation
+from owp_bot.scheduler.reputation import Outcomes, score
+from tests.conftest import Pool
+
+counts = st.integers(min_value=0, max_value=10_000)
+outcomes = st.builds(Outcomes, **{f.name: counts for f in fields(Outcomes)})
+GOOD = ("completed", "merged", "approved")
+BAD = ("expired", "closed_unmerged", "released", "changes", "declined")
+
+
+def test_a_new_worker_starts_mid_scale_and_one_task_does_not_decide() -> None:
+    assert score(Outcomes()) == reputation.PRIOR_SCORE == 50.0
+    assert score(Outcomes(completed=1, merged=1)) == 66.7
+    assert score(Outcomes(expired=1)) == 40.0
+    assert score(Outcomes(declined=1)) == 48.8  # a decline weighs lightly
+
+
+@given(outcomes)
+def test_the_score_stays_within_0_and_100(o: Outcomes) -> None:
+    assert 0 <= score(o) <= 100
+
+
+@given(outcomes, st.sampled_from(GOOD), st.sampled_from(BAD))
+def test_good_outcomes_never_lower_it_and_bad_ones_never_raise_it(o: Outcomes, good: str, bad: str) -> None:
+    assert score(replace(o, **{good: getattr(o, good) + 1})) >= score(o)
+    assert score(replace(o, **{bad: getattr(o, bad) + 1})) <= score(o)
+
+
+async def deliver(pool: Pool, token: str, title: str, merged: bool = True) -> str:
+    task = await pool.task(title)
+    offer = (await pool.offers(token))["offers"][0]
+    await pool.accept(token, offer["offer_id"])
+    await pool.status(task, "pr_opened", token=token, artifact={"pr_url": "https://github.com/acme/api/pull/9"})
+    await pool.status(task, "merged" if merged else "ready", admin=True)
+    return task
+
+
+async def test_the_endpoint_reports_the_score_and_its_inputs(pool: Pool) -> None:
+    await pool.repo(max_open_prs=10)
+    worker_id, token = await pool.worker()
+    await deliver(pool, token, "merged one")
+    await deliver(pool, token, "closed one", merged=False)
+    declined = await pool.task("declined one")
+    await pool.reject(token, (await pool.offers(token))["offers"][0]["offer_id"])
+    await pool.status(declined, "cancelled", admin=True)
+
+    rep = await pool.call("GET", f"/v1/workers/{worker_id}/reputation", token=token)
+    m = rep["metrics"]
+    assert (m["completed"], m["merged"], m["closed_unmerged"], m["declined"], m["total_tasks"]) == (2, 1, 1, 1, 2)
+    assert (m["completion_rate"], m["on_time_delivery"], m["pr_merge_rate"], m["avg_pr_quality"]) == (
+        1.0, 1.0, 0.5, 0.5)
+    assert rep["reputation_score"] == score(Outcomes(completed=2, merged=1, closed_unmerged=1, declined=1))
+    assert (rep["trust_tier"], rep["prior_score"]) == ("basic", 50.0)
+    # the same score is kept on the worker row, where assignment reads it
+    assert (await pool.call("GET", f"/v1/workers/{worker_id}", admin=True))["reputation"] == rep["reputation_score"]
+
+
+async def test_a_worker_reads_only_its_own_reputation(pool: Pool) -> None:
+    ann, ann_token = await pool.worker("ann")
+    bob, _ = await pool.worker("bob")
+    await pool.call("GET", f"/v1/workers/{ann}/reputation", token=ann_token)
+    denied = await pool.call("GET", f"/v1/workers/{bob}/reputation", token=ann_token, expect=403)
+    assert "only its own" in denied["detail"]
+    assert (await pool.call("GET", f"/v1/workers/{bob}/reputation", admin=True))["reputation_score"] == 50.0
+    await pool.call("GET", f"/v1/workers/{bob}/reputation", expect=401)
+    await pool.call("GET", "/v1/workers/w_nobody/reputation", admin=True, expect=404)
+
+
+async def let_a_lease_expire(pool: Pool) -> tuple[str, str]:
+    """A new worker leases a task and lets the lease run out; the next write transaction lapses it."""
+    await pool.repo()
+    await pool.task()
+    worker_id, token = await pool.worker()
+    await pool.work(token)
+    pool.clock.advance(5 * 3600)
+    await pool.heartbeat(token)
+    await pool.repo()  # lapses the lease in the same transaction as the score change
+    return worker_id, token
+
+
+async def test_an_expired_lease_lowers_the_stored_score(pool: Pool) -> None:
+    worker_id, _ = await let_a_lease_expire(pool)
+    assert (await pool.call("GET", f"/v1/workers/{worker_id}", admin=True))["reputation"] == 40.0
+
+
+async def two_equal_workers(pool: Pool) -> tuple[tuple[str, str], tuple[str, str]]:
+    """Same skills, capacity and tier; `ann` has a merged PR behind her, `bob` an expired lease."""
+    await pool.repo(max_open_prs=10)
+    ann, bob = await pool.worker("ann"), await pool.worker("bob")
+    await deliver(pool, ann[1], "ann's past work")
+    past = await pool.task("bob's past work")
+    await pool.work(bob[1])
+    pool.clock.advance(5 * 3600)
+    for _, token in (ann, bob):
+        await pool.heartbeat(token)
+    await pool.status(past, "cancelled", admin=True)  # lapses bob's lease first, then takes the task away
+    scores = [(await pool.call("GET", f"/v1/workers/{w}", admin=True))["reputation"] for w, _ in (ann, bob)]
+    assert scores == [66.7, 40.0]
+    return ann, bob
+
+
+async def test_the_better_reputed_of_two_equal_workers_gets_the_critical_task(pool: Pool) -> None:
+    ann, bob = await two_equal_workers(pool)
+    critical = await pool.task("prod is down", priority="critical")
+
+    first = await pool.offers(bob[1])  # bob asks first, but ann is online, eligible and better reputed
+    assert first["offers"] == []
+    assert [r["reason"] for r in first["why_none"]["reasons"]] == ["reputation_head_start"]
+    assert [o["task_id"] for o in (await pool.offers(ann[1]))["offers"]] == [critical]
+
+
+async def test_the_head_start_is_short_and_only_for_urgent_work(pool: Pool) -> None:
+    ann, bob = await two_equal_workers(pool)
+    critical = await pool.task("prod is down", priority="critical")
+    normal = await pool.task("tidy up", priority="normal")
+    assert [o["task_id"] for o in (await pool.offers(bob[1]))["offers"]] == [normal]  # not held back
+    pool.clock.advance(pool.app[SCHEDULER].settings.reputation_head_start)
+    await pool.heartbeat(ann[1])
+    assert [o["task_id"] for o in (await pool.offers(bob[1]))["offers"]] == [critical, normal]
+
+
+async def test_no_head_start_when_the_better_worker_cannot_take_it(pool: Pool) -> None:
+    ann, bob = await two_equal_workers(pool)
+    await pool.task("ann's big job", estimate_points=5)
+    assert len((await pool.work(ann[1]))["leases"]) == 1  # ann's capacity is now full
+    busy = await pool.task("urgent, ann is full", priority="high")
+    assert [o["task_id"] for o in (await pool.offers(bob[1]))["offers"]] == [busy]
+    await pool.call("POST", "/v1/workers/heartbeat", token=ann[1], json={"status": "paused"})
+    await pool.status((await pool.work(ann[1]))["leases"][0]["task_id"], "released", token=ann[1])
+    paused = await pool.task("urgent, ann is paused", priority="critical")
+    assert [o["task_id"] for o in (await pool.offers(bob[1]))["offers"]] == [paused, busy]
+
+
+@pytest.mark.sqlite_only
+async def test_reputation_reads_use_indexes(pool: Pool, settings: Settings) -> None:
+    await pool.repo()
+    with sqlite3.connect(settings.db_path) as db:
+        plan = " ".join(r[3] for r in db.execute(
+            "EXPLAIN QUERY PLAN SELECT count(*) FROM events WHERE json_extract(details, '$.worker_id') = 'w' "
+            "AND type IN ('lease.completed', 'task.merged')"))
+    assert "rep_events_worker" in plan and "SCAN events" not in plan
