@@ -42,7 +42,9 @@ def postgres_schema_url() -> tuple[str, Callable[[], None]]:
 
     schema = new_schema(TEST_DATABASE_URL)
     sep = "&" if "?" in TEST_DATABASE_URL else "?"
-    return f"{TEST_DATABASE_URL}{sep}search_path={schema}", lambda: drop_schema(TEST_DATABASE_URL, schema)
+    # the connections are named after the schema, so that dropping it can end any left open
+    url = f"{TEST_DATABASE_URL}{sep}search_path={schema}&application_name={schema}"
+    return url, lambda: drop_schema(TEST_DATABASE_URL, schema)
 
 
 @pytest.fixture

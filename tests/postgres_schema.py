@@ -66,4 +66,12 @@ def new_schema(url: str) -> str:
 def drop_schema(url: str, name: str) -> None:
     if not _NAME.match(name):
         raise ValueError(f"{name!r} is not a test schema")
-    _on_thread(lambda conn: conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'), url)
+
+    async def drop(conn: asyncpg.Connection) -> None:
+        # a connection the test left open (a killed replica's, say) must not hold the DROP up
+        await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                           " WHERE application_name = $1 AND pid <> pg_backend_pid()", name)
+        await conn.execute("SET lock_timeout = '60s'")
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+    _on_thread(drop, url)

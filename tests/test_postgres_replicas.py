@@ -17,15 +17,11 @@ import socket
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-
-from tests.conftest import TEST_DATABASE_URL
-from tests.postgres_schema import drop_schema, new_schema
 
 ADMIN = {"X-Admin-Token": "replica-test-admin-token-0123"}
 OWP = Path(sys.executable).parent / "owp"
@@ -39,13 +35,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-@pytest.fixture
-def database_url() -> Iterator[str]:
-    schema = new_schema(TEST_DATABASE_URL)
-    yield f"{TEST_DATABASE_URL}?search_path={schema}"
-    drop_schema(TEST_DATABASE_URL, schema)
 
 
 def start_replica(url: str, tmp_path: Path, name: str) -> tuple[subprocess.Popen[bytes], str]:
@@ -161,8 +150,8 @@ def check_invariants(log: list[dict[str, Any]], tasks: dict[str, tuple[str, str 
     assert set(status.values()) == {"merged"}
 
 
-async def test_two_replicas_share_one_pool_and_survive_losing_one(database_url: str, tmp_path: Path) -> None:
-    replicas = [start_replica(database_url, tmp_path, name) for name in ("a", "b")]
+async def test_two_replicas_share_one_pool_and_survive_losing_one(postgres_url: str, tmp_path: Path) -> None:
+    replicas = [start_replica(postgres_url, tmp_path, name) for name in ("a", "b")]
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
             for process, base in replicas:

@@ -86,6 +86,7 @@ _BEGIN_WRITE = ("BEGIN ISOLATION LEVEL READ COMMITTED; "
 SERVER_SETTINGS = {"plan_cache_mode": "force_generic_plan"}
 _BEGIN_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 _EVENT_PAGE = 1000
+_CLOSE_TIMEOUT = 10.0  # seconds to wait for busy connections on close before cutting them
 
 
 def is_postgres_url(url: str | None) -> bool:
@@ -103,6 +104,7 @@ class PostgresStore:
         self.hub = hub or SequencedHub()
         self._pool: asyncpg.Pool | None = None
         self._writer = asyncio.Lock()
+        self._running: set[asyncio.Future[Any]] = set()
         self.bridge: EventBridge | None = None
 
     # -- lifecycle
@@ -117,11 +119,17 @@ class PostgresStore:
         await self.bridge.start()
 
     async def close(self) -> None:
+        if self._running:  # what was asked before close is answered (as on SQLite)
+            await asyncio.gather(*self._running, return_exceptions=True)
         if self.bridge is not None:
             await self.bridge.stop()
             self.bridge = None
         if self._pool is not None:
-            await self._pool.close()
+            try:
+                await asyncio.wait_for(self._pool.close(), _CLOSE_TIMEOUT)
+            except TimeoutError:
+                log.warning("PostgreSQL connections were still busy after %ss; closing them", _CLOSE_TIMEOUT)
+                self._pool.terminate()
             self._pool = None
 
     async def ready(self) -> bool:
@@ -137,10 +145,23 @@ class PostgresStore:
     # -- operations
 
     async def run(self, op: Op[T], *, write: bool = True) -> tuple[T, list[Event]]:
+        """Run `op` in one transaction. Once begun it runs to its end even if the caller is cancelled (a client
+        that went away, a background loop stopping): cancelling asyncpg mid-statement can leave a connection
+        waiting on its cancellation, and SQLite behaves the same way."""
         if self._pool is None:
             raise RuntimeError("the PostgreSQL store is not open")
-        if not write:
-            return await self._transaction(self._pool, op, _BEGIN_READ)
+        work = asyncio.ensure_future(self._write(op) if write else self._transaction(self._pool, op, _BEGIN_READ))
+        self._running.add(work)
+        work.add_done_callback(self._finished)
+        return await asyncio.shield(work)
+
+    def _finished(self, work: asyncio.Future[Any]) -> None:
+        self._running.discard(work)
+        if not work.cancelled():
+            work.exception()  # read, so that a failure whose caller went away is not reported as unretrieved
+
+    async def _write(self, op: Op[T]) -> tuple[T, list[Event]]:
+        assert self._pool is not None
         async with self._writer:
             result, events = await self._transaction(self._pool, op, _BEGIN_WRITE)
             behind = events[0].seq - 1 - self.hub.last_seq if events else 0
