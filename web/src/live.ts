@@ -23,7 +23,7 @@ const FEED_SIZE = 200;
 const BACKLOG = 50;
 // Lists reload at most this often while events pour in (the feed itself is instant): a busy pool must not
 // spend a public viewer's request budget (the server rate-limits each address).
-const REFRESH_EVERY_MS = 5000;
+const REFRESH_EVERY_MS = 1000;  // a busy pool reloads its lists at most once a second
 const FAMILY_LISTS: Record<string, Lists[]> = { worker: ["workers"], repo: ["repos"] };
 const ALL_LISTS: Lists[] = ["workers", "tasks", "repos"];
 
