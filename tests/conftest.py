@@ -3,7 +3,11 @@ and `Pool`, a small client of the protocol that reads like the steps a person ta
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sys
+import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,36 @@ BACKENDS = os.environ.get("OWP_TEST_BACKENDS", "sqlite,postgres").split(",")
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sqlite_only: the test reads the SQLite file itself; SQLite only")
+    threading.Thread(target=_watch_for_hangs, name="owp-test-watchdog", daemon=True).start()
+
+
+_phase: list[Any] = [None, 0.0]  # the test phase running now, and since when
+HANG_REPORT_AFTER = float(os.environ.get("OWP_TEST_HANG_REPORT", "200"))  # s; pytest-timeout fails at 300
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Any:
+    _phase[:] = [item.nodeid, time.monotonic()]
+    try:
+        return (yield)
+    finally:
+        _phase[:] = [None, 0.0]
+
+
+def _watch_for_hangs() -> None:
+    """A test stuck for minutes is a bug to find: print every pending asyncio task's stack (pytest-timeout
+    shows only the threads, and an asyncio hang is a task waiting for something that never comes)."""
+    reported = None
+    while True:
+        time.sleep(5)
+        nodeid, since = _phase
+        if nodeid is None or nodeid == reported or time.monotonic() - since < HANG_REPORT_AFTER:
+            continue
+        reported = nodeid
+        print(f"\n=== {nodeid} has run for {HANG_REPORT_AFTER:.0f}s; pending asyncio tasks:", file=sys.__stderr__)
+        for task in list(asyncio.tasks._all_tasks):  # type: ignore[attr-defined]  # all loops' tasks
+            if not task.done():
+                task.print_stack(file=sys.__stderr__)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
