@@ -3,6 +3,7 @@
 `python -m bench.client SPEC.json` runs one phase and prints its tally as JSON on stdout:
 - `loop`: simulated workers doing the real protocol loop through aiohttp (heartbeat → offers →
   accept/decline → status → pr_opened, a maintainer merging; some workers fetch with `GET /v1/work`);
+  with `claimer` set, a worker only leases and finishes (`GET /v1/work`, then `pr_opened`): the claim mode;
 - `raw`: one request shape hammered on N keep-alive connections (the hello ceiling, heartbeat throughput).
 """
 
@@ -55,7 +56,7 @@ class Worker:
         admin_token: str,
         rng: random.Random,
     ) -> None:
-        self.token, self.fetcher = spec["token"], spec["fetcher"]
+        self.token, self.fetcher, self.claimer = spec["token"], spec["fetcher"], spec.get("claimer", False)
         self.session, self.gate, self.tally, self.rng = session, gate, tally, rng
         self.auth = {"Authorization": f"Bearer {self.token}"}
         self.admin = {"X-Admin-Token": admin_token}
@@ -79,6 +80,8 @@ class Worker:
         return response.status, json.loads(raw) if raw else None
 
     async def run(self, deadline: float) -> None:
+        if self.claimer:
+            return await self.claim(deadline)
         while time.perf_counter() < deadline:
             await self.call(
                 "heartbeat",
@@ -91,6 +94,18 @@ class Worker:
                 if time.perf_counter() >= deadline:
                     return
                 await self.work_on(task_id)
+            if not tasks:
+                await asyncio.sleep(self.rng.uniform(*NO_WORK_PAUSE))
+
+    async def claim(self, deadline: float) -> None:
+        """The claim mode, a job queue's loop: lease (`GET /v1/work`), then finish each lease (`pr_opened`)."""
+        while time.perf_counter() < deadline:
+            tasks = await self.fetch()
+            for task_id in tasks:
+                pr = {"pr_url": f"https://github.com/bench/pr/pull/{self.rng.randint(1, 10**6)}"}
+                await self.call(
+                    "pr_opened", "POST", f"/v1/tasks/{task_id}/status", body={"status": "pr_opened", "artifact": pr}
+                )
             if not tasks:
                 await asyncio.sleep(self.rng.uniform(*NO_WORK_PAUSE))
 

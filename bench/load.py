@@ -60,6 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--connections", type=int, default=32, help="connections of the ceiling/heartbeat phases")
     p.add_argument("--ceiling-seconds", type=float, default=4, help="seconds of each ceiling phase")
     p.add_argument("--client-procs", type=int, default=1, help="client processes of the loop")
+    p.add_argument(
+        "--mode",
+        choices=("loop", "claim"),
+        default="loop",
+        help="loop: the whole protocol with offers, budgets and area locks; claim: lease and finish only, "
+        "budgets and locks out of the way (a job queue's loop, to compare with bench.peers)",
+    )
+    p.add_argument("--per-request", type=int, default=1, help="claim mode: leases per GET /v1/work at most")
     p.add_argument("--fetch-share", type=float, default=0.3, help="share of workers that use GET /v1/work")
     p.add_argument("--batch", type=int, default=5000, help="tasks per import request")
     p.add_argument("--seed", type=int, default=8)
@@ -190,7 +198,9 @@ class Admin:
 async def seed(
     admin: Admin, session: aiohttp.ClientSession, args: argparse.Namespace
 ) -> tuple[dict[str, mix.RepoMix], dict[str, mix.TaskMix], dict[str, mix.WorkerMix], list[dict[str, Any]]]:
-    repo_list = mix.repos(args.repos or max(20, args.workers // 4), args.seed)
+    claim = args.mode == "claim"
+    repo_count = args.repos or max(20, args.workers // 4)
+    repo_list = mix.claim_repos(repo_count) if claim else mix.repos(repo_count, args.seed)
     task_list = mix.tasks(args.tasks, repo_list, args.seed)
     by_key = {t.key: t for t in task_list}
     tasks: dict[str, mix.TaskMix] = {}
@@ -211,11 +221,13 @@ async def seed(
     workers: dict[str, mix.WorkerMix] = {}
     specs = []
     gate = asyncio.Semaphore(16)
-    for i, worker in enumerate(mix.workers(args.workers, args.seed)):
+    worker_list = mix.claim_workers(args.workers, args.per_request) if claim else mix.workers(args.workers, args.seed)
+    for i, worker in enumerate(worker_list):
         async with gate:
             worker_id, token = await register(worker)
         workers[worker_id] = worker
-        specs.append({"token": token, "fetcher": int((i + 1) * args.fetch_share) > int(i * args.fetch_share)})
+        fetcher = claim or int((i + 1) * args.fetch_share) > int(i * args.fetch_share)
+        specs.append({"token": token, "fetcher": fetcher, "claimer": claim})
     return {r.name: r for r in repo_list}, tasks, workers, specs
 
 
@@ -373,7 +385,7 @@ def summarise(
 def report(result: dict[str, Any]) -> str:
     a = result["args"]
     lines = [
-        f"OWP Pool load: W={a['workers']} workers, M={a['tasks']} ready tasks, {a['duration']} s, "
+        f"OWP Pool load ({a['mode']} mode): W={a['workers']} workers, M={a['tasks']} ready tasks, {a['duration']} s, "
         f"concurrency {a['concurrency']}, {result['machine']['cpus']} CPUs, "
         f"Python {result['machine']['python']}",
         f"seeded in {result['seed_seconds']} s; database and server log in {result['workdir']}",
@@ -404,7 +416,7 @@ def report(result: dict[str, Any]) -> str:
     lines += [f"  {b}" for b in result["invariant_breaks"]]
     p99 = " ".join(f"{route}={result['routes'].get(route, {}).get('p99', 0)}ms" for route in LATENCY_ROUTES)
     lines.append(
-        f"SUMMARY {'OK' if passed(result) else 'FAIL'} W={a['workers']} M={a['tasks']} p99 {p99} "
+        f"SUMMARY {'OK' if passed(result) else 'FAIL'} mode={a['mode']} W={a['workers']} M={a['tasks']} p99 {p99} "
         f"heartbeat/ceiling={result['heartbeat_ratio']:.2f} leases/s={result['leases_per_second']:.0f} "
         f"rss={result['server_peak_rss_mb']}MB invariants={'OK' if result['invariants_ok'] else 'BROKEN'} "
         f"errors={sum(sum(v.values()) for v in result['errors'].values())}"

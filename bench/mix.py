@@ -80,6 +80,11 @@ def repos(count: int, seed: int) -> list[RepoMix]:
     ]
 
 
+def claim_repos(count: int) -> list[RepoMix]:
+    """For the claim mode: budgets and area locks out of the way, as a job queue has neither."""
+    return [RepoMix(f"bench-org{i % 17}/repo{i}", 1_000_000, False) for i in range(count)]
+
+
 def tasks(count: int, repo_list: list[RepoMix], seed: int) -> list[TaskMix]:
     rng = random.Random(seed + 1)
     found = []
@@ -106,6 +111,11 @@ def workers(count: int, seed: int) -> list[WorkerMix]:
         WorkerMix(f"bench-worker-{i}", _skills(rng, 2, 5), rng.randint(3, 13), rng.randint(1, 3))
         for i in range(count)
     ]
+
+
+def claim_workers(count: int, per_request: int) -> list[WorkerMix]:
+    """For the claim mode: every worker has every skill and room for `per_request` leases of any size."""
+    return [WorkerMix(f"bench-claimer-{i}", SKILLS, 8 * per_request, per_request) for i in range(count)]
 
 
 def import_document(repo_list: list[RepoMix], batch: list[TaskMix], *, with_repos: bool) -> str:

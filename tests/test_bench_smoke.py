@@ -7,17 +7,19 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_bench_runs_briefly_and_keeps_the_invariants(tmp_path: Path) -> None:
+def run_bench(tmp_path: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     out = tmp_path / "result.json"
     done = subprocess.run(
         [
             sys.executable,
             "-m",
             "bench.load",
+            *extra,
             "--workers",
             "12",
             "--tasks",
@@ -40,9 +42,21 @@ def test_bench_runs_briefly_and_keeps_the_invariants(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    result = json.loads(out.read_text(encoding="utf-8"))
+    return done, json.loads(out.read_text(encoding="utf-8"))
+
+
+def test_bench_runs_briefly_and_keeps_the_invariants(tmp_path: Path) -> None:
+    done, result = run_bench(tmp_path)
     assert result["invariants_ok"] and result["invariant_breaks"] == []
     assert result["errors"] == {}
     assert result["leases_granted"] > 0 and result["offers_created"] > 0
     assert {"offers", "accept", "work", "heartbeat"} <= set(result["routes"])
-    assert done.stdout.strip().splitlines()[-1].startswith("SUMMARY OK W=12 M=300")
+    assert done.stdout.strip().splitlines()[-1].startswith("SUMMARY OK mode=loop W=12 M=300")
+
+
+def test_claim_mode_only_leases_and_finishes(tmp_path: Path) -> None:
+    done, result = run_bench(tmp_path, "--mode", "claim", "--per-request", "2")
+    assert result["invariants_ok"] and result["errors"] == {}
+    assert result["leases_granted"] > 0 and result["offers_created"] == 0
+    assert set(result["routes"]) == {"work", "pr_opened"}
+    assert done.stdout.strip().splitlines()[-1].startswith("SUMMARY OK mode=claim W=12 M=300")
