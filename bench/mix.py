@@ -81,8 +81,9 @@ def repos(count: int, seed: int) -> list[RepoMix]:
 
 
 def claim_repos(count: int) -> list[RepoMix]:
-    """For the claim mode: budgets and area locks out of the way, as a job queue has neither."""
-    return [RepoMix(f"bench-org{i % 17}/repo{i}", 1_000_000, False) for i in range(count)]
+    """For the claim mode: budgets (at the most the API allows) and area locks out of the way, as a job queue
+    has neither."""
+    return [RepoMix(f"bench-org{i % 17}/repo{i}", 1000, False) for i in range(count)]
 
 
 def tasks(count: int, repo_list: list[RepoMix], seed: int) -> list[TaskMix]:
