@@ -1,14 +1,20 @@
-"""The SQLite backend: one connection on one database thread, one hop per whole operation.
+"""The SQLite backend: writes on the event loop's own thread, reads on a reader thread, checkpoints apart.
 
-Why not a statement-at-a-time async driver (aiosqlite): every await is a thread hop (~85 µs here), and on a
-shared connection one request's COMMIT would also commit another request's half-done statements. Here an
-operation (a generator, see store.py) runs start to finish on the database thread inside
-`BEGIN IMMEDIATE … COMMIT`, so operations are serialised by construction and cost one hop each.
+Why writes run on the loop's thread: an operation (a generator, see store.py) is a handful of statements of
+a few microseconds each. Handing it to a database thread costs more than running it: every statement
+releases the GIL, and getting it back from a busy event loop waited up to a switch interval (measured: 0.5
+ms per `BEGIN`, next_candidate 270 µs instead of 60; bench/RESULTS.md). So a write operation runs start to
+finish on the loop's thread inside `BEGIN IMMEDIATE … COMMIT` without awaiting anything: write operations are
+serialised by construction and no other coroutine sees one half done.
 
-Group commit: operations that arrive while the database thread is busy are run together in the next hop, each
-inside its own SAVEPOINT (a failing one is rolled back alone), under one COMMIT. Under load this shares the
-cost of the hop and of the commit (every index page a transaction touches is written to the WAL once per
-commit) among many requests; each caller still gets its answer only after the commit (bench/RESULTS.md).
+Group commit: write operations that arrive in the same turn of the event loop run together, each inside its
+own SAVEPOINT (a failing one is rolled back alone), under one COMMIT. Each caller gets its answer only after
+the commit.
+
+Reads (`write=False`: lists, analytics, exports, which may be long) run on a reader thread with a
+connection of their own, so they never hold up the loop; WAL gives each a consistent snapshot of what was
+committed. Checkpoints (copying the WAL back into the database, the only step that syncs to disk) run on a
+checkpoint thread with a third connection, instead of inside whichever COMMIT crossed the threshold.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,106 +31,102 @@ from typing import Any, TypeVar
 from owp_bot.scheduler.store import Emit, Event, Op, Stmt, load_queries, migrations
 
 T = TypeVar("T")
+R = TypeVar("R")
 MAX_GROUP = 64  # operations per group commit: bounds how long the first one in a group waits for the others
+CHECKPOINT_EVERY = 1.0  # seconds between passive checkpoints (a no-op when nothing was written)
 _HERE = Path(__file__).parent
 QUERIES = load_queries(_HERE / "sql" / "sqlite")
 MIGRATIONS = migrations(_HERE / "migrations" / "sqlite")
 
 
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=5000")
+    # the default page cache (2 MB) is smaller than the indexes at 100k tasks (bench/RESULTS.md)
+    conn.execute("PRAGMA cache_size=-65536")
+    return conn
+
+
 class SQLiteStore:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self._executor: ThreadPoolExecutor | None = None
-        self._conn: sqlite3.Connection | None = None
-        self._waiting: list[tuple[Op[Any], bool, asyncio.Future[tuple[Any, list[Event]]]]] = []
+        self._writer: sqlite3.Connection | None = None
+        self._reads: ThreadPoolExecutor | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._checkpoints: _Checkpointer | None = None
+        self._waiting: list[tuple[Op[Any], asyncio.Future[tuple[Any, list[Event]]]]] = []
         self._committer: asyncio.Task[None] | None = None
 
     # -- lifecycle
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="owp-sqlite")
-        await self._call(self._open)
-
-    def _open(self) -> None:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA busy_timeout=5000")
-        # the default page cache (2 MB) is smaller than the indexes at 100k tasks (bench/RESULTS.md)
-        conn.execute("PRAGMA cache_size=-65536")
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-                     " applied_at TEXT NOT NULL DEFAULT (datetime('now')))")
-        applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-        for version, name, sql in MIGRATIONS:
-            if version in applied:
-                continue
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in _split_script(sql):
-                    conn.execute(statement)
-                conn.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", (version, name))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        self._conn = conn
+        writer = _connect(self.path)
+        try:
+            writer.execute("PRAGMA journal_mode=WAL")
+            writer.execute("PRAGMA synchronous=NORMAL")
+            writer.execute("PRAGMA wal_autocheckpoint=0")  # the checkpoint thread does it
+            writer.execute("PRAGMA journal_size_limit=67108864")  # a WAL grown by a burst shrinks back to 64 MB
+            _migrate(writer)
+        except BaseException:
+            writer.close()
+            raise
+        self._writer = writer
+        self._reads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="owp-sqlite-read")
+        self._reader = await self._read(lambda: _reader_connection(self.path))
+        self._checkpoints = _Checkpointer(self.path)
 
     async def close(self) -> None:
-        if self._executor is None:
+        if self._writer is None:
             return
         if self._committer is not None:
             await self._committer  # what was asked before close is answered
-        if self._conn is not None:
-            await self._call(self._close)
-        self._executor.shutdown(wait=True)
-        self._executor = None
-
-    def _close(self) -> None:
-        assert self._conn is not None
-        self._conn.execute("PRAGMA optimize")
-        self._conn.close()
-        self._conn = None
+        assert self._reads is not None and self._checkpoints is not None
+        if self._reader is not None:
+            await self._read(self._reader.close)
+            self._reader = None
+        self._reads.shutdown(wait=True)
+        await asyncio.get_running_loop().run_in_executor(None, self._checkpoints.stop)
+        self._writer.execute("PRAGMA optimize")
+        self._writer.close()  # the last connection out checkpoints the rest
+        self._writer = self._reads = self._checkpoints = None
 
     async def ready(self) -> bool:
-        if self._conn is None:
+        reader = self._reader
+        if reader is None:
             return False
         try:
-            return bool(await self._call(self._ready))
+            found = await self._read(lambda: reader.execute("SELECT version FROM schema_migrations").fetchall())
         except sqlite3.Error:
             return False
-
-    def _ready(self) -> bool:
-        assert self._conn is not None
-        applied = {row[0] for row in self._conn.execute("SELECT version FROM schema_migrations")}
-        return applied >= {version for version, _, _ in MIGRATIONS}
+        return {row[0] for row in found} >= {version for version, _, _ in MIGRATIONS}
 
     # -- operations
 
     async def run(self, op: Op[T], *, write: bool = True) -> tuple[T, list[Event]]:
-        if self._executor is None:
+        reader = self._reader
+        if self._writer is None or reader is None:
             raise RuntimeError("the SQLite store is not open")
+        if not write:
+            return await self._read(lambda: _read_transaction(reader, op))
         answer: asyncio.Future[tuple[Any, list[Event]]] = asyncio.get_running_loop().create_future()
-        self._waiting.append((op, write, answer))
+        self._waiting.append((op, answer))
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_waiting(), name="owp-sqlite-group-commit")
         return await answer
 
     async def _commit_waiting(self) -> None:
-        """Run what waits, a group per hop, until nothing does; then end (run() starts it again)."""
+        """Run what waits, a group per turn of the loop, until nothing does; then end (run() starts it again)."""
         while self._waiting:
+            await asyncio.sleep(0)  # the other requests of this turn join the group
             group, self._waiting = self._waiting[:MAX_GROUP], self._waiting[MAX_GROUP:]
             try:
-                outcomes = await self._call(self._drive_group, [(op, write) for op, write, _ in group])
+                outcomes = _write_group(self._writer, [op for op, _ in group])  # type: ignore[arg-type]
             except Exception as exc:  # BEGIN or COMMIT failed: nothing of the group was kept
                 outcomes = [exc] * len(group)
-            except BaseException:  # cancelled (the loop is closing): the callers are cancelled too
-                for _, _, answer in group:
-                    answer.cancel()
-                raise
-            for (_, _, answer), outcome in zip(group, outcomes, strict=True):
+            for (_, answer), outcome in zip(group, outcomes, strict=True):
                 if answer.done():  # the caller went away; its operation ran all the same
                     continue
                 if isinstance(outcome, BaseException):
@@ -130,62 +134,116 @@ class SQLiteStore:
                 else:
                     answer.set_result(outcome)
 
-    async def _call(self, fn: Any, *args: Any) -> Any:
-        if self._executor is None:
+    async def _read(self, fn: Callable[[], R]) -> R:
+        if self._reads is None:
             raise RuntimeError("the SQLite store is not open")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._reads, fn)
 
-    def _drive_group(self, group: list[tuple[Op[Any], bool]]) -> list[tuple[Any, list[Event]] | Exception]:
-        """One transaction; each operation in a savepoint: its answer and events, or what it raised."""
-        conn = self._conn
-        if conn is None:
-            raise RuntimeError("the SQLite store is closed")
-        outcomes: list[tuple[Any, list[Event]] | Exception] = []
-        conn.execute("BEGIN IMMEDIATE" if any(write for _, write in group) else "BEGIN")
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                 " applied_at TEXT NOT NULL DEFAULT (datetime('now')))")
+    applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+    for version, name, sql in MIGRATIONS:
+        if version in applied:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
         try:
-            for op, _ in group:
-                conn.execute("SAVEPOINT operation")
-                try:
-                    outcomes.append(self._drive(conn, op))
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO operation")
-                    outcomes.append(exc)
-                conn.execute("RELEASE operation")
+            for statement in _split_script(sql):
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", (version, name))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        return outcomes
 
-    def _drive(self, conn: sqlite3.Connection, op: Op[T]) -> tuple[T, list[Event]]:
-        events: list[Event] = []
-        answer: Any = None
-        while True:
+
+def _reader_connection(path: Path) -> sqlite3.Connection:
+    conn = _connect(path)
+    conn.execute("PRAGMA query_only=ON")
+    return conn
+
+
+def _write_group(conn: sqlite3.Connection, group: list[Op[Any]]) -> list[tuple[Any, list[Event]] | Exception]:
+    """One transaction; each operation in a savepoint: its answer and events, or what it raised."""
+    outcomes: list[tuple[Any, list[Event]] | Exception] = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for op in group:
+            conn.execute("SAVEPOINT operation")
             try:
-                request = op.send(answer)
-            except StopIteration as done:
-                return done.value, events
-            if isinstance(request, Emit):
-                answer = self._emit(conn, request)
-                events.append(Event(answer, request.ts, request.type, request.actor, request.target,
-                                    request.repo, request.details))
-            else:
-                answer = self._execute(conn, request)
+                outcomes.append(_drive(conn, op))
+            except Exception as exc:
+                conn.execute("ROLLBACK TO operation")
+                outcomes.append(exc)
+            conn.execute("RELEASE operation")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return outcomes
 
-    @staticmethod
-    def _execute(conn: sqlite3.Connection, stmt: Stmt) -> Any:
-        cursor = conn.execute(QUERIES[stmt.name], stmt.params)
-        if stmt.fetch == "one":
-            return cursor.fetchone()
-        if stmt.fetch == "all":
-            return cursor.fetchall()
-        return cursor.rowcount
 
-    @staticmethod
-    def _emit(conn: sqlite3.Connection, event: Emit) -> int:
-        row = conn.execute(QUERIES["event_insert"], (event.ts, event.type, event.actor, event.target, event.repo,
-                                                     json.dumps(event.details, separators=(",", ":")))).fetchone()
-        return int(row[0])
+def _read_transaction(conn: sqlite3.Connection, op: Op[T]) -> tuple[T, list[Event]]:
+    conn.execute("BEGIN")  # one snapshot for the whole operation
+    try:
+        return _drive(conn, op)
+    finally:
+        conn.execute("COMMIT")
+
+
+def _drive(conn: sqlite3.Connection, op: Op[T]) -> tuple[T, list[Event]]:
+    events: list[Event] = []
+    answer: Any = None
+    while True:
+        try:
+            request = op.send(answer)
+        except StopIteration as done:
+            return done.value, events
+        if isinstance(request, Emit):
+            answer = _emit(conn, request)
+            events.append(Event(answer, request.ts, request.type, request.actor, request.target,
+                                request.repo, request.details))
+        else:
+            answer = _execute(conn, request)
+
+
+def _execute(conn: sqlite3.Connection, stmt: Stmt) -> Any:
+    cursor = conn.execute(QUERIES[stmt.name], stmt.params)
+    if stmt.fetch == "one":
+        return cursor.fetchone()
+    if stmt.fetch == "all":
+        return cursor.fetchall()
+    return cursor.rowcount
+
+
+def _emit(conn: sqlite3.Connection, event: Emit) -> int:
+    row = conn.execute(QUERIES["event_insert"], (event.ts, event.type, event.actor, event.target, event.repo,
+                                                 json.dumps(event.details, separators=(",", ":")))).fetchone()
+    return int(row[0])
+
+
+class _Checkpointer:
+    """A thread that copies the WAL back into the database every CHECKPOINT_EVERY seconds (PASSIVE: it never
+    waits for, or holds up, the writer or the readers)."""
+
+    def __init__(self, path: Path) -> None:
+        self._conn = _connect(path)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="owp-sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(CHECKPOINT_EVERY):
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error:  # busy or locked: the next round tries again
+                continue
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._conn.close()
 
 
 def _split_script(sql: str) -> list[str]:
