@@ -33,7 +33,9 @@ from owp_bot.scheduler.store import Emit, Event, Op, Stmt, load_queries, migrati
 T = TypeVar("T")
 R = TypeVar("R")
 MAX_GROUP = 64  # operations per group commit: bounds how long the first one in a group waits for the others
-CHECKPOINT_EVERY = 1.0  # seconds between passive checkpoints (a no-op when nothing was written)
+# seconds between passive checkpoints (a no-op when nothing was written). Not more often: restarting the WAL
+# makes every connection drop its page cache, and next_candidate then took 150 µs instead of 45 (bench/RESULTS.md)
+CHECKPOINT_EVERY = 10.0
 _HERE = Path(__file__).parent
 QUERIES = load_queries(_HERE / "sql" / "sqlite")
 MIGRATIONS = migrations(_HERE / "migrations" / "sqlite")
