@@ -11,6 +11,7 @@ from owp_bot.clock import ManualClock
 from owp_bot.config import Settings
 from owp_bot.events import EventHub
 from owp_bot.scheduler import operations as ops
+from owp_bot.scheduler import reputation
 from owp_bot.scheduler.postgres_store import PostgresStore
 from owp_bot.scheduler.service import Scheduler
 from owp_bot.scheduler.sqlite_store import SQLiteStore
@@ -50,7 +51,12 @@ async def test_a_sqlite_pool_moves_to_postgres_and_carries_on(tmp_path: Path, po
                             required_skills=("python",))
         await pool.run(lambda now, spec=spec: ops.put_task(spec, now, "yaml"))
     ann, ann_token = await pool.register("ann", "ann-gh", ["python"], 5, 2)
-    await pool.run(lambda now: ops.fetch_work(ann, now, SETTINGS))
+    held = await pool.run(lambda now: ops.fetch_work(ann, now, SETTINGS))
+    done = held[0]["id"]  # rows of tasks with their lease
+    await pool.run(lambda now: ops.report_status(done, "pr_opened", now, worker_id=ann,
+                                                 pr_url="https://github.com/acme/api/pull/1"))
+    outcomes, _ = await sqlite.run(reputation.outcomes_of(ann), write=False)
+    assert outcomes.completed == 1
     before = await snapshot(sqlite)
     await sqlite.close()
 
@@ -63,11 +69,12 @@ async def test_a_sqlite_pool_moves_to_postgres_and_carries_on(tmp_path: Path, po
     try:
         after = await snapshot(postgres)
         assert after == before  # same rows, same event numbers and details
+        assert (await postgres.run(reputation.outcomes_of(ann), write=False))[0] == outcomes  # counted once
         moved = Scheduler(postgres, SETTINGS, clock, postgres.hub)
         assert await moved.authenticate(ann_token) == ann
         bob, _ = await moved.register("bob", None, ["python"], 5, 2)
         leases = await moved.run(lambda now: ops.fetch_work(bob, now, SETTINGS))
-        assert len(leases) == 1  # ann holds two (one in area auth), budget 3: one left
+        assert len(leases) == 1  # ann holds one and has a PR open (one in area auth), budget 3: one left
         events, _, _ = await snapshot(postgres)
         assert [e.seq for e in events] == list(range(1, len(events) + 1))
         assert len(events) == len(before[0]) + 2  # worker.registered, lease.granted: numbering continues

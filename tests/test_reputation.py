@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -14,6 +16,7 @@ from owp_bot.config import Settings
 from owp_bot.keys import SCHEDULER
 from owp_bot.scheduler import reputation
 from owp_bot.scheduler.reputation import Outcomes, score
+from owp_bot.scheduler.sqlite_store import SQLiteStore
 from tests.conftest import Pool
 
 counts = st.integers(min_value=0, max_value=10_000)
@@ -145,11 +148,63 @@ async def test_no_head_start_when_the_better_worker_cannot_take_it(pool: Pool) -
     assert [o["task_id"] for o in (await pool.offers(bob[1]))["offers"]] == [paused, busy]
 
 
+RECOUNT = """
+SELECT json_extract(details, '$.worker_id') AS worker_id,
+       sum(type = 'lease.completed') AS completed, sum(type = 'lease.expired') AS expired,
+       sum(type = 'lease.released') AS released, sum(type = 'offer.rejected') AS declined,
+       sum(type = 'task.merged') AS merged,
+       sum(type = 'task.ready' AND json_extract(details, '$.previous') = 'pr_opened') AS closed_unmerged,
+       sum(type = 'review.approved') AS approved, sum(type = 'review.changes_requested') AS changes
+FROM events WHERE json_extract(details, '$.worker_id') IS NOT NULL
+GROUP BY 1 HAVING completed + expired + released + declined + merged + closed_unmerged + approved + changes > 0
+ORDER BY 1"""
+
+
+def counters_and_recount(db_path: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    with sqlite3.connect(db_path) as db:
+        kept = db.execute("SELECT worker_id, completed, expired, released, declined, merged, closed_unmerged, "
+                          "approved, changes FROM worker_outcomes ORDER BY worker_id").fetchall()
+        return kept, db.execute(RECOUNT).fetchall()
+
+
+async def every_outcome(pool: Pool) -> None:
+    await pool.repo(max_open_prs=10)
+    _, ann = await pool.worker("ann")
+    _, bob = await pool.worker("bob")
+    await deliver(pool, ann, "merged")
+    await deliver(pool, bob, "closed unmerged", merged=False)
+    await pool.reject(ann, (await pool.offers(ann))["offers"][0]["offer_id"])
+    released = (await pool.work(bob))["leases"][0]["task_id"]
+    await pool.status(released, "released", token=bob)
+    await pool.task("expires")
+    assert len((await pool.work(ann))["leases"]) == 1
+    pool.clock.advance(5 * 3600)
+    await pool.repo(max_open_prs=10)  # ann's lease lapses (and both go silent)
+
+
 @pytest.mark.sqlite_only
-async def test_reputation_reads_use_indexes(pool: Pool, settings: Settings) -> None:
-    await pool.repo()
-    with sqlite3.connect(settings.db_path) as db:
-        plan = " ".join(r[3] for r in db.execute(
-            "EXPLAIN QUERY PLAN SELECT count(*) FROM events WHERE json_extract(details, '$.worker_id') = 'w' "
-            "AND type IN ('lease.completed', 'task.merged')"))
-    assert "rep_events_worker" in plan and "SCAN events" not in plan
+async def test_the_outcome_counters_equal_a_recount_of_the_log(pool: Pool, settings: Settings) -> None:
+    """Reputation reads counters a trigger keeps with each outcome event; they must say what the log says."""
+    await every_outcome(pool)
+    kept, recounted = counters_and_recount(settings.db_path)
+    assert kept == recounted and len(kept) == 2
+    assert sum(row[2] for row in kept) == 1  # the expired lease was counted
+
+
+@pytest.mark.sqlite_only
+async def test_migration_005_counts_the_existing_log(pool: Pool, settings: Settings) -> None:
+    """A pool made before the counters existed gets them from its log, plus what retention had folded away."""
+    await every_outcome(pool)
+    _, recounted = counters_and_recount(settings.db_path)
+    with sqlite3.connect(settings.db_path) as db:  # back to version 4: the counters held only pruned events
+        db.executescript(
+            "DROP TRIGGER events_count_outcomes; DELETE FROM worker_outcomes;"
+            "INSERT INTO worker_outcomes (worker_id, merged) VALUES ('w_pruned', 3);"
+            "ALTER TABLE worker_outcomes RENAME TO rep_carry;"
+            "CREATE INDEX rep_events_worker ON events (json_extract(details, '$.worker_id'), type);"
+            "CREATE INDEX events_ts ON events (ts); DELETE FROM schema_migrations WHERE version = 5;")
+    store = SQLiteStore(settings.db_path)
+    await store.open()
+    await store.close()
+    kept, _ = counters_and_recount(settings.db_path)
+    assert kept == sorted([*recounted, ("w_pruned", 0, 0, 0, 0, 3, 0, 0, 0)])

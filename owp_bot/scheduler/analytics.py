@@ -138,9 +138,8 @@ def sample_budgets(now: float) -> Op[int]:
 
 
 def prune_events(now: float, retention: float) -> Op[int]:
-    """Delete events older than the retention, folding reputation counts first; the pruning is an event."""
+    """Delete events older than the retention (reputation counters stay); the pruning is an event."""
     cutoff = now - retention
-    yield run("ret_fold_reputation", cutoff)
     removed = int((yield run("ret_delete_events", cutoff)))
     yield run("ret_delete_samples", cutoff)
     if removed:

@@ -347,6 +347,8 @@ class MigrationRefused(Exception):
 
 
 _PG_INTEGER = {"smallint", "integer", "bigint"}
+# Kept by a trigger on events (migration 005); the source's rows also count events that retention removed.
+_KEPT_BY_TRIGGERS = frozenset({"worker_outcomes"})
 
 
 async def copy_from_sqlite(sqlite_path: Path, url: str) -> dict[str, int]:
@@ -380,7 +382,7 @@ async def copy_from_sqlite(sqlite_path: Path, url: str) -> dict[str, int]:
 
 async def _copy_tables(source: sqlite3.Connection, conn: asyncpg.Connection) -> dict[str, int]:
     copied: dict[str, int] = {}
-    for table in _parents_first(source):
+    for table in sorted(_parents_first(source), key=lambda t: t in _KEPT_BY_TRIGGERS):  # those last
         columns = [row[1] for row in source.execute("SELECT * FROM pragma_table_info(?)", (table,))]
         types = {r["column_name"]: r["data_type"] for r in await conn.fetch(
             "SELECT column_name, data_type FROM information_schema.columns "
@@ -393,8 +395,8 @@ async def _copy_tables(source: sqlite3.Connection, conn: asyncpg.Connection) -> 
         select = f"SELECT {', '.join(map(_quoted, columns))} FROM {_quoted(table)}"  # noqa: S608 - schema names
         records = [tuple(None if v is None else f(v) for f, v in zip(convert, row, strict=True))
                    for row in source.execute(select)]
-        if table == "gh_cursor":  # rows the migration seeded; the source's values win
-            await conn.execute("DELETE FROM gh_cursor")
+        if table == "gh_cursor" or table in _KEPT_BY_TRIGGERS:  # seeded by the migration, or counted by a
+            await conn.execute(f"DELETE FROM {_quoted(table)}")  # noqa: S608 - trigger counts: the source wins
         if records:
             await conn.copy_records_to_table(table, records=records, columns=columns)
         copied[table] = len(records)

@@ -21,8 +21,8 @@ PRIOR_BAD = 2.0
 # Evidence each outcome adds to the good or the bad side.
 GOOD_WEIGHTS = {"completed": 1.0, "merged": 1.0, "approved": 0.5}
 BAD_WEIGHTS = {"expired": 1.0, "closed_unmerged": 1.0, "released": 0.5, "changes": 0.25, "declined": 0.1}
-# The event types counted (see rep_counts in sql/sqlite/insights.sql); a GitHub review is reported as
-# `review.approved` / `review.changes_requested` with the author's `worker_id` in its details.
+# The event types counted (the trigger of migrations/sqlite/005_outcome_counters.sql); a GitHub review is
+# reported as `review.approved` / `review.changes_requested` with the author's `worker_id` in its details.
 OUTCOME_EVENTS = frozenset({"lease.completed", "lease.expired", "lease.released", "offer.rejected",
                             "task.merged", "task.ready", "review.approved", "review.changes_requested"})
 
@@ -43,9 +43,6 @@ class Outcomes:
         if row is None:
             return cls()
         return cls(**{f.name: int(row[f.name] or 0) for f in fields(cls)})
-
-    def __add__(self, other: Outcomes) -> Outcomes:
-        return Outcomes(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
 
     @property
     def leases_ended(self) -> int:
@@ -101,9 +98,8 @@ def tier_change(tier: TrustTier, outcomes: Outcomes, reputation: float, settings
 
 
 def outcomes_of(worker_id: str) -> Op[Outcomes]:
-    """From the log (indexed by worker), plus what retention folded away."""
-    live = Outcomes.from_row((yield one("rep_counts", worker_id)))
-    return live + Outcomes.from_row((yield one("rep_carry_get", worker_id)))
+    """The worker's counters, which a trigger keeps with every outcome event (retention leaves them alone)."""
+    return Outcomes.from_row((yield one("rep_outcomes_get", worker_id)))
 
 
 def refresh(worker_id: str | None) -> Op[float | None]:

@@ -5,26 +5,11 @@
 
 -- ---------------------------------------------------------------- reputation
 
--- One worker's outcome counts, from its events (index rep_events_worker); see docs/protocol.md "Reputation".
--- name: rep_counts
--- mirrors sqlite 8c9eb328e117
-SELECT count(*) FILTER (WHERE type = 'lease.completed') AS completed,
-       count(*) FILTER (WHERE type = 'lease.expired') AS expired,
-       count(*) FILTER (WHERE type = 'lease.released') AS released,
-       count(*) FILTER (WHERE type = 'offer.rejected') AS declined,
-       count(*) FILTER (WHERE type = 'task.merged') AS merged,
-       count(*) FILTER (WHERE type = 'task.ready' AND (details::jsonb ->> 'previous') = 'pr_opened')
-         AS closed_unmerged,
-       count(*) FILTER (WHERE type = 'review.approved') AS approved,
-       count(*) FILTER (WHERE type = 'review.changes_requested') AS changes
-FROM events
-WHERE ((details::jsonb) ->> 'worker_id') = $1::text
-  AND type IN ('lease.completed', 'lease.expired', 'lease.released', 'offer.rejected', 'task.merged',
-               'task.ready', 'review.approved', 'review.changes_requested');
-
--- name: rep_carry_get
--- mirrors sqlite 079352ab963f
-SELECT * FROM rep_carry WHERE worker_id = $1;
+-- One worker's outcome counts, kept by the trigger events_count_outcomes (migration 005); see docs/protocol.md
+-- "Reputation".
+-- name: rep_outcomes_get
+-- mirrors sqlite 560b97425b47
+SELECT * FROM worker_outcomes WHERE worker_id = $1;
 
 -- name: rep_worker_set
 -- mirrors sqlite d63056612ad6
@@ -47,29 +32,6 @@ UPDATE workers SET trust_tier = $2 WHERE id = $1;
 UPDATE repos SET sensitive_areas = $2 WHERE id = $1;
 
 -- ---------------------------------------------------------------- retention
-
--- Fold the outcome counts of events older than $1 into rep_carry before they are deleted.
--- name: ret_fold_reputation
--- mirrors sqlite 7beedda84308
-INSERT INTO rep_carry (worker_id, completed, expired, released, declined, merged, closed_unmerged, approved,
-                       changes)
-SELECT (details::jsonb) ->> 'worker_id' AS wid,
-       count(*) FILTER (WHERE type = 'lease.completed'), count(*) FILTER (WHERE type = 'lease.expired'),
-       count(*) FILTER (WHERE type = 'lease.released'), count(*) FILTER (WHERE type = 'offer.rejected'),
-       count(*) FILTER (WHERE type = 'task.merged'),
-       count(*) FILTER (WHERE type = 'task.ready' AND (details::jsonb ->> 'previous') = 'pr_opened'),
-       count(*) FILTER (WHERE type = 'review.approved'), count(*) FILTER (WHERE type = 'review.changes_requested')
-FROM events
-WHERE ts < $1 AND ((details::jsonb) ->> 'worker_id') IS NOT NULL
-  AND type IN ('lease.completed', 'lease.expired', 'lease.released', 'offer.rejected', 'task.merged',
-               'task.ready', 'review.approved', 'review.changes_requested')
-GROUP BY wid
-ON CONFLICT (worker_id) DO UPDATE SET
-  completed = rep_carry.completed + excluded.completed, expired = rep_carry.expired + excluded.expired,
-  released = rep_carry.released + excluded.released, declined = rep_carry.declined + excluded.declined,
-  merged = rep_carry.merged + excluded.merged,
-  closed_unmerged = rep_carry.closed_unmerged + excluded.closed_unmerged,
-  approved = rep_carry.approved + excluded.approved, changes = rep_carry.changes + excluded.changes;
 
 -- name: ret_delete_events
 -- mirrors sqlite 38aa7df37f5b

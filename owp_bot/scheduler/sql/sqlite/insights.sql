@@ -2,24 +2,10 @@
 
 -- ---------------------------------------------------------------- reputation
 
--- One worker's outcome counts, from its events (index rep_events_worker); see docs/protocol.md "Reputation".
--- name: rep_counts
-SELECT coalesce(sum(type = 'lease.completed'), 0) AS completed,
-       coalesce(sum(type = 'lease.expired'), 0) AS expired,
-       coalesce(sum(type = 'lease.released'), 0) AS released,
-       coalesce(sum(type = 'offer.rejected'), 0) AS declined,
-       coalesce(sum(type = 'task.merged'), 0) AS merged,
-       coalesce(sum(type = 'task.ready' AND json_extract(details, '$.previous') = 'pr_opened'), 0)
-         AS closed_unmerged,
-       coalesce(sum(type = 'review.approved'), 0) AS approved,
-       coalesce(sum(type = 'review.changes_requested'), 0) AS changes
-FROM events
-WHERE json_extract(details, '$.worker_id') = ?1
-  AND type IN ('lease.completed', 'lease.expired', 'lease.released', 'offer.rejected', 'task.merged',
-               'task.ready', 'review.approved', 'review.changes_requested');
-
--- name: rep_carry_get
-SELECT * FROM rep_carry WHERE worker_id = ?1;
+-- One worker's outcome counts, kept by the trigger events_count_outcomes (migration 005); see docs/protocol.md
+-- "Reputation".
+-- name: rep_outcomes_get
+SELECT * FROM worker_outcomes WHERE worker_id = ?1;
 
 -- name: rep_worker_set
 UPDATE workers SET reputation = ?2, rep_review = 1 WHERE id = ?1;
@@ -37,26 +23,6 @@ UPDATE workers SET trust_tier = ?2 WHERE id = ?1;
 UPDATE repos SET sensitive_areas = ?2 WHERE id = ?1;
 
 -- ---------------------------------------------------------------- retention
-
--- Fold the outcome counts of events older than ?1 into rep_carry before they are deleted.
--- name: ret_fold_reputation
-INSERT INTO rep_carry (worker_id, completed, expired, released, declined, merged, closed_unmerged, approved,
-                       changes)
-SELECT json_extract(details, '$.worker_id') AS wid,
-       sum(type = 'lease.completed'), sum(type = 'lease.expired'), sum(type = 'lease.released'),
-       sum(type = 'offer.rejected'), sum(type = 'task.merged'),
-       sum(type = 'task.ready' AND json_extract(details, '$.previous') = 'pr_opened'),
-       sum(type = 'review.approved'), sum(type = 'review.changes_requested')
-FROM events
-WHERE ts < ?1 AND json_extract(details, '$.worker_id') IS NOT NULL
-  AND type IN ('lease.completed', 'lease.expired', 'lease.released', 'offer.rejected', 'task.merged',
-               'task.ready', 'review.approved', 'review.changes_requested')
-GROUP BY wid
-ON CONFLICT (worker_id) DO UPDATE SET
-  completed = completed + excluded.completed, expired = expired + excluded.expired,
-  released = released + excluded.released, declined = declined + excluded.declined,
-  merged = merged + excluded.merged, closed_unmerged = closed_unmerged + excluded.closed_unmerged,
-  approved = approved + excluded.approved, changes = changes + excluded.changes;
 
 -- name: ret_delete_events
 DELETE FROM events WHERE ts < ?1;
