@@ -17,7 +17,7 @@ from owp_bot.config import Settings
 from owp_bot.errors import Problem
 from owp_bot.events import EventHub
 from owp_bot.scheduler import operations as ops
-from owp_bot.scheduler.postgres_store import PostgresStore
+from owp_bot.scheduler.postgres_store import ANALYZE_AFTER_CREATED, PostgresStore
 from owp_bot.scheduler.service import Scheduler
 from owp_bot.scheduler.store import Op
 
@@ -149,3 +149,16 @@ async def test_a_listener_that_loses_its_connection_catches_up(postgres_url: str
         for i in range(3):  # committed while replica b is not listening
             await a.run(lambda now, i=i: ops.upsert_repo(ops.RepoSpec(f"acme/r{i}", 1), now))
         await reaches(b.hub, 3, seconds=5.0)
+
+
+async def test_a_bulk_import_refreshes_the_planner_statistics(postgres_url: str, clock: ManualClock) -> None:
+    """Else next_candidate keeps a plan made for an empty table and walks every ready task (100 ms at 20k)."""
+    async with replicas(postgres_url, clock, count=1) as (a,):
+        specs = [(i, ops.TaskSpec("acme/api", f"task {i}", key=f"k{i}")) for i in range(ANALYZE_AFTER_CREATED)]
+        await a.run(lambda now: ops.import_tasks([ops.RepoSpec("acme/api", 3)], specs, now))
+        conn = await asyncpg.connect(postgres_url)
+        try:
+            counted = await conn.fetchval("SELECT reltuples FROM pg_class WHERE oid = 'tasks'::regclass")
+        finally:
+            await conn.close()
+        assert counted == ANALYZE_AFTER_CREATED
