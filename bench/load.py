@@ -185,6 +185,18 @@ class Admin:
                 raise RuntimeError(f"import failed: {response.status} {await response.text()}")
             return await response.json()
 
+    async def settled(self, after: int) -> None:
+        """Requests the clients gave up on at the deadline still run to their end on the server (by design):
+        wait until the log stops growing before replaying it."""
+        while True:
+            found = await self.events(after)
+            if not found:
+                await asyncio.sleep(0.5)
+                if not await self.events(after):
+                    return
+                continue
+            after = found[-1]["seq"]
+
     async def events(self, after: int) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         while True:
@@ -311,6 +323,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         sampling.cancel()
         result["server_rss_mb"], result["server_peak_rss_mb"] = rss_mb(server.pid)
         result["server_rss_mb_max_during_loop"] = max(rss, default=0.0)
+        await admin.settled(after)
         replay = Replay(repos, tasks, workers)
         for event in await admin.events(after):
             replay.apply(event)
