@@ -116,5 +116,6 @@ async def _serve(runner: web.AppRunner, settings: Settings, args: argparse.Names
 
 async def _stopped(stop: asyncio.Event, within: float) -> bool:
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=within)
+        async with asyncio.timeout(within):
+            await stop.wait()
     return stop.is_set()

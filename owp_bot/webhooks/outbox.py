@@ -150,8 +150,9 @@ async def outbox_loop(outbox: Outbox, poll: float) -> None:
     subscription = hub.subscribe()
     try:
         while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(subscription.queue.get(), timeout=poll)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(poll):  # not wait_for, which can lose a cancellation on 3.11
+                    await subscription.queue.get()
             while not subscription.queue.empty():
                 subscription.queue.get_nowait()
             if subscription.overflowed:
