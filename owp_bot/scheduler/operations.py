@@ -255,18 +255,24 @@ def apply_heartbeats(beats: dict[str, tuple[float, str, str | None]]) -> Op[None
 
 def expire_due(now: float, settings: Settings) -> Op[None]:
     """Lapse what ran out: offers and leases past their time, and the work of workers gone silent."""
+    silent, gone = now - settings.heartbeat_timeout, now - settings.heartbeat_timeout - settings.offline_grace
+    if (yield one("anything_due", now, silent, gone))["due"]:
+        yield from _expire(now, silent, gone)
+    yield from reputation.apply_tier_rules(now, settings)
+
+
+def _expire(now: float, silent: float, gone: float) -> Op[None]:
     for offer in (yield rows("offers_due", now)):
         yield from lapse(offer["task_id"], now, "offer_expired")
     for lease in (yield rows("leases_due", now)):
         yield from lapse(lease["task_id"], now, "lease_expired")
-    for worker in (yield rows("workers_stale", now - settings.heartbeat_timeout)):
+    for worker in (yield rows("workers_stale", silent)):
         yield run("worker_set_offline", worker["id"])
         yield emit(now, "worker.offline", SYSTEM, worker["id"], None, previous=worker["status"])
         for offered in (yield rows("offers_pending_of_worker", worker["id"])):  # rows of tasks
             yield from lapse(offered["id"], now, "worker_offline")
-    for lease in (yield rows("leases_of_offline", now - settings.heartbeat_timeout - settings.offline_grace)):
+    for lease in (yield rows("leases_of_offline", gone)):
         yield from lapse(lease["task_id"], now, "worker_offline")
-    yield from reputation.apply_tier_rules(now, settings)
 
 
 # ------------------------------------------------------------------ workers

@@ -108,6 +108,9 @@ class PostgresStore:
         self._pool: asyncpg.Pool | None = None
         self._writer = asyncio.Lock()
         self._running: set[asyncio.Future[Any]] = set()
+        # the listeners of every replica learn of committed events with the COMMIT: one notification per
+        # transaction (its last sequence number), not one per event, which would serialise commits further
+        self._channel = ""  # as an SQL literal
         self.bridge: EventBridge | None = None
 
     # -- lifecycle
@@ -118,6 +121,7 @@ class PostgresStore:
         async with self._pool.acquire() as conn:
             await migrate(conn)
             self.hub.last_seq = await conn.fetchval(QUERIES["events_last_seq"])
+            self._channel = await conn.fetchval("SELECT quote_literal('owp_events.' || current_schema())")
         self.bridge = EventBridge(self, self.hub)
         await self.bridge.start()
 
@@ -153,7 +157,7 @@ class PostgresStore:
         waiting on its cancellation, and SQLite behaves the same way."""
         if self._pool is None:
             raise RuntimeError("the PostgreSQL store is not open")
-        work = asyncio.ensure_future(self._write(op) if write else self._transaction(self._pool, op, _BEGIN_READ))
+        work = asyncio.ensure_future(self._write(op) if write else self._transaction(op, _BEGIN_READ))
         self._running.add(work)
         work.add_done_callback(self._finished)
         return await asyncio.shield(work)
@@ -166,7 +170,7 @@ class PostgresStore:
     async def _write(self, op: Op[T]) -> tuple[T, list[Event]]:
         assert self._pool is not None
         async with self._writer:
-            result, events = await self._transaction(self._pool, op, _BEGIN_WRITE)
+            result, events = await self._transaction(op, _BEGIN_WRITE)
             behind = events[0].seq - 1 - self.hub.last_seq if events else 0
             if behind > 0:  # other replicas committed before us and the bridge has not read them yet
                 self.hub.publish(await self.events_after(self.hub.last_seq, behind))
@@ -174,9 +178,9 @@ class PostgresStore:
             await self._pool.execute("ANALYZE tasks, task_skills")
         return result, events
 
-    @staticmethod
-    async def _transaction(pool: asyncpg.Pool, op: Op[T], begin: str) -> tuple[T, list[Event]]:
-        async with pool.acquire() as conn:
+    async def _transaction(self, op: Op[T], begin: str) -> tuple[T, list[Event]]:
+        assert self._pool is not None
+        async with self._pool.acquire() as conn:
             await conn.execute(begin)
             try:
                 result = await _drive(conn, op)
@@ -184,7 +188,9 @@ class PostgresStore:
                 with contextlib.suppress(asyncpg.PostgresError, OSError, asyncpg.InterfaceError):
                     await conn.execute("ROLLBACK")
                 raise
-            await conn.execute("COMMIT")
+            events = result[1]
+            await conn.execute(f"SELECT pg_notify({self._channel}, '{events[-1].seq}'); COMMIT" if events
+                               else "COMMIT")
             return result
 
     async def events_after(self, after: int, limit: int = _EVENT_PAGE) -> list[Event]:

@@ -2,14 +2,14 @@
 -- the same order. Casts (`$2::text`) only where a parameter's type cannot be inferred from its use.
 
 -- Numbered from event_counter: write transactions hold the writers' lock (postgres_store.py), so numbers
--- are allocated in commit order and a rolled-back transaction gives its number back. The notification is
--- delivered to every replica's listener when, and only if, the transaction commits.
+-- are allocated in commit order and a rolled-back transaction gives its number back. The store notifies the
+-- other replicas once per transaction, with its COMMIT.
 -- name: event_insert
 -- mirrors sqlite 7b2ac368fd5e
 WITH next AS (UPDATE event_counter SET seq = seq + 1 RETURNING seq)
 INSERT INTO events (seq, ts, type, actor, target, repo, details)
 SELECT next.seq, $1::float8, $2::text, $3::text, $4::text, $5::text, $6::text FROM next
-RETURNING seq, pg_notify('owp_events.' || current_schema(), seq::text) AS notified;
+RETURNING seq;
 
 -- name: events_page
 -- mirrors sqlite f67503d2ac04
@@ -272,6 +272,14 @@ UPDATE leases SET state = $2, ended_at = $3 WHERE id = $1 AND state = 'active';
 -- name: lease_extend
 -- mirrors sqlite 45ee693cdd96
 UPDATE leases SET expires_at = $2 WHERE id = $1 AND state = 'active';
+
+-- name: anything_due
+-- mirrors sqlite 384073745691
+SELECT EXISTS (SELECT 1 FROM offers WHERE state = 'pending' AND expires_at <= $1)
+    OR EXISTS (SELECT 1 FROM leases WHERE state = 'active' AND expires_at <= $1)
+    OR EXISTS (SELECT 1 FROM workers WHERE status <> 'offline' AND last_heartbeat < $2)
+    OR EXISTS (SELECT 1 FROM workers w JOIN leases l ON l.worker_id = w.id AND l.state = 'active'
+               WHERE w.status = 'offline' AND w.last_heartbeat < $3) AS due;
 
 -- name: leases_due
 -- mirrors sqlite 319ad9bd8db6

@@ -214,6 +214,15 @@ UPDATE leases SET state = ?2, ended_at = ?3 WHERE id = ?1 AND state = 'active';
 -- name: lease_extend
 UPDATE leases SET expires_at = ?2 WHERE id = ?1 AND state = 'active';
 
+-- name: anything_due
+-- Every write transaction asks this first: one indexed probe instead of the four queries below when, as
+-- usual, nothing has run out. Parameters: now, the silence cutoff (workers_stale), the offline cutoff.
+SELECT EXISTS (SELECT 1 FROM offers WHERE state = 'pending' AND expires_at <= ?1)
+    OR EXISTS (SELECT 1 FROM leases WHERE state = 'active' AND expires_at <= ?1)
+    OR EXISTS (SELECT 1 FROM workers WHERE status <> 'offline' AND last_heartbeat < ?2)
+    OR EXISTS (SELECT 1 FROM workers w CROSS JOIN leases l ON l.worker_id = w.id AND l.state = 'active'
+               WHERE w.status = 'offline' AND w.last_heartbeat < ?3) AS due;
+
 -- name: leases_due
 SELECT * FROM leases WHERE state = 'active' AND expires_at <= ?1 ORDER BY expires_at;
 
