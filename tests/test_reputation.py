@@ -136,6 +136,19 @@ async def test_the_head_start_is_short_and_only_for_urgent_work(pool: Pool) -> N
     assert [o["task_id"] for o in (await pool.offers(bob[1]))["offers"]] == [critical, normal]
 
 
+async def test_settled_urgent_work_still_goes_first_past_fresh_urgent_work(pool: Pool) -> None:
+    """Assignment starts below the urgent priorities only while every urgent task is in its head start
+    (a bulk import); an urgent task past it is still offered before normal work, fresh ones after it held."""
+    ann, bob = await two_equal_workers(pool)
+    settled = await pool.task("waiting a while", priority="high")
+    pool.clock.advance(pool.app[SCHEDULER].settings.reputation_head_start)
+    await pool.heartbeat(ann[1])
+    fresh = await pool.task("just came in", priority="critical")
+    normal = await pool.task("tidy up", priority="normal")
+    offered = [o["task_id"] for o in (await pool.offers(bob[1]))["offers"]]
+    assert offered == [settled, normal] and fresh not in offered
+
+
 async def test_no_head_start_when_the_better_worker_cannot_take_it(pool: Pool) -> None:
     ann, bob = await two_equal_workers(pool)
     await pool.task("ann's big job", estimate_points=5)

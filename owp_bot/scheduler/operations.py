@@ -46,6 +46,8 @@ from owp_bot.scheduler.store import Emit, Event, Op, Row, one, rows, run
 SYSTEM = "system"
 ADMIN = "admin"
 EXPLAIN_WINDOW = 500  # ready tasks examined, in assignment order, when explaining why a worker gets none
+URGENT = json.dumps([int(p) for p in Priority if p >= HEAD_START_PRIORITY])  # the priorities with a head start
+BOTTOM = max(Priority) + 1  # next_candidate walks the priorities below this one: all of them
 
 
 # ------------------------------------------------------------------ plain data in and out
@@ -315,7 +317,10 @@ def _fill(worker_id: str, now: float, settings: Settings, as_offers: bool) -> Op
     # fresh high-priority tasks wait a short while for a better-reputed worker (docs: "Reputation")
     rival = settings.reputation_head_start > 0 and (yield one(
         "rep_better_rival", worker["reputation"], now - settings.heartbeat_timeout, worker_id)) is not None
-    head_start = (int(HEAD_START_PRIORITY), now - settings.reputation_head_start, int(rival))
+    settled = now - settings.reputation_head_start
+    # when every urgent task is still in its head start (a bulk import), walk from below them, not past them
+    below = HEAD_START_PRIORITY if rival and not (yield one("urgent_settled", URGENT, settled))["found"] else BOTTOM
+    head_start = (int(HEAD_START_PRIORITY), settled, int(rival), int(below))
     while view.online and not view.paused and view.tasks_in_use < view.max_concurrent_tasks:
         free = view.capacity_points - view.points_in_use
         if free <= 0:

@@ -191,10 +191,10 @@ ORDER BY t.id LIMIT $7;
 -- is skipped when $8 = 1, i.e. a better-reputed online worker with a free slot exists (rep_better_rival,
 -- asked once per request): the hot query compares constants, it never scans workers per candidate.
 -- name: next_candidate
--- mirrors sqlite 72b8547b30d8
+-- mirrors sqlite 217d29c0414d
 SELECT t.* FROM tasks t
 JOIN repos r ON r.id = t.repo
-WHERE t.status = 'ready'
+WHERE t.status = 'ready' AND t.priority < $9
   AND t.estimate_points <= $1
   AND t.min_trust <= $2
   AND r.in_flight + r.external_open_prs < r.max_open_prs
@@ -208,6 +208,12 @@ WHERE t.status = 'ready'
   AND (t.priority < $6 OR t.updated_at <= $7::float8 OR $8::int = 0)
 ORDER BY t.priority DESC, t.created_at, t.id
 LIMIT 1;
+
+-- name: urgent_settled
+-- mirrors sqlite 5a86c674deb3
+SELECT EXISTS (SELECT 1 FROM tasks
+               WHERE status = 'ready' AND priority IN (SELECT json_array_elements_text($1::text::json)::int)
+                 AND updated_at <= $2::float8) AS found;
 
 -- A window of ready tasks in assignment order, for explaining why a worker gets none.
 -- name: ready_window

@@ -150,7 +150,7 @@ ORDER BY t.id LIMIT ?7;
 -- name: next_candidate
 SELECT t.* FROM tasks t INDEXED BY tasks_ready
 JOIN repos r ON r.id = t.repo
-WHERE t.status = 'ready'
+WHERE t.status = 'ready' AND t.priority < ?9
   AND t.estimate_points <= ?1
   AND t.min_trust <= ?2
   AND r.in_flight + r.external_open_prs < r.max_open_prs
@@ -163,6 +163,12 @@ WHERE t.status = 'ready'
   AND (t.priority < ?6 OR t.updated_at <= ?7 OR ?8 = 0)
 ORDER BY t.priority DESC, t.created_at, t.id
 LIMIT 1;
+
+-- Is any urgent task (?1: a JSON list of priorities) past its head start (ready since before ?2)?
+-- name: urgent_settled
+SELECT EXISTS (SELECT 1 FROM tasks INDEXED BY tasks_ready_urgent
+               WHERE status = 'ready' AND priority IN (SELECT value FROM json_each(?1)) AND updated_at <= ?2)
+       AS found;
 
 -- A window of ready tasks in assignment order, for explaining why a worker gets none.
 -- name: ready_window
