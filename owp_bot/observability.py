@@ -13,8 +13,8 @@ import contextvars
 import json
 import logging
 import re
+import secrets
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -71,6 +71,19 @@ class Metrics:
         self.rate_limited = Counter("owp_ratelimit_rejections", "Requests refused with 429",
                                     ["route", "credential"], registry=r)
         self.last_seq: int | None = None
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def answered(self, route: str, method: str, status: int, seconds: float, webhook: bool) -> None:
+        # the labelled children are kept: looking one up in prometheus_client takes a lock and builds a key
+        key = (route, method, status)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = (self.requests.labels(route, method, str(status)),
+                                           self.latency.labels(route, method))
+        found[0].inc()
+        found[1].observe(seconds)
+        if webhook:
+            self.webhooks.labels("accepted" if status < 400 else "rejected" if status < 500 else "failed").inc()
 
     def rate_limit_rejected(self, route: str, credential: str) -> None:
         self.rate_limited.labels(route, credential).inc()
@@ -133,7 +146,7 @@ async def observe(request: web.Request, handler: Callable[[web.Request], Awaitab
                   ) -> web.StreamResponse:
     """Request id (X-Request-Id, echoed or made), request metrics and one structured access-log line."""
     given = request.headers.get("X-Request-Id", "")
-    rid = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    rid = given if _REQUEST_ID.match(given) else secrets.token_hex(16)
     token = request_id.set(rid)
     started = time.perf_counter()
     status = 500
@@ -149,15 +162,11 @@ async def observe(request: web.Request, handler: Callable[[web.Request], Awaitab
     finally:
         elapsed = time.perf_counter() - started
         route = route_name(request)
-        metrics = request.app[METRICS]
-        metrics.requests.labels(route, request.method, str(status)).inc()
-        metrics.latency.labels(route, request.method).observe(elapsed)
-        if request.path == WEBHOOK_PATH:
-            outcome = "accepted" if status < 400 else "rejected" if status < 500 else "failed"
-            metrics.webhooks.labels(outcome).inc()
-        log.info("request", extra={"method": request.method, "route": route, "path": request.path,
-                                   "status": status, "duration_ms": round(elapsed * 1000, 2),
-                                   "remote": request.remote})
+        request.app[METRICS].answered(route, request.method, status, elapsed, request.path == WEBHOOK_PATH)
+        if log.isEnabledFor(logging.INFO):
+            log.info("request", extra={"method": request.method, "route": route, "path": request.path,
+                                       "status": status, "duration_ms": round(elapsed * 1000, 2),
+                                       "remote": request.remote})
         request_id.reset(token)
 
 

@@ -196,6 +196,9 @@ async def rate_limit(request: web.Request, handler: Callable[[web.Request], Awai
 
 async def read_body(request: web.Request) -> None:
     """Read (and cache: handlers read it again for free) the body within the body timeout."""
+    if request.content.is_eof():  # all of it came with the headers (a small JSON body, as usual): no timer
+        await request.read()
+        return
     timeout = request.app[SETTINGS].body_timeout
     try:
         async with asyncio.timeout(timeout):

@@ -6,7 +6,6 @@ the router and `spec.build_spec` documents the same tables, so code and spec can
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -93,13 +92,9 @@ def _serve(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamRe
         if isinstance(result, web.StreamResponse):
             return result
         status, model = result if isinstance(result, tuple) else (min(endpoint.responses), result)
-        return web.json_response(model.model_dump(mode="json"), status=status, headers=call.headers,
-                                 dumps=_dumps)
+        return web.Response(body=model.model_dump_json().encode(), status=status, headers=call.headers,
+                            content_type="application/json")
     return serve
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
 
 
 async def _authorise(auth: Auth, call: Call) -> None:
@@ -138,6 +133,9 @@ def _validate(model: type[BaseModel], data: Any, where: str) -> BaseModel:
             return model.model_validate_json(data)
         return model.model_validate(data)
     except ValidationError as exc:
+        broken = [e for e in exc.errors(include_url=False) if e["type"] == "json_invalid"]
+        if broken:  # parsed once, here: the JSON itself is broken, not a field of it
+            raise Problem(400, f"the body is not valid JSON: {broken[0]['ctx']['error']}") from None
         errors = [{"field": ".".join(str(p) for p in e["loc"]) or where, "message": e["msg"]}
                   for e in exc.errors(include_url=False, include_context=False, include_input=False)]
         summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
@@ -149,12 +147,7 @@ async def _json_body(request: web.Request) -> bytes:
         raise Problem(400, "this needs a JSON body")
     if request.content_type != "application/json":
         raise Problem(415, f"send the body as application/json, not {request.content_type or 'no type'}")
-    raw = await request.read()
-    try:
-        json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Problem(400, f"the body is not valid JSON: {exc}") from None
-    return raw
+    return await request.read()  # parsed and checked by the body's model (_validate)
 
 
 async def _text_body(request: web.Request) -> str:
