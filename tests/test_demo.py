@@ -116,7 +116,11 @@ async def _run_demo(github: FakeGitHub, settings: Settings) -> dict[str, int]:
                 types = [e["type"] for e in events]
                 if types.count("task.merged") >= 5 and "lease.expired" in types and "offer.rejected" in types:
                     break
-                assert time.monotonic() < deadline, f"the demo did not get far enough: {sorted(set(types))}"
+                if time.monotonic() > deadline:  # say what the scenario did, to tell a slow box from a bug
+                    seen = await _json(session, "GET", f"{base}/v1/demo/status")
+                    workers = [(w["name"], w["state"], w["counts"]) for w in seen["workers"]]
+                    raise AssertionError(f"the demo did not get far enough: {sorted(set(types))}; "
+                                         f"{seen['counts']}; {workers}")
                 await asyncio.sleep(0.5)
             status = DemoStatus.model_validate(await _json(session, "GET", f"{base}/v1/demo/status"))
             assert status.state == "running" and status.error is None
