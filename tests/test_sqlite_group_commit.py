@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,25 @@ async def test_a_closed_store_refuses_operations(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "pool.db")
     with pytest.raises(RuntimeError, match="not open"):
         await store.run(register("w_a", "hash-a"))
+
+
+def record_thread(seen: list[str]) -> Op[None]:
+    seen.append(threading.current_thread().name)  # the body runs where the store drives the operation
+    return None
+    yield  # a generator that yields nothing
+
+
+async def test_writes_run_on_the_loop_thread_and_slow_ones_on_their_own(tmp_path: Path) -> None:
+    """A write is a few statements: it runs on the event loop's thread. A slow one (a bulk import) runs on a
+    thread, so that the loop answers heartbeats and reads meanwhile."""
+    store = SQLiteStore(tmp_path / "pool.db")
+    await store.open()
+    seen: list[str] = []
+    try:
+        await store.run(record_thread(seen))
+        await store.run(record_thread(seen), slow=True)
+        await store.run(record_thread(seen), write=False)
+    finally:
+        await store.close()
+    assert seen[0] == threading.current_thread().name
+    assert seen[1].startswith("owp-sqlite-slow-write") and seen[2].startswith("owp-sqlite-read")

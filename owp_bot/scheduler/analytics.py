@@ -158,7 +158,7 @@ async def _insights_loop(app: web.Application) -> None:
     scheduler = app[SCHEDULER]
     while True:
         try:
-            await scheduler.run(lambda now: housekeeping(now, scheduler.settings))
+            await scheduler.run(lambda now: housekeeping(now, scheduler.settings), slow=True)
         except Exception:
             log.exception("insights housekeeping failed; retrying at the next interval")
         await asyncio.sleep(scheduler.settings.insights_interval)

@@ -298,7 +298,7 @@ async def create_task(call: Call) -> tuple[int, BaseModel]:
 async def import_tasks(call: Call) -> BaseModel:
     """Idempotent by each task's `key` (or `id`); reports created, updated, unchanged and rejected entries."""
     parsed = parse_import(call.body)
-    results = await _scheduler(call).run(lambda now: ops.import_tasks(parsed.repos, parsed.tasks, now))
+    results = await _scheduler(call).run(lambda now: ops.import_tasks(parsed.repos, parsed.tasks, now), slow=True)
     return import_report(parsed, results)
 
 

@@ -151,10 +151,11 @@ class PostgresStore:
 
     # -- operations
 
-    async def run(self, op: Op[T], *, write: bool = True) -> tuple[T, list[Event]]:
+    async def run(self, op: Op[T], *, write: bool = True, slow: bool = False) -> tuple[T, list[Event]]:
         """Run `op` in one transaction. Once begun it runs to its end even if the caller is cancelled (a client
         that went away, a background loop stopping): cancelling asyncpg mid-statement can leave a connection
-        waiting on its cancellation, and SQLite behaves the same way."""
+        waiting on its cancellation, and SQLite behaves the same way. (Every statement is awaited: `slow`
+        changes nothing here.)"""
         if self._pool is None:
             raise RuntimeError("the PostgreSQL store is not open")
         work = asyncio.ensure_future(self._write(op) if write else self._transaction(op, _BEGIN_READ))

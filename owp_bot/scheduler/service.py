@@ -41,8 +41,9 @@ class Scheduler:
     def now(self) -> float:
         return self.clock.now()
 
-    async def run(self, make_op: Callable[[float], Op[T]], *, write: bool = True) -> T:
-        """Run one operation with the current time, after flushing heartbeats and lapsing what is due."""
+    async def run(self, make_op: Callable[[float], Op[T]], *, write: bool = True, slow: bool = False) -> T:
+        """Run one operation with the current time, after flushing heartbeats and lapsing what is due (`slow`:
+        see Store.run)."""
         now = self.clock.now()
         beats: dict[str, tuple[float, str, str | None]] = {}
         if write:
@@ -56,7 +57,7 @@ class Scheduler:
             return (yield from make_op(now))
 
         try:
-            result, events = await self.store.run(transaction(), write=write)
+            result, events = await self.store.run(transaction(), write=write, slow=slow)
         except BaseException:
             for worker_id, beat in beats.items():  # rolled back: keep them for the next transaction
                 self._heartbeats.setdefault(worker_id, beat)

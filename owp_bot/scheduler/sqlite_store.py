@@ -11,6 +11,9 @@ Group commit: write operations that arrive in the same turn of the event loop ru
 own SAVEPOINT (a failing one is rolled back alone), under one COMMIT. Each caller gets its answer only after
 the commit.
 
+A slow write (`slow=True`: a bulk import, pruning the log) runs the same way but on a thread, so that
+heartbeats, reads and the event stream are answered meanwhile; the writes that arrive wait for it.
+
 Reads (`write=False`: lists, analytics, exports, which may be long) run on a reader thread with a
 connection of their own, so they never hold up the loop; WAL gives each a consistent snapshot of what was
 committed. Checkpoints (copying the WAL back into the database, the only step that syncs to disk) run on a
@@ -58,7 +61,8 @@ class SQLiteStore:
         self._reads: ThreadPoolExecutor | None = None
         self._reader: sqlite3.Connection | None = None
         self._checkpoints: _Checkpointer | None = None
-        self._waiting: list[tuple[Op[Any], asyncio.Future[tuple[Any, list[Event]]]]] = []
+        self._slow_writes: ThreadPoolExecutor | None = None
+        self._waiting: list[tuple[Op[Any], bool, asyncio.Future[tuple[Any, list[Event]]]]] = []
         self._committer: asyncio.Task[None] | None = None
 
     # -- lifecycle
@@ -77,6 +81,7 @@ class SQLiteStore:
             raise
         self._writer = writer
         self._reads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="owp-sqlite-read")
+        self._slow_writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="owp-sqlite-slow-write")
         self._reader = await self._read(lambda: _reader_connection(self.path))
         self._checkpoints = _Checkpointer(self.path)
 
@@ -90,6 +95,9 @@ class SQLiteStore:
             await self._read(self._reader.close)
             self._reader = None
         self._reads.shutdown(wait=True)
+        if self._slow_writes is not None:
+            self._slow_writes.shutdown(wait=True)
+            self._slow_writes = None
         await asyncio.get_running_loop().run_in_executor(None, self._checkpoints.stop)
         self._writer.execute("PRAGMA optimize")
         self._writer.close()  # the last connection out checkpoints the rest
@@ -107,14 +115,14 @@ class SQLiteStore:
 
     # -- operations
 
-    async def run(self, op: Op[T], *, write: bool = True) -> tuple[T, list[Event]]:
+    async def run(self, op: Op[T], *, write: bool = True, slow: bool = False) -> tuple[T, list[Event]]:
         reader = self._reader
         if self._writer is None or reader is None:
             raise RuntimeError("the SQLite store is not open")
         if not write:
             return await self._read(lambda: _read_transaction(reader, op))
         answer: asyncio.Future[tuple[Any, list[Event]]] = asyncio.get_running_loop().create_future()
-        self._waiting.append((op, answer))
+        self._waiting.append((op, slow, answer))
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_waiting(), name="owp-sqlite-group-commit")
         return await answer
@@ -124,11 +132,17 @@ class SQLiteStore:
         while self._waiting:
             await asyncio.sleep(0)  # the other requests of this turn join the group
             group, self._waiting = self._waiting[:MAX_GROUP], self._waiting[MAX_GROUP:]
+            ops, writer = [op for op, _, _ in group], self._writer
+            assert writer is not None  # close() waits for this task before closing it
             try:
-                outcomes = _write_group(self._writer, [op for op, _ in group])  # type: ignore[arg-type]
+                if any(slow for _, slow, _ in group):  # the writes arriving meanwhile wait in self._waiting
+                    outcomes = await asyncio.get_running_loop().run_in_executor(
+                        self._slow_writes, _write_group, writer, ops)
+                else:
+                    outcomes = _write_group(writer, ops)
             except Exception as exc:  # BEGIN or COMMIT failed: nothing of the group was kept
                 outcomes = [exc] * len(group)
-            for (_, answer), outcome in zip(group, outcomes, strict=True):
+            for (_, _, answer), outcome in zip(group, outcomes, strict=True):
                 if answer.done():  # the caller went away; its operation ran all the same
                     continue
                 if isinstance(outcome, BaseException):

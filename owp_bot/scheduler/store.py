@@ -81,8 +81,10 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
-    async def run(self, op: Op[T], *, write: bool = True) -> tuple[T, list[Event]]:
-        """Run `op` in one transaction; return its value and the events it appended, after commit."""
+    async def run(self, op: Op[T], *, write: bool = True, slow: bool = False) -> tuple[T, list[Event]]:
+        """Run `op` in one transaction; return its value and the events it appended, after commit. `slow`
+        marks a write that may take long (a bulk import, pruning the log): a backend keeps it off the event
+        loop's thread."""
 
     async def ready(self) -> bool:
         """The database answers and every migration is applied."""
