@@ -118,9 +118,9 @@ async def _run_demo(github: FakeGitHub, settings: Settings) -> dict[str, int]:
                     break
                 if time.monotonic() > deadline:  # say what the scenario did, to tell a slow box from a bug
                     seen = await _json(session, "GET", f"{base}/v1/demo/status")
-                    workers = [(w["name"], w["state"], w["counts"]) for w in seen["workers"]]
                     raise AssertionError(f"the demo did not get far enough: {sorted(set(types))}; "
-                                         f"{seen['counts']}; {workers}")
+                                         f"{seen['simulated_seconds']:.0f} simulated s; {seen['counts']}; "
+                                         f"{seen['tasks']}; {seen['workers']}")
                 await asyncio.sleep(0.5)
             status = DemoStatus.model_validate(await _json(session, "GET", f"{base}/v1/demo/status"))
             assert status.state == "running" and status.error is None

@@ -19,7 +19,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Coroutine
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,9 @@ class Profile:
     merge_rate: float = 0.85  # how often a maintainer merges this contributor's PR rather than closing it
     minutes_per_point: tuple[float, float] = (15, 35)
     trusted: bool = False  # a maintainer vouched for them: they may take sensitive tasks (min_trust: trusted)
+    # goes quiet on their first task whatever the dice say, so that every demo shows a lease lapsing and its
+    # task going back to the pool (with ~20 sample tasks, chance alone skipped it in about one run in twenty)
+    quiet_first: bool = False
 
 
 PROFILES = (
@@ -56,7 +59,7 @@ PROFILES = (
     Profile("Bo (Copilot)", "bo-frontend", ("typescript", "css", "accessibility"), 4, 2),
     Profile("Chen (Aider)", "chen-writes", ("docs", "spanish", "python"), 3, 1, decline_rate=0.2),
     Profile("Dee (Cursor)", "dee-nightowl", ("python", "docs", "sql"), 3, 1, silence_rate=0.4,
-            merge_rate=0.7),
+            merge_rate=0.7, quiet_first=True),
     Profile("Eli (Claude Code)", "eli-types", ("typescript", "python", "css"), 4, 1, decline_rate=0.35),
     Profile("Fay (Copilot)", "fay-fullstack", ("python", "sql", "typescript", "css", "security"), 6, 2,
             merge_rate=0.75),
@@ -74,9 +77,7 @@ def profiles(count: int) -> list[Profile]:
             chosen.append(base)
         else:
             n = i // len(PROFILES) + 1
-            chosen.append(Profile(f"{base.name.split(' ')[0]} {n}", f"{base.github}-{n}", base.skills,
-                                  base.capacity_points, base.max_concurrent_tasks, base.decline_rate,
-                                  base.silence_rate, base.merge_rate, base.minutes_per_point, base.trusted))
+            chosen.append(replace(base, name=f"{base.name.split(' ')[0]} {n}", github=f"{base.github}-{n}"))
     return chosen
 
 
@@ -268,7 +269,8 @@ class DemoScenario:
         worker.state = "working"
         try:
             await client.report(offer.task_id, "in_progress", message="simulated worker started")
-            if self.random.random() < worker.profile.silence_rate:
+            first_silence = worker.profile.quiet_first and not worker.counts["silences"]
+            if self.random.random() < worker.profile.silence_rate or first_silence:
                 await self.sleep(self.between(5, 20))
                 worker.state = "silent"  # the worker loop notices, drops its jobs and goes quiet
                 return
