@@ -10,6 +10,7 @@ from pathlib import Path
 import asyncpg
 
 from owp_bot.scheduler import postgres_store, sqlite_store
+from owp_bot.scheduler.models import IN_FLIGHT
 from owp_bot.scheduler.store import load_queries, migrations
 
 SCHEDULER = Path(postgres_store.__file__).parent
@@ -38,6 +39,18 @@ def test_every_migration_exists_for_both_backends() -> None:
     sqlite = [(v, n) for v, n, _ in migrations(SCHEDULER / "migrations" / "sqlite")]
     postgres = [(v, n) for v, n, _ in migrations(SCHEDULER / "migrations" / "postgres")]
     assert postgres == sqlite
+
+
+def test_in_flight_triggers_count_the_in_flight_statuses() -> None:
+    """Migration 007's triggers keep budgets and area locks: every status list in them is models.IN_FLIGHT."""
+    expected = sorted(status.value for status in IN_FLIGHT)
+    for backend in ("sqlite", "postgres"):
+        sql = (SCHEDULER / "migrations" / backend / "007_in_flight_trigger.sql").read_text(encoding="utf-8")
+        code = re.sub(r"--[^\n]*", "", sql)
+        lists = re.findall(r"IN \(([^)]*)\)", code)
+        assert len(lists) >= 3, backend
+        for found in lists:
+            assert sorted(re.findall(r"'([a-z_]+)'", found)) == expected, f"{backend}: ({found})"
 
 
 def test_parameters_are_numbered_alike() -> None:

@@ -562,7 +562,7 @@ def claim(repo: str, issue_number: int, login: str, settings: Settings, now: flo
         return f"you already hold this task (`{task['id']}`) until {iso(lease['expires_at'])}."
     repo_row = yield from ops.load_repo(repo)
     view = yield from ops.worker_view(worker, now, settings)
-    load = yield from ops.repo_load(repo_row)
+    load = ops.repo_load(repo_row)
     declined = {
         r["task_id"] for r in (yield rows("declined_since", worker["id"], now - settings.decline_cooldown))
     }

@@ -121,36 +121,33 @@ def emit(now: float, type_: str, actor: str, target: str | None, repo: str | Non
 
 def worker_view(worker: Row, now: float, settings: Settings) -> Op[WorkerView]:
     load = yield one("worker_load", worker["id"])
+    return view_of(worker, load["tasks"], load["points"], now, settings)
+
+
+def view_of(worker: Row, tasks_in_use: int, points_in_use: int, now: float, settings: Settings) -> WorkerView:
     return WorkerView(
         worker_id=worker["id"], skills=frozenset(skills_of(worker, "skills")),
         capacity_points=worker["capacity_points"], max_concurrent_tasks=worker["max_concurrent_tasks"],
-        points_in_use=load["points"], tasks_in_use=load["tasks"], trust_tier=TrustTier(worker["trust_tier"]),
+        points_in_use=points_in_use, tasks_in_use=tasks_in_use, trust_tier=TrustTier(worker["trust_tier"]),
         online=worker["status"] != "offline" and is_online(worker["last_heartbeat"], now, settings.heartbeat_timeout),
         paused=worker["status"] == "paused",
     )
 
 
-def repo_load(repo: Row) -> Op[RepoLoad]:
-    locked = yield rows("area_locks_of_repo", repo["id"])
+def repo_load(repo: Row) -> RepoLoad:
+    """A repo row of `repo_get` (which lists its locked areas) as the policy sees it."""
     return RepoLoad(
         repo=repo["id"], max_open_prs=repo["max_open_prs"],
         in_flight=repo["in_flight"] + repo["external_open_prs"], area_locks=bool(repo["area_locks"]),
-        locked_areas=frozenset(r["area"] for r in locked),
+        locked_areas=frozenset(json.loads(repo["locked_areas"])),
         sensitive_areas=frozenset(json.loads(repo["sensitive_areas"])),
     )
 
 
 def move_task(task: Row, new: TaskStatus, worker_id: str | None, now: float) -> Op[None]:
-    """Set a task's status; keep the repo's in-flight count and the area lock in step with it."""
+    """Set a task's status; a trigger keeps the repo's in-flight count and the area lock in step with it
+    (migration 007: in flight are the statuses of models.IN_FLIGHT)."""
     yield run("task_set_status", task["id"], new.value, worker_id, now)
-    was_in_flight, is_in_flight = TaskStatus(task["status"]) in IN_FLIGHT, new in IN_FLIGHT
-    if was_in_flight != is_in_flight:
-        yield run("repo_in_flight_add", task["repo"], 1 if is_in_flight else -1)
-        if task["area"] is not None:
-            if is_in_flight:
-                yield run("area_lock_take", task["repo"], task["area"], task["id"])
-            else:
-                yield run("area_lock_free", task["id"])
 
 
 def check_transition(task: Row, new: TaskStatus) -> None:
@@ -165,9 +162,8 @@ def check_transition(task: Row, new: TaskStatus) -> None:
 
 
 def end_lease(task: Row, state: LeaseState, now: float, actor: str, **details: Any) -> Op[None]:
-    lease = yield one("lease_active_of_task", task["id"])
+    lease = yield one("lease_end_of_task", task["id"], state.value, now)
     if lease is not None:
-        yield run("lease_end", lease["id"], state.value, now)
         yield emit(now, f"lease.{state.value}", actor, task["id"], task["repo"],
                     lease_id=lease["id"], worker_id=lease["worker_id"], **details)
         if state is not LeaseState.REVOKED:  # an outcome of the worker's: its reputation moves
@@ -175,9 +171,8 @@ def end_lease(task: Row, state: LeaseState, now: float, actor: str, **details: A
 
 
 def end_offer(task: Row, state: OfferState, now: float, actor: str, reason: str | None = None) -> Op[None]:
-    offer = yield one("offer_pending_of_task", task["id"])
+    offer = yield one("offer_end_of_task", task["id"], state.value, reason, now)
     if offer is not None:
-        yield run("offer_resolve", offer["id"], state.value, reason, None, now)
         yield emit(now, f"offer.{state.value}", actor, task["id"], task["repo"],
                     offer_id=offer["id"], worker_id=offer["worker_id"], reason=reason)
 
@@ -311,12 +306,14 @@ def list_workers(after: str, limit: int) -> Op[list[Row]]:
 
 def _fill(worker_id: str, now: float, settings: Settings, as_offers: bool) -> Op[WorkerView]:
     """Fill the worker's free capacity with the best eligible tasks, as offers or as leases."""
-    worker = yield from load_worker(worker_id)
-    view = yield from worker_view(worker, now, settings)
-    skills = json.dumps(sorted(view.skills))
     # fresh high-priority tasks wait a short while for a better-reputed worker (docs: "Reputation")
-    rival = settings.reputation_head_start > 0 and (yield one(
-        "rep_better_rival", worker["reputation"], now - settings.heartbeat_timeout, worker_id)) is not None
+    head_start_on = int(settings.reputation_head_start > 0)
+    worker = yield one("worker_claimant", worker_id, now - settings.heartbeat_timeout, head_start_on)
+    if worker is None:
+        raise not_found("worker", worker_id)
+    view = view_of(worker, worker["tasks_in_use"], worker["points_in_use"], now, settings)
+    skills = json.dumps(sorted(view.skills))
+    rival = bool(worker["rival"])
     settled = now - settings.reputation_head_start
     # when every urgent task is still in its head start (a bulk import), walk from below them, not past them
     below = HEAD_START_PRIORITY if rival and not (yield one("urgent_settled", URGENT, settled))["found"] else BOTTOM
@@ -330,8 +327,7 @@ def _fill(worker_id: str, now: float, settings: Settings, as_offers: bool) -> Op
         if task is None:
             break
         repo = yield one("repo_get", task["repo"])
-        load = yield from repo_load(repo)
-        reason = ineligibility(task_view(task), view, load, recently_declined=False)
+        reason = ineligibility(task_view(task), view, repo_load(repo), recently_declined=False)
         if reason is not None:  # the SQL pre-filter and the policy must agree; never grant on doubt
             raise RuntimeError(f"candidate {task['id']} passed the query but not the policy: {reason}")
         if as_offers:
@@ -378,7 +374,7 @@ def _explain(worker: WorkerView, now: float, settings: Settings) -> Op[Explanati
     verdicts: list[tuple[TaskView, Ineligible]] = []
     for task in window:
         if task["repo"] not in loads:
-            loads[task["repo"]] = yield from repo_load((yield one("repo_get", task["repo"])))
+            loads[task["repo"]] = repo_load((yield one("repo_get", task["repo"])))
         view = task_view(task)
         reason: Ineligible | None = ineligibility(view, worker, loads[task["repo"]], task["id"] in declined)
         if reason is None and held_for_reputation(task["priority"], task["updated_at"], now,

@@ -58,6 +58,23 @@ SELECT * FROM workers WHERE lower(github_handle) = lower($1) ORDER BY created_at
 SELECT count(*) AS tasks, coalesce(sum(estimate_points), 0) AS points FROM tasks
 WHERE worker_id = $1 AND status IN ('offered', 'leased', 'in_progress', 'blocked');
 
+-- name: worker_claimant
+-- mirrors sqlite a94912144d5e
+SELECT w.*,
+  (SELECT count(*) FROM tasks t WHERE t.worker_id = w.id
+     AND t.status IN ('offered', 'leased', 'in_progress', 'blocked')) AS tasks_in_use,
+  (SELECT coalesce(sum(t.estimate_points), 0) FROM tasks t WHERE t.worker_id = w.id
+     AND t.status IN ('offered', 'leased', 'in_progress', 'blocked')) AS points_in_use,
+  $3::int = 1 AND EXISTS (
+    SELECT 1 FROM workers r
+    WHERE r.status NOT IN ('offline', 'paused') AND r.reputation > w.reputation AND r.last_heartbeat >= $2::float8
+      AND r.id <> w.id
+      AND (SELECT count(*) FROM tasks h WHERE h.worker_id = r.id
+             AND h.status IN ('offered', 'leased', 'in_progress', 'blocked')) < r.max_concurrent_tasks
+      AND (SELECT coalesce(sum(h.estimate_points), 0) FROM tasks h WHERE h.worker_id = r.id
+             AND h.status IN ('offered', 'leased', 'in_progress', 'blocked')) < r.capacity_points) AS rival
+FROM workers w WHERE w.id = $1;
+
 -- name: worker_heartbeat
 -- mirrors sqlite 69fc8642729b
 UPDATE workers SET last_heartbeat = $2, status = $3, note = $4 WHERE id = $1;
@@ -82,8 +99,9 @@ FROM workers w WHERE w.id > $1 ORDER BY w.id LIMIT $2;
 -- ---------------------------------------------------------------- repos
 
 -- name: repo_get
--- mirrors sqlite 59ce57ef9e3a
-SELECT * FROM repos WHERE id = $1;
+-- mirrors sqlite 42be98410f79
+SELECT r.*, (SELECT coalesce(json_agg(a.area), '[]')::text FROM area_locks a WHERE a.repo = r.id) AS locked_areas
+FROM repos r WHERE r.id = $1;
 
 -- name: repo_insert
 -- mirrors sqlite 73b432da75f5
@@ -95,10 +113,6 @@ VALUES ($1, $2, $3, $4, $5, $6, $6);
 UPDATE repos SET max_open_prs = $2, area_locks = $3, lease_ttl = $4, offer_ttl = $5, updated_at = $6
 WHERE id = $1;
 
--- name: repo_in_flight_add
--- mirrors sqlite 68fa791f9df2
-UPDATE repos SET in_flight = in_flight + $2 WHERE id = $1;
-
 -- name: repos_list
 -- mirrors sqlite 9dc9fab604c1
 SELECT * FROM repos ORDER BY id;
@@ -108,20 +122,6 @@ SELECT * FROM repos ORDER BY id;
 SELECT status, count(*) AS n FROM tasks WHERE repo = $1 GROUP BY status;
 
 -- ---------------------------------------------------------------- area locks
-
--- name: area_lock_take
--- mirrors sqlite 1fd0a6735249
-INSERT INTO area_locks (repo, area, task_id)
-SELECT $1::text, $2::text, $3::text WHERE EXISTS (SELECT 1 FROM repos WHERE id = $1::text AND area_locks = 1)
-ON CONFLICT DO NOTHING;
-
--- name: area_lock_free
--- mirrors sqlite 1035e90f965f
-DELETE FROM area_locks WHERE task_id = $1;
-
--- name: area_locks_of_repo
--- mirrors sqlite ba0cc6ea1bec
-SELECT area FROM area_locks WHERE repo = $1;
 
 -- name: area_locks_clear_repo
 -- mirrors sqlite 1bc82a1da4e0
@@ -243,9 +243,10 @@ SELECT * FROM offers WHERE id = $1;
 -- mirrors sqlite 484f3aea258c
 UPDATE offers SET state = $2, reason = $3, note = $4, resolved_at = $5 WHERE id = $1 AND state = 'pending';
 
--- name: offer_pending_of_task
--- mirrors sqlite 3ed803d1806d
-SELECT * FROM offers WHERE task_id = $1 AND state = 'pending';
+-- name: offer_end_of_task
+-- mirrors sqlite db465fdd76d9
+UPDATE offers SET state = $2, reason = $3, resolved_at = $4 WHERE task_id = $1 AND state = 'pending'
+RETURNING id, worker_id;
 
 -- name: offers_due
 -- mirrors sqlite d1d1b2543c71
@@ -271,9 +272,9 @@ SELECT * FROM leases WHERE id = $1;
 -- mirrors sqlite a605129583b4
 SELECT * FROM leases WHERE task_id = $1 AND state = 'active';
 
--- name: lease_end
--- mirrors sqlite d07c649e4cc9
-UPDATE leases SET state = $2, ended_at = $3 WHERE id = $1 AND state = 'active';
+-- name: lease_end_of_task
+-- mirrors sqlite bb2e71157437
+UPDATE leases SET state = $2, ended_at = $3 WHERE task_id = $1 AND state = 'active' RETURNING id, worker_id;
 
 -- name: lease_extend
 -- mirrors sqlite 45ee693cdd96

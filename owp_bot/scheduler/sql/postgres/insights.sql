@@ -131,18 +131,5 @@ GROUP BY type;
 SELECT status, count(*) AS n FROM tasks GROUP BY status;
 
 -- name: an_workers_online
--- mirrors sqlite ee6584fc03a1
+-- mirrors sqlite 16d2633f4c55
 SELECT count(*) AS n FROM workers WHERE status NOT IN ('offline') AND last_heartbeat >= $1;
-
--- A better-reputed worker than $1 who is online (heartbeat since $2), not paused, with a free task slot and free points:
--- while one exists, fresh urgent tasks wait for them (the reputation head start).
--- name: rep_better_rival
--- mirrors sqlite c43b33bae729
-SELECT w.id FROM workers w
-WHERE w.status NOT IN ('offline', 'paused') AND w.reputation > $1::float8 AND w.last_heartbeat >= $2::float8
-  AND w.id <> $3
-  AND (SELECT count(*) FROM tasks h WHERE h.worker_id = w.id
-         AND h.status IN ('offered', 'leased', 'in_progress', 'blocked')) < w.max_concurrent_tasks
-  AND (SELECT coalesce(sum(h.estimate_points), 0) FROM tasks h WHERE h.worker_id = w.id
-         AND h.status IN ('offered', 'leased', 'in_progress', 'blocked')) < w.capacity_points
-LIMIT 1;

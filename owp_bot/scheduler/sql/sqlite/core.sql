@@ -41,6 +41,24 @@ SELECT * FROM workers WHERE lower(github_handle) = lower(?1) ORDER BY created_at
 SELECT count(*) AS tasks, coalesce(sum(estimate_points), 0) AS points FROM tasks
 WHERE worker_id = ?1 AND status IN ('offered', 'leased', 'in_progress', 'blocked');
 
+-- name: worker_claimant
+-- A worker asking for work: its row, its load, and (?3 = 1: the head start is on) whether a better-reputed
+-- worker heard from since ?2 has room for a task (rep_better_rival, for this worker)
+SELECT w.*,
+  (SELECT count(*) FROM tasks t WHERE t.worker_id = w.id
+     AND t.status IN ('offered', 'leased', 'in_progress', 'blocked')) AS tasks_in_use,
+  (SELECT coalesce(sum(t.estimate_points), 0) FROM tasks t WHERE t.worker_id = w.id
+     AND t.status IN ('offered', 'leased', 'in_progress', 'blocked')) AS points_in_use,
+  ?3 = 1 AND EXISTS (
+    SELECT 1 FROM workers r INDEXED BY rep_workers_reputation
+    WHERE r.status NOT IN ('offline', 'paused') AND r.reputation > w.reputation AND r.last_heartbeat >= ?2
+      AND r.id <> w.id
+      AND (SELECT count(*) FROM tasks h WHERE h.worker_id = r.id
+             AND h.status IN ('offered', 'leased', 'in_progress', 'blocked')) < r.max_concurrent_tasks
+      AND (SELECT coalesce(sum(h.estimate_points), 0) FROM tasks h WHERE h.worker_id = r.id
+             AND h.status IN ('offered', 'leased', 'in_progress', 'blocked')) < r.capacity_points) AS rival
+FROM workers w WHERE w.id = ?1;
+
 -- name: worker_heartbeat
 UPDATE workers SET last_heartbeat = ?2, status = ?3, note = ?4 WHERE id = ?1;
 
@@ -61,7 +79,9 @@ FROM workers w WHERE w.id > ?1 ORDER BY w.id LIMIT ?2;
 -- ---------------------------------------------------------------- repos
 
 -- name: repo_get
-SELECT * FROM repos WHERE id = ?1;
+-- with the areas locked in it, as a JSON list
+SELECT r.*, (SELECT json_group_array(a.area) FROM area_locks a WHERE a.repo = r.id) AS locked_areas
+FROM repos r WHERE r.id = ?1;
 
 -- name: repo_insert
 INSERT INTO repos (id, max_open_prs, area_locks, lease_ttl, offer_ttl, created_at, updated_at)
@@ -71,9 +91,6 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6);
 UPDATE repos SET max_open_prs = ?2, area_locks = ?3, lease_ttl = ?4, offer_ttl = ?5, updated_at = ?6
 WHERE id = ?1;
 
--- name: repo_in_flight_add
-UPDATE repos SET in_flight = in_flight + ?2 WHERE id = ?1;
-
 -- name: repos_list
 SELECT * FROM repos ORDER BY id;
 
@@ -81,16 +98,6 @@ SELECT * FROM repos ORDER BY id;
 SELECT status, count(*) AS n FROM tasks WHERE repo = ?1 GROUP BY status;
 
 -- ---------------------------------------------------------------- area locks
-
--- name: area_lock_take
-INSERT OR IGNORE INTO area_locks (repo, area, task_id)
-SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM repos WHERE id = ?1 AND area_locks = 1);
-
--- name: area_lock_free
-DELETE FROM area_locks WHERE task_id = ?1;
-
--- name: area_locks_of_repo
-SELECT area FROM area_locks WHERE repo = ?1;
 
 -- name: area_locks_clear_repo
 DELETE FROM area_locks WHERE repo = ?1;
@@ -192,8 +199,10 @@ SELECT * FROM offers WHERE id = ?1;
 -- name: offer_resolve
 UPDATE offers SET state = ?2, reason = ?3, note = ?4, resolved_at = ?5 WHERE id = ?1 AND state = 'pending';
 
--- name: offer_pending_of_task
-SELECT * FROM offers WHERE task_id = ?1 AND state = 'pending';
+-- name: offer_end_of_task
+-- the task's pending offer ends (?2: its new state): the offer, or no row when there was none
+UPDATE offers SET state = ?2, reason = ?3, resolved_at = ?4 WHERE task_id = ?1 AND state = 'pending'
+RETURNING id, worker_id;
 
 -- name: offers_due
 SELECT * FROM offers WHERE state = 'pending' AND expires_at <= ?1 ORDER BY expires_at;
@@ -214,8 +223,9 @@ SELECT * FROM leases WHERE id = ?1;
 -- name: lease_active_of_task
 SELECT * FROM leases WHERE task_id = ?1 AND state = 'active';
 
--- name: lease_end
-UPDATE leases SET state = ?2, ended_at = ?3 WHERE id = ?1 AND state = 'active';
+-- name: lease_end_of_task
+-- the task's active lease ends (?2: its new state): the lease, or no row when there was none
+UPDATE leases SET state = ?2, ended_at = ?3 WHERE task_id = ?1 AND state = 'active' RETURNING id, worker_id;
 
 -- name: lease_extend
 UPDATE leases SET expires_at = ?2 WHERE id = ?1 AND state = 'active';

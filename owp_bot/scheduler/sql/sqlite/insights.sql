@@ -110,14 +110,3 @@ SELECT status, count(*) AS n FROM tasks GROUP BY status;
 
 -- name: an_workers_online
 SELECT count(*) AS n FROM workers WHERE status NOT IN ('offline') AND last_heartbeat >= ?1;
-
--- A better-reputed worker than ?1 who is online (heartbeat since ?2), not paused, with a free task slot and free points:
--- while one exists, fresh urgent tasks wait for them (the reputation head start).
--- name: rep_better_rival
-SELECT w.id FROM workers w INDEXED BY rep_workers_reputation
-WHERE w.status NOT IN ('offline', 'paused') AND w.reputation > ?1 AND w.last_heartbeat >= ?2 AND w.id <> ?3
-  AND (SELECT count(*) FROM tasks h WHERE h.worker_id = w.id
-         AND h.status IN ('offered', 'leased', 'in_progress', 'blocked')) < w.max_concurrent_tasks
-  AND (SELECT coalesce(sum(h.estimate_points), 0) FROM tasks h WHERE h.worker_id = w.id
-         AND h.status IN ('offered', 'leased', 'in_progress', 'blocked')) < w.capacity_points
-LIMIT 1;
