@@ -24,10 +24,15 @@ locks, and then writes four tables; under READ COMMITTED, locking only the candi
 claims in one repo both pass the budget check, and locking repo rows as well makes lock order depend on
 the operation (claim: task → repo; accept: offer → task; lapse: task → offer), which PostgreSQL can only
 resolve by aborting one transaction as a deadlock — and a generator cannot be replayed. A claim holds the
-lock for about a dozen statements on a local socket; the benchmark shows what that allows. Read-only
-transactions (`write=False`) take no lock: they run `REPEATABLE READ READ ONLY` on one snapshot. Within one
-replica an asyncio lock queues writers before they take a pooled connection, so readers are never starved
-of connections by writers waiting for the database lock.
+lock for about ten statements per operation on a local socket; the benchmark shows what that allows. Read-only
+transactions (`write=False`) take no lock: they run `REPEATABLE READ READ ONLY` on one snapshot.
+
+Group commit, as on SQLite: within one replica a single task runs the writes, and the operations that waited
+while it ran share the next transaction (at most MAX_GROUP), each inside its own SAVEPOINT, so a failing one
+is rolled back alone and its events leave no hole. A group pays for `BEGIN`, the lock and the `COMMIT` (and
+its flush to disk) once; between two operations one round trip releases one savepoint and sets the next.
+Each caller gets its answer after the commit. Only that task holds a connection for writing, so readers
+are never starved of connections by writers waiting for the database lock.
 
 Sweeping is therefore safe on every replica: `expire_due` runs under the writers' lock and reads what is
 due at that moment, so a second replica sweeping right after finds nothing left to lapse. Webhook
@@ -81,6 +86,11 @@ _MIGRATION_LOCK = "SELECT pg_advisory_lock(87, hashtext(current_schema() || '.mi
 _MIGRATION_UNLOCK = "SELECT pg_advisory_unlock(87, hashtext(current_schema() || '.migrate'))"
 _BEGIN_WRITE = ("BEGIN ISOLATION LEVEL READ COMMITTED; "
                 "SELECT pg_advisory_xact_lock(87, hashtext(current_schema()))")
+# Operations per write transaction: each is a subtransaction, and PostgreSQL keeps at most 64 of them per
+# transaction in shared memory (beyond that, every other snapshot has to look them up on disk).
+MAX_GROUP = 32
+_FIRST = _BEGIN_WRITE + "; SAVEPOINT operation"
+_NEXT = "RELEASE SAVEPOINT operation; SAVEPOINT operation"
 # Plan each named statement once per connection: the assignment query takes ~10 ms to plan and well under
 # one to run, and PostgreSQL's default would keep re-planning it for every call with its parameters.
 SERVER_SETTINGS = {"plan_cache_mode": "force_generic_plan"}
@@ -106,8 +116,9 @@ class PostgresStore:
         self.pool_size = pool_size
         self.hub = hub or SequencedHub()
         self._pool: asyncpg.Pool | None = None
-        self._writer = asyncio.Lock()
-        self._running: set[asyncio.Future[Any]] = set()
+        self._waiting: list[tuple[Op[Any], asyncio.Future[tuple[Any, list[Event]]]]] = []
+        self._committer: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Future[Any]] = set()  # read transactions
         # the listeners of every replica learn of committed events with the COMMIT: one notification per
         # transaction (its last sequence number), not one per event, which would serialise commits further
         self._channel = ""  # as an SQL literal
@@ -126,7 +137,9 @@ class PostgresStore:
         await self.bridge.start()
 
     async def close(self) -> None:
-        if self._running:  # what was asked before close is answered (as on SQLite)
+        if self._committer is not None:  # what was asked before close is answered (as on SQLite)
+            await self._committer
+        if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
         if self.bridge is not None:
             await self.bridge.stop()
@@ -152,13 +165,19 @@ class PostgresStore:
     # -- operations
 
     async def run(self, op: Op[T], *, write: bool = True, slow: bool = False) -> tuple[T, list[Event]]:
-        """Run `op` in one transaction. Once begun it runs to its end even if the caller is cancelled (a client
-        that went away, a background loop stopping): cancelling asyncpg mid-statement can leave a connection
-        waiting on its cancellation, and SQLite behaves the same way. (Every statement is awaited: `slow`
-        changes nothing here.)"""
+        """Run `op` in one transaction (a write in a group, see above). Once begun it runs to its end even if the
+        caller is cancelled (a client that went away, a background loop stopping): cancelling asyncpg
+        mid-statement can leave a connection waiting on its cancellation, and SQLite behaves the same way.
+        (Every statement is awaited: `slow` changes nothing here.)"""
         if self._pool is None:
             raise RuntimeError("the PostgreSQL store is not open")
-        work = asyncio.ensure_future(self._write(op) if write else self._transaction(op, _BEGIN_READ))
+        if write:
+            answer: asyncio.Future[tuple[Any, list[Event]]] = asyncio.get_running_loop().create_future()
+            self._waiting.append((op, answer))
+            if self._committer is None or self._committer.done():
+                self._committer = asyncio.create_task(self._commit_waiting(), name="owp-pg-group-commit")
+            return await answer
+        work = asyncio.ensure_future(self._read(op))
         self._running.add(work)
         work.add_done_callback(self._finished)
         return await asyncio.shield(work)
@@ -168,31 +187,66 @@ class PostgresStore:
         if not work.cancelled():
             work.exception()  # read, so that a failure whose caller went away is not reported as unretrieved
 
-    async def _write(self, op: Op[T]) -> tuple[T, list[Event]]:
-        assert self._pool is not None
-        async with self._writer:
-            result, events = await self._transaction(op, _BEGIN_WRITE)
-            behind = events[0].seq - 1 - self.hub.last_seq if events else 0
-            if behind > 0:  # other replicas committed before us and the bridge has not read them yet
-                self.hub.publish(await self.events_after(self.hub.last_seq, behind))
-        if sum(e.type == "task.created" for e in events) >= ANALYZE_AFTER_CREATED:
-            await self._pool.execute("ANALYZE tasks, task_skills")
-        return result, events
-
-    async def _transaction(self, op: Op[T], begin: str) -> tuple[T, list[Event]]:
-        assert self._pool is not None
-        async with self._pool.acquire() as conn:
-            await conn.execute(begin)
+    async def _commit_waiting(self) -> None:
+        """Run what waits, a group at a time, until nothing does; then end (run() starts it again)."""
+        while self._waiting:
+            await asyncio.sleep(0)  # the other requests of this turn of the loop join the group
+            group, self._waiting = self._waiting[:MAX_GROUP], self._waiting[MAX_GROUP:]
             try:
-                result = await _drive(conn, op)
+                outcomes = await self._write_group([op for op, _ in group])
+                await self._after_commit([e for o in outcomes if not isinstance(o, Exception) for e in o[1]])
+            except Exception as exc:  # BEGIN or COMMIT failed: nothing of the group was kept
+                outcomes = [exc] * len(group)
+            for (_, answer), outcome in zip(group, outcomes, strict=True):
+                if answer.done():  # the caller went away; its operation ran all the same
+                    continue
+                if isinstance(outcome, Exception):
+                    answer.set_exception(outcome)
+                else:
+                    answer.set_result(outcome)
+
+    async def _write_group(self, ops: list[Op[Any]]) -> list[tuple[Any, list[Event]] | Exception]:
+        """One transaction under the writers' lock; each operation in a savepoint: its answer and events, or
+        what it raised."""
+        assert self._pool is not None
+        outcomes: list[tuple[Any, list[Event]] | Exception] = []
+        async with self._pool.acquire() as conn:
+            try:
+                for op in ops:
+                    await conn.execute(_NEXT if outcomes else _FIRST)
+                    try:
+                        outcomes.append(await _drive(conn, op))
+                    except Exception as exc:
+                        await conn.execute("ROLLBACK TO SAVEPOINT operation")
+                        outcomes.append(exc)
+                last = max((o[1][-1].seq for o in outcomes if not isinstance(o, Exception) and o[1]), default=0)
+                notify = f"SELECT pg_notify({self._channel}, '{last}'); " if last else ""
+                await conn.execute(f"RELEASE SAVEPOINT operation; {notify}COMMIT")
             except BaseException:
                 with contextlib.suppress(asyncpg.PostgresError, OSError, asyncpg.InterfaceError):
                     await conn.execute("ROLLBACK")
                 raise
-            events = result[1]
-            await conn.execute(f"SELECT pg_notify({self._channel}, '{events[-1].seq}'); COMMIT" if events
-                               else "COMMIT")
-            return result
+        return outcomes
+
+    async def _after_commit(self, events: list[Event]) -> None:
+        """Before the callers publish their events: publish what other replicas committed before them (when
+        the bridge has not read it yet), and refresh the planner's statistics after a bulk import."""
+        assert self._pool is not None
+        behind = events[0].seq - 1 - self.hub.last_seq if events else 0
+        if behind > 0:
+            self.hub.publish(await self.events_after(self.hub.last_seq, behind))
+        if sum(e.type == "task.created" for e in events) >= ANALYZE_AFTER_CREATED:
+            await self._pool.execute("ANALYZE tasks, task_skills")
+
+    async def _read(self, op: Op[T]) -> tuple[T, list[Event]]:
+        assert self._pool is not None
+        async with self._pool.acquire() as conn:
+            await conn.execute(_BEGIN_READ)
+            try:
+                return await _drive(conn, op)
+            finally:
+                with contextlib.suppress(asyncpg.PostgresError, OSError, asyncpg.InterfaceError):
+                    await conn.execute("COMMIT")
 
     async def events_after(self, after: int, limit: int = _EVENT_PAGE) -> list[Event]:
         """Committed events with seq > after, in order (the bridge reads others' events with this)."""
