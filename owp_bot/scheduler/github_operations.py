@@ -393,7 +393,7 @@ def link_pull(task: Row, pull: PullRef, actor: str, now: float) -> Op[str]:
     author = yield one("worker_by_handle", pull.author)
     yield from ops.end_offer(task, OfferState.REVOKED, now, actor, "pr_opened")
     yield from ops.move_task(task, TaskStatus.PR_OPENED, author["id"] if author else None, now)
-    yield run("task_set_pr", task["id"], pull.url, pull.number, now)
+    yield one("task_set_pr", task["id"], pull.url, pull.number, now)
     yield ops.emit(
         now,
         "task.pr_opened",

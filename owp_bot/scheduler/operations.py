@@ -144,10 +144,10 @@ def repo_load(repo: Row) -> RepoLoad:
     )
 
 
-def move_task(task: Row, new: TaskStatus, worker_id: str | None, now: float) -> Op[None]:
-    """Set a task's status; a trigger keeps the repo's in-flight count and the area lock in step with it
-    (migration 007: in flight are the statuses of models.IN_FLIGHT)."""
-    yield run("task_set_status", task["id"], new.value, worker_id, now)
+def move_task(task: Row, new: TaskStatus, worker_id: str | None, now: float) -> Op[Row]:
+    """Set a task's status and return the task as it is now; a trigger keeps the repo's in-flight count and
+    the area lock in step with it (migration 007: in flight are the statuses of models.IN_FLIGHT)."""
+    return (yield one("task_set_status", task["id"], new.value, worker_id, now))
 
 
 def check_transition(task: Row, new: TaskStatus) -> None:
@@ -467,24 +467,24 @@ def report_status(
         lease_state = LeaseState.RELEASED if status == "released" else LeaseState.REVOKED
         yield from end_lease(task, lease_state, now, actor)
         yield from end_offer(task, OfferState.REVOKED, now, actor)
-        yield from move_task(task, new, None, now)
+        moved = yield from move_task(task, new, None, now)
     elif new in (TaskStatus.PR_OPENED, TaskStatus.MERGED):
         yield from end_lease(task, LeaseState.COMPLETED, now, actor)
-        yield from move_task(task, new, task["worker_id"], now)
+        moved = yield from move_task(task, new, task["worker_id"], now)
         if pr_url:
             match = _PR_NUMBER.search(pr_url)
-            yield run("task_set_pr", task_id, pr_url, int(match.group(1)) if match else None, now)
+            moved = yield one("task_set_pr", task_id, pr_url, int(match.group(1)) if match else None, now)
             details["pr_url"] = pr_url
     elif new is TaskStatus.CANCELLED:
         yield from end_lease(task, LeaseState.REVOKED, now, actor)
         yield from end_offer(task, OfferState.REVOKED, now, actor)
-        yield from move_task(task, new, None, now)
+        moved = yield from move_task(task, new, None, now)
     else:  # in_progress, blocked: the lease goes on
-        yield from move_task(task, new, task["worker_id"], now)
+        moved = yield from move_task(task, new, task["worker_id"], now)
     yield emit(now, f"task.{status}", actor, task_id, task["repo"], **details)
     if new is TaskStatus.MERGED or (new is TaskStatus.READY and task["status"] == TaskStatus.PR_OPENED):
         yield from reputation.refresh(task["worker_id"])  # merged, or the PR closed unmerged
-    return (yield from load_task(task_id))
+    return moved
 
 
 # ------------------------------------------------------------------ repos

@@ -134,10 +134,10 @@ UPDATE tasks SET title = ?2, url = ?3, issue_number = ?4, estimate_points = ?5, 
 WHERE id = ?1;
 
 -- name: task_set_status
-UPDATE tasks SET status = ?2, worker_id = ?3, updated_at = ?4 WHERE id = ?1;
+UPDATE tasks SET status = ?2, worker_id = ?3, updated_at = ?4 WHERE id = ?1 RETURNING *;
 
 -- name: task_set_pr
-UPDATE tasks SET pr_url = ?2, pr_number = ?3, updated_at = ?4 WHERE id = ?1;
+UPDATE tasks SET pr_url = ?2, pr_number = ?3, updated_at = ?4 WHERE id = ?1 RETURNING *;
 
 -- name: tasks_list
 SELECT * FROM tasks t
