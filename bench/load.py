@@ -118,6 +118,14 @@ def rss_mb(pid: int) -> tuple[float, float]:
     return round(found.get("VmRSS", 0.0), 1), round(found.get("VmHWM", 0.0), 1)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (Linux /proc), in seconds."""
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
 @contextlib.asynccontextmanager
 async def process(
     argv: list[str], env: dict[str, str], ready_url: str, log: Path
@@ -319,7 +327,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         ]
         rss: list[float] = []
         sampling = asyncio.create_task(_sample_rss(server.pid, rss))
+        cpu_before = cpu_seconds(server.pid)
         loop_results = await asyncio.gather(*loops)
+        result["server_cpu_seconds"] = round(cpu_seconds(server.pid) - cpu_before, 2)
         sampling.cancel()
         result["server_rss_mb"], result["server_peak_rss_mb"] = rss_mb(server.pid)
         result["server_rss_mb_max_during_loop"] = max(rss, default=0.0)
@@ -418,6 +428,9 @@ def report(result: dict[str, Any]) -> str:
     lines += [
         f"leases granted: {result['leases_granted']} ({result['leases_per_second']:.0f}/s); "
         f"offers created: {result['offers_created']}",
+        f"server CPU over the loop: {result['server_cpu_seconds']} s"
+        + (f" = {1000 * result['server_cpu_seconds'] / leases:.2f} ms per lease granted"
+           if (leases := result["leases_per_second"] * result["loop_seconds"]) else ""),
         f"server RSS: {result['server_rss_mb']} MB at the end, peak {result['server_peak_rss_mb']} MB",
         f"errors: {result['errors'] or 'none'}",
     ]
