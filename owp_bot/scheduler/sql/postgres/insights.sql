@@ -53,14 +53,14 @@ SELECT type, count(*) AS n FROM events WHERE repo = $1 AND ts >= $2::float8 AND 
 SELECT type, count(*) AS n FROM events WHERE ts >= $1::float8 AND ts <= $2::float8 GROUP BY type;
 
 -- name: an_closed_unmerged
--- mirrors sqlite fcac6f1faf7d
+-- mirrors sqlite 9191fd803ec8
 SELECT count(*) AS n FROM events
 WHERE type = 'task.ready' AND ts >= $2::float8 AND ts <= $3::float8 AND ($1::text IS NULL OR repo = $1::text)
   AND (details::jsonb ->> 'previous') = 'pr_opened';
 
 -- Lease granted -> PR opened, for leases that reached a PR in the period.
 -- name: an_lease_to_pr
--- mirrors sqlite cef338a8916f
+-- mirrors sqlite 9f07cbec828c
 SELECT avg(e.ts - l.granted_at) AS seconds FROM events e
 JOIN leases l ON l.id = (e.details::jsonb ->> 'lease_id')
 WHERE e.type = 'lease.completed' AND e.ts >= $2::float8 AND e.ts <= $3::float8
@@ -68,7 +68,7 @@ WHERE e.type = 'lease.completed' AND e.ts >= $2::float8 AND e.ts <= $3::float8
 
 -- Task created -> merged, for tasks merged in the period.
 -- name: an_time_to_merge
--- mirrors sqlite acf3157002e3
+-- mirrors sqlite 71df2d558b8b
 SELECT avg(e.ts - t.created_at) AS seconds FROM events e
 JOIN tasks t ON t.id = e.target
 WHERE e.type = 'task.merged' AND e.ts >= $2::float8 AND e.ts <= $3::float8

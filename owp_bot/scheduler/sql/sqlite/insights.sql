@@ -42,19 +42,19 @@ WHERE repo = ?1 AND ts >= ?2 AND ts <= ?3 GROUP BY type;
 SELECT type, count(*) AS n FROM events INDEXED BY an_events_ts_type WHERE ts >= ?1 AND ts <= ?2 GROUP BY type;
 
 -- name: an_closed_unmerged
-SELECT count(*) AS n FROM events INDEXED BY an_events_type_ts
+SELECT count(*) AS n FROM events INDEXED BY an_events_ts_type
 WHERE type = 'task.ready' AND ts >= ?2 AND ts <= ?3 AND (?1 IS NULL OR repo = ?1)
   AND json_extract(details, '$.previous') = 'pr_opened';
 
 -- Lease granted -> PR opened, for leases that reached a PR in the period.
 -- name: an_lease_to_pr
-SELECT avg(e.ts - l.granted_at) AS seconds FROM events e INDEXED BY an_events_type_ts
+SELECT avg(e.ts - l.granted_at) AS seconds FROM events e INDEXED BY an_events_ts_type
 JOIN leases l ON l.id = json_extract(e.details, '$.lease_id')
 WHERE e.type = 'lease.completed' AND e.ts >= ?2 AND e.ts <= ?3 AND (?1 IS NULL OR e.repo = ?1);
 
 -- Task created -> merged, for tasks merged in the period.
 -- name: an_time_to_merge
-SELECT avg(e.ts - t.created_at) AS seconds FROM events e INDEXED BY an_events_type_ts
+SELECT avg(e.ts - t.created_at) AS seconds FROM events e INDEXED BY an_events_ts_type
 JOIN tasks t ON t.id = e.target
 WHERE e.type = 'task.merged' AND e.ts >= ?2 AND e.ts <= ?3 AND (?1 IS NULL OR e.repo = ?1);
 
