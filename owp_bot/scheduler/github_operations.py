@@ -392,8 +392,8 @@ def link_pull(task: Row, pull: PullRef, actor: str, now: float) -> Op[str]:
     # ready or offered: nobody holds a lease, yet the PR exists and now occupies the review budget
     author = yield one("worker_by_handle", pull.author)
     yield from ops.end_offer(task, OfferState.REVOKED, now, actor, "pr_opened")
-    yield from ops.move_task(task, TaskStatus.PR_OPENED, author["id"] if author else None, now)
-    yield one("task_set_pr", task["id"], pull.url, pull.number, now)
+    yield from ops.move_task(task, TaskStatus.PR_OPENED, author["id"] if author else None, now, pull.url,
+                            pull.number)
     yield ops.emit(
         now,
         "task.pr_opened",

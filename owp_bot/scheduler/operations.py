@@ -144,10 +144,12 @@ def repo_load(repo: Row) -> RepoLoad:
     )
 
 
-def move_task(task: Row, new: TaskStatus, worker_id: str | None, now: float) -> Op[Row]:
-    """Set a task's status and return the task as it is now; a trigger keeps the repo's in-flight count and
-    the area lock in step with it (migration 007: in flight are the statuses of models.IN_FLIGHT)."""
-    return (yield one("task_set_status", task["id"], new.value, worker_id, now))
+def move_task(task: Row, new: TaskStatus, worker_id: str | None, now: float,
+              pr_url: str | None = None, pr_number: int | None = None) -> Op[Row]:
+    """Set a task's status (and link its pull request) and return the task as it is now; a trigger keeps the
+    repo's in-flight count and the area lock in step with it (migration 007: in flight are the statuses of
+    models.IN_FLIGHT)."""
+    return (yield one("task_set_status", task["id"], new.value, worker_id, now, pr_url, pr_number))
 
 
 def check_transition(task: Row, new: TaskStatus) -> None:
@@ -470,10 +472,9 @@ def report_status(
         moved = yield from move_task(task, new, None, now)
     elif new in (TaskStatus.PR_OPENED, TaskStatus.MERGED):
         yield from end_lease(task, LeaseState.COMPLETED, now, actor)
-        moved = yield from move_task(task, new, task["worker_id"], now)
+        match = _PR_NUMBER.search(pr_url) if pr_url else None
+        moved = yield from move_task(task, new, task["worker_id"], now, pr_url, int(match.group(1)) if match else None)
         if pr_url:
-            match = _PR_NUMBER.search(pr_url)
-            moved = yield one("task_set_pr", task_id, pr_url, int(match.group(1)) if match else None, now)
             details["pr_url"] = pr_url
     elif new is TaskStatus.CANCELLED:
         yield from end_lease(task, LeaseState.REVOKED, now, actor)

@@ -167,12 +167,10 @@ UPDATE tasks SET title = $2, url = $3, issue_number = $4, estimate_points = $5, 
 WHERE id = $1;
 
 -- name: task_set_status
--- mirrors sqlite 9b0da40c20c8
-UPDATE tasks SET status = $2, worker_id = $3, updated_at = $4 WHERE id = $1 RETURNING *;
-
--- name: task_set_pr
--- mirrors sqlite 9b45e09ad384
-UPDATE tasks SET pr_url = $2, pr_number = $3, updated_at = $4 WHERE id = $1 RETURNING *;
+-- mirrors sqlite d5fdcc121770
+UPDATE tasks SET status = $2, worker_id = $3, updated_at = $4,
+  pr_url = coalesce($5::text, pr_url), pr_number = CASE WHEN $5::text IS NULL THEN pr_number ELSE $6 END
+WHERE id = $1 RETURNING *;
 
 -- name: tasks_list
 -- mirrors sqlite 69ffbb85835e

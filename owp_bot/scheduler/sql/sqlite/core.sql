@@ -134,10 +134,9 @@ UPDATE tasks SET title = ?2, url = ?3, issue_number = ?4, estimate_points = ?5, 
 WHERE id = ?1;
 
 -- name: task_set_status
-UPDATE tasks SET status = ?2, worker_id = ?3, updated_at = ?4 WHERE id = ?1 RETURNING *;
-
--- name: task_set_pr
-UPDATE tasks SET pr_url = ?2, pr_number = ?3, updated_at = ?4 WHERE id = ?1 RETURNING *;
+UPDATE tasks SET status = ?2, worker_id = ?3, updated_at = ?4,
+  pr_url = coalesce(?5, pr_url), pr_number = CASE WHEN ?5 IS NULL THEN pr_number ELSE ?6 END
+WHERE id = ?1 RETURNING *;
 
 -- name: tasks_list
 SELECT * FROM tasks t
