@@ -149,7 +149,8 @@ def move_task(task: Row, new: TaskStatus, worker_id: str | None, now: float,
     """Set a task's status (and link its pull request) and return the task as it is now; a trigger keeps the
     repo's in-flight count and the area lock in step with it (migration 007: in flight are the statuses of
     models.IN_FLIGHT)."""
-    return (yield one("task_set_status", task["id"], new.value, worker_id, now, pr_url, pr_number))
+    moved: Row = yield one("task_set_status", task["id"], new.value, worker_id, now, pr_url, pr_number)
+    return moved
 
 
 def check_transition(task: Row, new: TaskStatus) -> None:
