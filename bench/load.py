@@ -1,8 +1,9 @@
 """The load benchmark: `python -m bench.load --workers W --tasks M --duration S [--json FILE]`.
 
-1. Starts the pool server as a subprocess on a fresh SQLite file (the command and environment are
-   pluggable: `--server-cmd`, `--server-env`), seeds repos and ready tasks through `POST /v1/tasks/import`
-   and registers the workers.
+1. Starts the pool server as a subprocess on a fresh SQLite file, or with `--postgres [URL]` in a new schema
+   of that PostgreSQL database, dropped afterwards (the command and environment are pluggable:
+   `--server-cmd`, `--server-env`), seeds repos and ready tasks through `POST /v1/tasks/import` and
+   registers the workers.
 2. Ceiling: a bare aiohttp hello route (bench/hello.py, its own process) hammered on `--connections`
    keep-alive connections; then `POST /v1/workers/heartbeat` on the pool the same way. Throughputs are
    reported as ratios of that ceiling: the machines are noisy, ratios measured side by side are comparable.
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 
 from bench import mix
 from bench.invariants import Replay
@@ -47,6 +49,7 @@ SERVER_ENV = {
     "OWP_RATE_LIMIT_ADDRESS": "off",
     "OWP_RATE_LIMIT_REGISTER": "off",
 }
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 LATENCY_ROUTES = ("offers", "accept", "work")
 
 
@@ -82,6 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=VALUE",
         help="extra environment of the server (repeatable), e.g. a database URL",
+    )
+    p.add_argument(
+        "--postgres",
+        nargs="?",
+        const=DEFAULT_POSTGRES,
+        metavar="URL",
+        help="run the server on PostgreSQL: a new schema in this database, dropped afterwards (default %(const)s)",
     )
     p.add_argument("--json", type=Path, help="also write every number to this file")
     return p
@@ -124,6 +134,23 @@ def cpu_seconds(pid: int) -> float:
         fields = stat.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return 0.0
+
+
+@contextlib.asynccontextmanager
+async def fresh_schema(url: str | None) -> AsyncIterator[tuple[str, str] | None]:
+    """A new PostgreSQL schema for the server (the server's URL and the schema), dropped when the block ends;
+    None without a URL."""
+    if url is None:
+        yield None
+        return
+    schema = f"owp_bench_{os.getpid()}_{int(time.time())}"
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f"CREATE SCHEMA {schema}")
+        yield f"{url}{'&' if '?' in url else '?'}search_path={schema}", schema
+    finally:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await conn.close()
 
 
 @contextlib.asynccontextmanager
@@ -261,6 +288,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     env = {**os.environ, "OWP_DB_PATH": str(db), "OWP_ADMIN_TOKEN": ADMIN_TOKEN, **SERVER_ENV}
     env.update(item.format(**fill).split("=", 1) for item in args.server_env)  # type: ignore[misc]
     result: dict[str, Any] = {
+        "store": "postgresql" if args.postgres else "sqlite",
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "machine": {
             "cpus": os.cpu_count(),
@@ -285,61 +313,64 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             workdir,
             "hello",
         )
-    async with (
-        process(argv, env, f"{base}/readyz", workdir / "server.log") as server,
-        aiohttp.ClientSession(base) as session,
-    ):
-        admin = Admin(session)
-        started = time.perf_counter()
-        repos, tasks, workers, specs = await seed(admin, session, args)
-        result["seed_seconds"] = round(time.perf_counter() - started, 1)
-        first = (await admin.get("/v1/audit/events", type="worker.registered", limit=1))["events"]
-        after = first[0]["seq"] - 1 if first else 0
-        beats = await run_client(
-            {
-                "phase": "raw",
-                "kind": "heartbeat",
-                "host": "127.0.0.1",
-                "port": port,
-                "connections": args.connections,
-                "seconds": args.ceiling_seconds,
-                "tokens": [s["token"] for s in specs],
-            },
-            workdir,
-            "heartbeat",
-        )
-        procs = max(1, min(args.client_procs, len(specs)))
-        loops = [
-            run_client(
+    async with fresh_schema(args.postgres) as database:
+        if database is not None:
+            env["OWP_DATABASE_URL"], result["schema"] = database
+        async with (
+            process(argv, env, f"{base}/readyz", workdir / "server.log") as server,
+            aiohttp.ClientSession(base) as session,
+        ):
+            admin = Admin(session)
+            started = time.perf_counter()
+            repos, tasks, workers, specs = await seed(admin, session, args)
+            result["seed_seconds"] = round(time.perf_counter() - started, 1)
+            first = (await admin.get("/v1/audit/events", type="worker.registered", limit=1))["events"]
+            after = first[0]["seq"] - 1 if first else 0
+            beats = await run_client(
                 {
-                    "phase": "loop",
-                    "base_url": base,
-                    "admin_token": ADMIN_TOKEN,
-                    "seed": args.seed + i,
-                    "duration": args.duration,
-                    "concurrency": max(1, args.concurrency // procs),
-                    "workers": specs[i::procs],
+                    "phase": "raw",
+                    "kind": "heartbeat",
+                    "host": "127.0.0.1",
+                    "port": port,
+                    "connections": args.connections,
+                    "seconds": args.ceiling_seconds,
+                    "tokens": [s["token"] for s in specs],
                 },
                 workdir,
-                f"loop{i}",
+                "heartbeat",
             )
-            for i in range(procs)
-        ]
-        rss: list[float] = []
-        sampling = asyncio.create_task(_sample_rss(server.pid, rss))
-        cpu_before = cpu_seconds(server.pid)
-        loop_results = await asyncio.gather(*loops)
-        result["server_cpu_seconds"] = round(cpu_seconds(server.pid) - cpu_before, 2)
-        sampling.cancel()
-        result["server_rss_mb"], result["server_peak_rss_mb"] = rss_mb(server.pid)
-        result["server_rss_mb_max_during_loop"] = max(rss, default=0.0)
-        await admin.settled(after)
-        replay = Replay(repos, tasks, workers)
-        for event in await admin.events(after):
-            replay.apply(event)
-        replay.check_budgets(
-            {r["repo"]: r["budget"]["in_flight"] for r in (await admin.get("/v1/repos"))["repos"]}
-        )
+            procs = max(1, min(args.client_procs, len(specs)))
+            loops = [
+                run_client(
+                    {
+                        "phase": "loop",
+                        "base_url": base,
+                        "admin_token": ADMIN_TOKEN,
+                        "seed": args.seed + i,
+                        "duration": args.duration,
+                        "concurrency": max(1, args.concurrency // procs),
+                        "workers": specs[i::procs],
+                    },
+                    workdir,
+                    f"loop{i}",
+                )
+                for i in range(procs)
+            ]
+            rss: list[float] = []
+            sampling = asyncio.create_task(_sample_rss(server.pid, rss))
+            cpu_before = cpu_seconds(server.pid)
+            loop_results = await asyncio.gather(*loops)
+            result["server_cpu_seconds"] = round(cpu_seconds(server.pid) - cpu_before, 2)
+            sampling.cancel()
+            result["server_rss_mb"], result["server_peak_rss_mb"] = rss_mb(server.pid)
+            result["server_rss_mb_max_during_loop"] = max(rss, default=0.0)
+            await admin.settled(after)
+            replay = Replay(repos, tasks, workers)
+            for event in await admin.events(after):
+                replay.apply(event)
+            replay.check_budgets(
+                {r["repo"]: r["budget"]["in_flight"] for r in (await admin.get("/v1/repos"))["repos"]}
+            )
     result.update(summarise(hello, beats, loop_results, replay, args))
     return result
 
@@ -408,8 +439,8 @@ def summarise(
 def report(result: dict[str, Any]) -> str:
     a = result["args"]
     lines = [
-        f"OWP Pool load ({a['mode']} mode): W={a['workers']} workers, M={a['tasks']} ready tasks, {a['duration']} s, "
-        f"concurrency {a['concurrency']}, {result['machine']['cpus']} CPUs, "
+        f"OWP Pool load ({a['mode']} mode, {result['store']}): W={a['workers']} workers, M={a['tasks']} ready tasks, "
+        f"{a['duration']} s, concurrency {a['concurrency']}, {result['machine']['cpus']} CPUs, "
         f"Python {result['machine']['python']}",
         f"seeded in {result['seed_seconds']} s; database and server log in {result['workdir']}",
         f"ceiling (bare aiohttp hello, {a['connections']} conns): {result['ceiling_rps']:.0f} req/s",
@@ -445,7 +476,7 @@ def report(result: dict[str, Any]) -> str:
         f"SUMMARY {'OK' if passed(result) else 'FAIL'} mode={a['mode']} W={a['workers']} M={a['tasks']} p99 {p99} "
         f"heartbeat/ceiling={result['heartbeat_ratio']:.2f} leases/s={result['leases_per_second']:.0f} "
         f"rss={result['server_peak_rss_mb']}MB invariants={'OK' if result['invariants_ok'] else 'BROKEN'} "
-        f"errors={sum(sum(v.values()) for v in result['errors'].values())}"
+        f"errors={sum(sum(v.values()) for v in result['errors'].values())} store={result['store']}"
     )
     return "\n".join(lines)
 

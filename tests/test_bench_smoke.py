@@ -3,11 +3,16 @@ the invariant replay. No timing assertions: speed is measured by `python -m benc
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+import asyncpg
+
+from tests.conftest import TEST_DATABASE_URL
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,3 +65,19 @@ def test_claim_mode_only_leases_and_finishes(tmp_path: Path) -> None:
     assert result["leases_granted"] > 0 and result["offers_created"] == 0
     assert set(result["routes"]) == {"work", "pr_opened"}
     assert done.stdout.strip().splitlines()[-1].startswith("SUMMARY OK mode=claim W=12 M=300")
+
+
+def test_claim_mode_on_postgres_uses_a_schema_of_its_own_and_drops_it(tmp_path: Path) -> None:
+    done, result = run_bench(tmp_path, "--mode", "claim", "--postgres", TEST_DATABASE_URL)
+    assert result["store"] == "postgresql" and result["invariants_ok"] and result["errors"] == {}
+    assert result["leases_granted"] > 0
+    assert done.stdout.strip().splitlines()[-1].endswith("store=postgresql")
+
+    async def schema_exists() -> bool:
+        conn = await asyncpg.connect(TEST_DATABASE_URL)
+        try:
+            return bool(await conn.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = $1", result["schema"]))
+        finally:
+            await conn.close()
+
+    assert result["schema"].startswith("owp_bench_") and not asyncio.run(schema_exists())
