@@ -4,8 +4,9 @@ An operation (see operations.py) is written once, as plain Python that yields `S
 values and receives their results. A backend runs the whole generator inside one transaction: the SQLite
 backend synchronously on the event loop's thread (reads on a reader thread), a PostgreSQL backend with one
 await per statement. Both group-commit: write operations that wait together share one transaction, each in a
-savepoint of its own, so one's failure never undoes another's. Each backend supplies the text of every named statement from its own `.sql` file, with
-positional parameters `?1..?n` (SQLite) or `$1..$n` (PostgreSQL) in the same order.
+savepoint of its own, so one's failure never undoes another's. Each backend supplies the text of every named
+statement from its own `.sql` file, with positional parameters `?1..?n` (SQLite) or `$1..$n` (PostgreSQL) in
+the same order.
 """
 
 from __future__ import annotations
