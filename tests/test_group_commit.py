@@ -1,5 +1,6 @@
-"""Group commit, in both stores: operations that wait together share one COMMIT, and each one's failure rolls
-back only that operation (its own SAVEPOINT), never its neighbours'."""
+"""Group commit, in both stores: operations that wait together share one COMMIT, and each one's failure undoes
+only that operation, never its neighbours' (SQLite: a savepoint each; PostgreSQL: the group runs again without
+an operation that failed after writing)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import sqlite3
 import threading
 from pathlib import Path
+from typing import TypeVar
 
 import asyncpg
 import pytest
@@ -14,13 +16,14 @@ import pytest
 from owp_bot.config import Settings
 from owp_bot.errors import Problem
 from owp_bot.scheduler import operations as ops
-from owp_bot.scheduler import postgres_store
+from owp_bot.scheduler import postgres_store, reputation
 from owp_bot.scheduler.models import TrustTier
 from owp_bot.scheduler.postgres_store import MAX_GROUP, PostgresStore
 from owp_bot.scheduler.sqlite_store import SQLiteStore
-from owp_bot.scheduler.store import Op, Store
+from owp_bot.scheduler.store import MakeOp, Op, Store
 
 NOW = 1_767_225_600.0
+T = TypeVar("T")
 
 
 def register(worker_id: str, token_hash: str) -> Op[None]:
@@ -41,10 +44,10 @@ async def test_a_failing_operation_in_a_group_is_rolled_back_alone(settings: Set
     await store.open()
     try:
         answers = await asyncio.gather(
-            store.run(register("w_a", "hash-a")),
-            store.run(register("w_dup", "hash-a")),  # the token hash is unique: IntegrityError
-            store.run(register_then_refuse("w_refused")),
-            store.run(register("w_b", "hash-b")),
+            store.run(lambda: register("w_a", "hash-a")),
+            store.run(lambda: register("w_dup", "hash-a")),  # the token hash is unique: IntegrityError
+            store.run(lambda: register_then_refuse("w_refused")),
+            store.run(lambda: register("w_b", "hash-b")),
             return_exceptions=True,
         )
         assert isinstance(answers[1], sqlite3.IntegrityError | asyncpg.UniqueViolationError)
@@ -52,16 +55,84 @@ async def test_a_failing_operation_in_a_group_is_rolled_back_alone(settings: Set
         (_, events_a), (_, events_b) = answers[0], answers[3]  # type: ignore[misc]
         assert [e.type for e in events_a + events_b] == ["worker.registered", "worker.registered"]
         assert events_b[0].seq == events_a[0].seq + 1  # the rolled-back operations' events left no gap
-        found, _ = await store.run(ops.list_workers("", 10), write=False)
+        found, _ = await store.run(lambda: ops.list_workers("", 10), write=False)
         assert [w["id"] for w in found] == ["w_a", "w_b"]
     finally:
         await store.close()
 
 
+class Made:
+    """Counts how often the store made each operation."""
+
+    def __init__(self) -> None:
+        self.count: dict[str, int] = {}
+
+    def __call__(self, name: str, make: MakeOp[T]) -> MakeOp[T]:
+        def counted() -> Op[T]:
+            self.count[name] = self.count.get(name, 0) + 1
+            return make()
+        return counted
+
+
+def refuse_before_writing() -> Op[None]:
+    yield ops.one("worker_get", "w_nobody")
+    raise Problem(404, "refused before writing")
+
+
+async def test_only_a_failure_after_writing_makes_the_others_run_again(settings: Settings) -> None:
+    store, made = make_store(settings), Made()
+    await store.open()
+    try:
+        first = await asyncio.gather(
+            store.run(made("a", lambda: register("w_a", "hash-a"))),
+            store.run(made("refused early", refuse_before_writing)),
+            store.run(made("b", lambda: register("w_b", "hash-b"))),
+            return_exceptions=True)
+        second = await asyncio.gather(
+            store.run(made("c", lambda: register("w_c", "hash-c"))),
+            store.run(made("refused late", lambda: register_then_refuse("w_refused"))),
+            store.run(made("d", lambda: register("w_d", "hash-d"))),
+            return_exceptions=True)
+        found, _ = await store.run(lambda: ops.list_workers("", 10), write=False)
+    finally:
+        await store.close()
+    assert isinstance(first[1], Problem) and isinstance(second[1], Problem)
+    assert [w["id"] for w in found] == ["w_a", "w_b", "w_c", "w_d"]  # each once, whatever ran again
+    # PostgreSQL rolled back the second group and ran "c" again; SQLite undid the failed one alone (a savepoint)
+    again = 2 if settings.database_url else 1
+    assert made.count == {"a": 1, "refused early": 1, "b": 1, "c": again, "refused late": 1, "d": 1}
+    seqs = [e.seq for answer in (*first, *second) if not isinstance(answer, BaseException) for e in answer[1]]
+    assert seqs == list(range(seqs[0], seqs[0] + 4))
+
+
+def emit_then_read(worker_id: str) -> Op[tuple[int, int]]:
+    """An outcome event, then the statements that read what inserting it changed (in the same operation)."""
+    yield from register(worker_id, f"hash-{worker_id}")
+    yield ops.emit(NOW, "lease.completed", worker_id, "t_1", "acme/api", worker_id=worker_id)
+    last = yield from ops.last_event_seq()
+    completed = (yield from reputation.outcomes_of(worker_id)).completed
+    return last, completed
+
+
+async def test_an_operation_reads_its_own_events(settings: Settings) -> None:
+    """PostgreSQL holds events back to insert them together; a statement that reads the log or the outcome
+    counters gets them first."""
+    store = make_store(settings)
+    await store.open()
+    try:
+        (last, completed), events = await store.run(lambda: emit_then_read("w_a"))
+        (later, _), more = await store.run(lambda: emit_then_read("w_b"))
+    finally:
+        await store.close()
+    assert [e.type for e in events] == ["worker.registered", "lease.completed"]
+    assert last == events[-1].seq and completed == 1
+    assert later == more[-1].seq == last + 2
+
+
 async def test_every_waiting_operation_is_answered_and_close_waits_for_them(settings: Settings) -> None:
     store = make_store(settings)
     await store.open()
-    pending = [asyncio.ensure_future(store.run(register(f"w_{i}", f"hash-{i}"))) for i in range(150)]
+    pending = [asyncio.ensure_future(store.run(lambda i=i: register(f"w_{i}", f"hash-{i}"))) for i in range(150)]
     await asyncio.sleep(0)  # all are queued before the first group runs: several groups (of at most MAX_GROUP)
     await store.close()
     assert all(task.done() and task.exception() is None for task in pending)
@@ -69,7 +140,7 @@ async def test_every_waiting_operation_is_answered_and_close_waits_for_them(sett
     reopened = make_store(settings)
     await reopened.open()
     try:
-        found, _ = await reopened.run(ops.list_workers("", 200), write=False)
+        found, _ = await reopened.run(lambda: ops.list_workers("", 200), write=False)
         assert len(found) == 150
     finally:
         await reopened.close()
@@ -82,7 +153,7 @@ async def test_one_postgres_transaction_holds_at_most_max_group_operations(
     store = PostgresStore(postgres_url)
     await store.open()
     try:
-        answers = await asyncio.gather(*(store.run(record_transaction()) for _ in range(2 * MAX_GROUP + 1)))
+        answers = await asyncio.gather(*(store.run(record_transaction) for _ in range(2 * MAX_GROUP + 1)))
     finally:
         await store.close()
     per_transaction: dict[int, int] = {}
@@ -100,7 +171,7 @@ def record_transaction() -> Op[int]:
 async def test_a_closed_store_refuses_operations(settings: Settings) -> None:
     store = make_store(settings)
     with pytest.raises(RuntimeError, match="not open"):
-        await store.run(register("w_a", "hash-a"))
+        await store.run(lambda: register("w_a", "hash-a"))
 
 
 def record_thread(seen: list[str]) -> Op[None]:
@@ -116,9 +187,9 @@ async def test_writes_run_on_the_loop_thread_and_slow_ones_on_their_own(tmp_path
     await store.open()
     seen: list[str] = []
     try:
-        await store.run(record_thread(seen))
-        await store.run(record_thread(seen), slow=True)
-        await store.run(record_thread(seen), write=False)
+        await store.run(lambda: record_thread(seen))
+        await store.run(lambda: record_thread(seen), slow=True)
+        await store.run(lambda: record_thread(seen), write=False)
     finally:
         await store.close()
     assert seen[0] == threading.current_thread().name

@@ -36,7 +36,7 @@ def everything() -> Op[tuple[list[Event], list[dict[str, object]], list[dict[str
 
 
 async def snapshot(store: Store) -> tuple[list[Event], list[dict[str, object]], list[dict[str, object]]]:
-    result, _ = await store.run(everything(), write=False)
+    result, _ = await store.run(everything, write=False)
     return result
 
 
@@ -55,7 +55,7 @@ async def test_a_sqlite_pool_moves_to_postgres_and_carries_on(tmp_path: Path, po
     done = held[0]["id"]  # rows of tasks with their lease
     await pool.run(lambda now: ops.report_status(done, "pr_opened", now, worker_id=ann,
                                                  pr_url="https://github.com/acme/api/pull/1"))
-    outcomes, _ = await sqlite.run(reputation.outcomes_of(ann), write=False)
+    outcomes, _ = await sqlite.run(lambda: reputation.outcomes_of(ann), write=False)
     assert outcomes.completed == 1
     before = await snapshot(sqlite)
     await sqlite.close()
@@ -69,7 +69,7 @@ async def test_a_sqlite_pool_moves_to_postgres_and_carries_on(tmp_path: Path, po
     try:
         after = await snapshot(postgres)
         assert after == before  # same rows, same event numbers and details
-        assert (await postgres.run(reputation.outcomes_of(ann), write=False))[0] == outcomes  # counted once
+        assert (await postgres.run(lambda: reputation.outcomes_of(ann), write=False))[0] == outcomes  # counted once
         moved = Scheduler(postgres, SETTINGS, clock, postgres.hub)
         assert await moved.authenticate(ann_token) == ann
         bob, _ = await moved.register("bob", None, ["python"], 5, 2)

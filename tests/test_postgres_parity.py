@@ -93,3 +93,26 @@ async def test_every_postgres_statement_prepares(postgres_url: str) -> None:
                 raise AssertionError(f"{name}: {exc}") from exc
     finally:
         await conn.close()
+
+
+async def test_only_the_outcome_trigger_reacts_to_events(postgres_url: str) -> None:
+    """The store holds events back until a statement reads what inserting them changes (SEES_EVENTS: the log,
+    its counter, the outcome counters). That is right only while no other trigger reads or writes those."""
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        await postgres_store.migrate(conn)
+        triggers = await conn.fetch(
+            "SELECT c.relname AS on_table, t.tgname AS name, p.prosrc AS code FROM pg_trigger t "
+            "JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid "
+            "WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace")
+    finally:
+        await conn.close()
+    for trigger in triggers:
+        code = re.sub(r"--[^\n]*", "", trigger["code"])
+        written = set(re.findall(r"\b(?:INSERT INTO|(?<!DO )UPDATE|DELETE FROM)\s+([a-z_]+)", code, re.IGNORECASE))
+        if trigger["on_table"] == "events":
+            assert written <= {"worker_outcomes"}, f"{trigger['name']} writes {written}: extend SEES_EVENTS"
+        else:
+            assert not re.search(r"\b(events|event_counter|worker_outcomes)\b", code), trigger["name"]
+    assert "rep_outcomes_get" in postgres_store.SEES_EVENTS and "task_get" not in postgres_store.SEES_EVENTS
+    assert "lease_insert" in postgres_store.WRITES and "next_candidate" not in postgres_store.WRITES

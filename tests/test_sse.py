@@ -126,7 +126,7 @@ async def test_public_stream_shows_only_public_families(pool: Pool) -> None:
     public = await open_stream(pool, last_event_id=4)
     admin = await open_stream(pool, headers=ADMIN, last_event_id=4)
     await public.next(), await admin.next()
-    await pool.app[STORE].run(written_elsewhere(pool.clock.now()))  # seq 5, never published here
+    await pool.app[STORE].run(lambda: written_elsewhere(pool.clock.now()))  # seq 5, never published here
     await pool.repo("acme/web")  # seq 6: the streams see a gap and fill it from the log
     assert [f["event"] for f in await admin.events(2)] == ["github.delivery_failed", "repo.created"]
     assert [(f["id"], f["event"]) for f in await public.events(1)] == [("6", "repo.created")]

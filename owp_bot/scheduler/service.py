@@ -57,7 +57,7 @@ class Scheduler:
             return (yield from make_op(now))
 
         try:
-            result, events = await self.store.run(transaction(), write=write, slow=slow)
+            result, events = await self.store.run(transaction, write=write, slow=slow)
         except BaseException:
             for worker_id, beat in beats.items():  # rolled back: keep them for the next transaction
                 self._heartbeats.setdefault(worker_id, beat)

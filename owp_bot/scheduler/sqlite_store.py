@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from owp_bot.scheduler.store import Emit, Event, Op, Stmt, load_queries, migrations
+from owp_bot.scheduler.store import Emit, Event, MakeOp, Op, Stmt, load_queries, migrations
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -115,14 +115,14 @@ class SQLiteStore:
 
     # -- operations
 
-    async def run(self, op: Op[T], *, write: bool = True, slow: bool = False) -> tuple[T, list[Event]]:
+    async def run(self, make_op: MakeOp[T], *, write: bool = True, slow: bool = False) -> tuple[T, list[Event]]:
         reader = self._reader
         if self._writer is None or reader is None:
             raise RuntimeError("the SQLite store is not open")
         if not write:
-            return await self._read(lambda: _read_transaction(reader, op))
+            return await self._read(lambda: _read_transaction(reader, make_op()))
         answer: asyncio.Future[tuple[Any, list[Event]]] = asyncio.get_running_loop().create_future()
-        self._waiting.append((op, slow, answer))
+        self._waiting.append((make_op(), slow, answer))  # run once: a savepoint undoes a failed one alone
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_waiting(), name="owp-sqlite-group-commit")
         return await answer
@@ -217,9 +217,9 @@ def _drive(conn: sqlite3.Connection, op: Op[T]) -> tuple[T, list[Event]]:
         except StopIteration as done:
             return done.value, events
         if isinstance(request, Emit):
-            answer = _emit(conn, request)
-            events.append(Event(answer, request.ts, request.type, request.actor, request.target,
+            events.append(Event(_emit(conn, request), request.ts, request.type, request.actor, request.target,
                                 request.repo, request.details))
+            answer = None
         else:
             answer = _execute(conn, request)
 

@@ -3,8 +3,10 @@
 An operation (see operations.py) is written once, as plain Python that yields `Stmt` and `Emit`
 values and receives their results. A backend runs the whole generator inside one transaction: the SQLite
 backend synchronously on the event loop's thread (reads on a reader thread), a PostgreSQL backend with one
-await per statement. Both group-commit: write operations that wait together share one transaction, each in a
-savepoint of its own, so one's failure never undoes another's. Each backend supplies the text of every named
+await per statement. Both group-commit: write operations that wait together share one transaction, and one's
+failure never undoes another's (SQLite gives each a savepoint; PostgreSQL, where a savepoint is a round trip,
+runs the group again without the operation that failed after writing, which is why `Store.run` takes a
+function that makes the operation, not the operation itself). Each backend supplies the text of every named
 statement from its own `.sql` file, with positional parameters `?1..?n` (SQLite) or `$1..$n` (PostgreSQL) in
 the same order.
 """
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
@@ -31,7 +33,9 @@ class Stmt:
 
 @dataclass(frozen=True, slots=True)
 class Emit:
-    """Append one event to the log; the backend answers with its sequence number."""
+    """Append one event to the log. The answer is None: the event's sequence number is known after commit, in
+    the `Event` that `Store.run` returns (PostgreSQL inserts a transaction's events together, see
+    postgres_store.py)."""
 
     ts: float
     type: str
@@ -61,6 +65,10 @@ class Event:
 
 
 Op = Generator[Stmt | Emit, Any, T]
+# Makes one operation. A store may call it again: on PostgreSQL, when another operation of the same group fails
+# after writing, the group's transaction is rolled back and the others are made and run again. So an operation
+# changes nothing but the database, and its answer is the one from the run that committed.
+MakeOp = Callable[[], Op[T]]
 
 
 def one(name: str, *params: Any) -> Stmt:
@@ -83,8 +91,9 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
-    async def run(self, op: Op[T], *, write: bool = True, slow: bool = False) -> tuple[T, list[Event]]:
-        """Run `op` in one transaction; return its value and the events it appended, after commit. `slow`
+    async def run(self, make_op: MakeOp[T], *, write: bool = True, slow: bool = False) -> tuple[T, list[Event]]:
+        """Run the operation `make_op()` in one transaction; return its value and the events it appended, after
+        commit. `slow`
         marks a write that may take long (a bulk import, pruning the log): a backend keeps it off the event
         loop's thread."""
 

@@ -2,14 +2,21 @@
 -- the same order. Casts (`$2::text`) only where a parameter's type cannot be inferred from its use.
 
 -- Numbered from event_counter: write transactions hold the writers' lock (postgres_store.py), so numbers
--- are allocated in commit order and a rolled-back transaction gives its number back. The store notifies the
--- other replicas once per transaction, with its COMMIT.
+-- are allocated in commit order and a rolled-back transaction gives its number back. The PostgreSQL twin
+-- inserts a batch (each parameter an array, one element per event, in order) and answers the first number;
+-- it notifies the other replicas with the last, which PostgreSQL delivers with the COMMIT.
 -- name: event_insert
 -- mirrors sqlite 7b2ac368fd5e
-WITH next AS (UPDATE event_counter SET seq = seq + 1 RETURNING seq)
-INSERT INTO events (seq, ts, type, actor, target, repo, details)
-SELECT next.seq, $1::float8, $2::text, $3::text, $4::text, $5::text, $6::text FROM next
-RETURNING seq;
+WITH counter AS (
+  UPDATE event_counter SET seq = seq + cardinality($1::float8[]) RETURNING seq - cardinality($1::float8[]) AS before
+), inserted AS (
+  INSERT INTO events (seq, ts, type, actor, target, repo, details)
+  SELECT counter.before + b.n, b.ts, b.type, b.actor, b.target, b.repo, b.details
+  FROM counter, unnest($1::float8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+                WITH ORDINALITY AS b(ts, type, actor, target, repo, details, n)
+)
+SELECT before + 1 AS first, pg_notify('owp_events.' || current_schema(), (before + cardinality($1::float8[]))::text)
+FROM counter;
 
 -- name: events_page
 -- mirrors sqlite f67503d2ac04
@@ -209,9 +216,11 @@ LIMIT 1;
 
 -- name: urgent_settled
 -- mirrors sqlite 5a86c674deb3
-SELECT EXISTS (SELECT 1 FROM tasks
-               WHERE status = 'ready' AND priority IN (SELECT json_array_elements_text($1::text::json)::int)
-                 AND updated_at <= $2::float8) AS found;
+-- Driven from the few priorities, down tasks_ready_urgent: written as `priority IN (…)`, the generic plan
+-- scanned every task (2.5 ms at 20,000 tasks, 0.04 ms this way).
+SELECT EXISTS (SELECT 1 FROM json_array_elements_text($1::text::json) p
+               JOIN tasks t ON t.priority = p::int
+               WHERE t.status = 'ready' AND t.updated_at <= $2::float8) AS found;
 
 -- A window of ready tasks in assignment order, for explaining why a worker gets none.
 -- name: ready_window
