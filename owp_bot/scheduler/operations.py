@@ -144,6 +144,12 @@ def repo_load(repo: Row) -> RepoLoad:
     )
 
 
+def repo_of_candidate(task: Row) -> Row:
+    """The repo that `next_candidate` brings with its task (columns repo_*), as `repo_get` has it."""
+    columns = task.keys()  # database rows iterate over their values, not their keys
+    return {"id": task["repo"], **{key[5:]: task[key] for key in columns if key.startswith("repo_")}}
+
+
 def move_task(task: Row, new: TaskStatus, worker_id: str | None, now: float,
               pr_url: str | None = None, pr_number: int | None = None) -> Op[Row]:
     """Set a task's status (and link its pull request) and return the task as it is now; a trigger keeps the
@@ -329,7 +335,7 @@ def _fill(worker_id: str, now: float, settings: Settings, as_offers: bool) -> Op
                          now - settings.decline_cooldown, *head_start)
         if task is None:
             break
-        repo = yield one("repo_get", task["repo"])
+        repo = repo_of_candidate(task)
         reason = ineligibility(task_view(task), view, repo_load(repo), recently_declined=False)
         if reason is not None:  # the SQL pre-filter and the policy must agree; never grant on doubt
             raise RuntimeError(f"candidate {task['id']} passed the query but not the policy: {reason}")

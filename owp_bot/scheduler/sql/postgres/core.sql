@@ -196,8 +196,13 @@ ORDER BY t.id LIMIT $7;
 -- is skipped when $8 = 1, i.e. a better-reputed online worker with a free slot exists (rep_better_rival,
 -- asked once per request): the hot query compares constants, it never scans workers per candidate.
 -- name: next_candidate
--- mirrors sqlite 217d29c0414d
-SELECT t.* FROM tasks t
+-- mirrors sqlite 06b5845dfcd9
+-- The candidate's repo comes along (columns repo_*, as repo_get has them): the policy checks both.
+SELECT t.*, r.max_open_prs AS repo_max_open_prs, r.area_locks AS repo_area_locks, r.lease_ttl AS repo_lease_ttl,
+       r.offer_ttl AS repo_offer_ttl, r.in_flight AS repo_in_flight, r.external_open_prs AS repo_external_open_prs,
+       r.sensitive_areas AS repo_sensitive_areas,
+       (SELECT coalesce(json_agg(a.area), '[]')::text FROM area_locks a WHERE a.repo = r.id) AS repo_locked_areas
+FROM tasks t
 JOIN repos r ON r.id = t.repo
 WHERE t.status = 'ready' AND t.priority < $9
   AND t.estimate_points <= $1
