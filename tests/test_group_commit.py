@@ -13,14 +13,17 @@ from typing import TypeVar
 import asyncpg
 import pytest
 
+from owp_bot.clock import ManualClock
 from owp_bot.config import Settings
 from owp_bot.errors import Problem
+from owp_bot.events import EventHub
 from owp_bot.scheduler import operations as ops
 from owp_bot.scheduler import postgres_store, reputation
 from owp_bot.scheduler.models import TrustTier
 from owp_bot.scheduler.postgres_store import MAX_GROUP, PostgresStore
+from owp_bot.scheduler.service import Scheduler
 from owp_bot.scheduler.sqlite_store import SQLiteStore
-from owp_bot.scheduler.store import MakeOp, Op, Store
+from owp_bot.scheduler.store import MakeOp, Op, Store, Undo
 
 NOW = 1_767_225_600.0
 T = TypeVar("T")
@@ -127,6 +130,74 @@ async def test_an_operation_reads_its_own_events(settings: Settings) -> None:
     assert [e.type for e in events] == ["worker.registered", "lease.completed"]
     assert last == events[-1].seq and completed == 1
     assert later == more[-1].seq == last + 2
+
+
+class Prelude:
+    """A prelude that registers a worker (a write, with its event) and counts what the store did with it."""
+
+    def __init__(self) -> None:
+        self.made = self.undone = 0
+
+    def __call__(self) -> Op[Undo]:
+        self.made += 1
+        yield from register(f"w_prelude_{self.made}", f"hash-prelude-{self.made}")
+        return self.undo
+
+    def undo(self) -> None:
+        self.undone += 1
+
+
+async def test_a_group_runs_one_prelude_and_its_first_success_carries_its_events(settings: Settings) -> None:
+    store, prelude = make_store(settings), Prelude()
+    await store.open()
+    try:
+        answers = await asyncio.gather(
+            store.run(refuse_before_writing, prelude=prelude),
+            store.run(lambda: register("w_a", "hash-a"), prelude=prelude),
+            store.run(lambda: register("w_b", "hash-b"), prelude=prelude),
+            return_exceptions=True)
+    finally:
+        await store.close()
+    assert (prelude.made, prelude.undone) == (1, 0)
+    assert isinstance(answers[0], Problem)
+    (_, events_a), (_, events_b) = answers[1], answers[2]  # type: ignore[misc]
+    assert [e.target for e in events_a] == ["w_prelude_1", "w_a"] and [e.target for e in events_b] == ["w_b"]
+
+
+async def test_a_group_where_nothing_succeeds_keeps_nothing_not_even_its_prelude(settings: Settings) -> None:
+    store, prelude = make_store(settings), Prelude()
+    await store.open()
+    try:
+        answers = await asyncio.gather(store.run(refuse_before_writing, prelude=prelude),
+                                       store.run(refuse_before_writing, prelude=prelude), return_exceptions=True)
+        found, _ = await store.run(lambda: ops.list_workers("", 10), write=False)
+    finally:
+        await store.close()
+    assert all(isinstance(answer, Problem) for answer in answers)
+    assert found == [] and (prelude.made, prelude.undone) == (1, 1)
+
+
+async def test_buffered_heartbeats_wait_for_a_transaction_that_commits(settings: Settings) -> None:
+    """The scheduler writes buffered heartbeats in the prelude; rolled back, they return to the buffer."""
+    clock = ManualClock()
+    store = make_store(settings)
+    await store.open()
+    scheduler = Scheduler(store, settings, clock, EventHub())
+    try:
+        worker_id, _ = await scheduler.register("ann", None, ["python"], 3, 1)
+        clock.advance(60)
+        scheduler.heartbeat(worker_id, "busy", "on it")
+        with pytest.raises(Problem):
+            await scheduler.run(lambda now: refuse_before_writing())
+        assert scheduler.pending_heartbeats == 1  # nothing succeeded: rolled back, kept for the next one
+        worker = await scheduler.run(lambda now: ops.get_worker(worker_id), write=False)
+        assert worker["status"] == "idle"
+        await scheduler.flush()
+        assert scheduler.pending_heartbeats == 0
+        worker = await scheduler.run(lambda now: ops.get_worker(worker_id), write=False)
+        assert (worker["status"], worker["last_heartbeat"]) == ("busy", clock.now())
+    finally:
+        await store.close()
 
 
 async def test_every_waiting_operation_is_answered_and_close_waits_for_them(settings: Settings) -> None:

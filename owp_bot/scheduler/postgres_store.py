@@ -72,7 +72,19 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import asyncpg
 
 from owp_bot.events import EventHub
-from owp_bot.scheduler.store import Emit, Event, MakeOp, Op, Row, Stmt, load_queries, migrations
+from owp_bot.scheduler.store import (
+    Emit,
+    Event,
+    MakeOp,
+    Op,
+    Outcome,
+    Row,
+    Stmt,
+    Undo,
+    load_queries,
+    migrations,
+    share_prelude,
+)
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -131,7 +143,7 @@ class PostgresStore:
         self.pool_size = pool_size
         self.hub = hub or SequencedHub()
         self._pool: asyncpg.Pool | None = None
-        self._waiting: list[tuple[MakeOp[Any], asyncio.Future[tuple[Any, list[Event]]]]] = []
+        self._waiting: list[tuple[MakeOp[Any], MakeOp[Undo] | None, asyncio.Future[tuple[Any, list[Event]]]]] = []
         self._committer: asyncio.Task[None] | None = None
         self._running: set[asyncio.Future[Any]] = set()  # read transactions
         self.bridge: EventBridge | None = None
@@ -175,7 +187,8 @@ class PostgresStore:
 
     # -- operations
 
-    async def run(self, make_op: MakeOp[T], *, write: bool = True, slow: bool = False) -> tuple[T, list[Event]]:
+    async def run(self, make_op: MakeOp[T], *, write: bool = True, slow: bool = False,
+                  prelude: MakeOp[Undo] | None = None) -> tuple[T, list[Event]]:
         """Run the operation in one transaction (a write in a group, see above). Once begun it runs to its end
         even if the caller is cancelled (a client that went away, a background loop stopping): cancelling
         asyncpg mid-statement can leave a connection waiting on its cancellation, and SQLite behaves the same
@@ -184,7 +197,7 @@ class PostgresStore:
             raise RuntimeError("the PostgreSQL store is not open")
         if write:
             answer: asyncio.Future[tuple[Any, list[Event]]] = asyncio.get_running_loop().create_future()
-            self._waiting.append((make_op, answer))
+            self._waiting.append((make_op, prelude, answer))
             if self._committer is None or self._committer.done():
                 self._committer = asyncio.create_task(self._commit_waiting(), name="owp-pg-group-commit")
             return await answer
@@ -203,12 +216,13 @@ class PostgresStore:
         while self._waiting:
             await asyncio.sleep(0)  # the other requests of this turn of the loop join the group
             group, self._waiting = self._waiting[:MAX_GROUP], self._waiting[MAX_GROUP:]
+            prelude = next((p for _, p, _ in group if p is not None), None)
             try:
-                outcomes = await self._write_group([make_op for make_op, _ in group])
+                outcomes = await self._write_group([make_op for make_op, _, _ in group], prelude)
                 await self._after_commit([e for o in outcomes if not isinstance(o, Exception) for e in o[1]])
-            except Exception as exc:  # BEGIN or COMMIT failed, or the connection: nothing of the group was kept
+            except Exception as exc:  # BEGIN, the prelude, COMMIT or the connection failed: nothing was kept
                 outcomes = [exc] * len(group)
-            for (_, answer), outcome in zip(group, outcomes, strict=True):
+            for (_, _, answer), outcome in zip(group, outcomes, strict=True):
                 if answer.done():  # the caller went away; its operation ran all the same
                     continue
                 if isinstance(outcome, Exception):
@@ -216,8 +230,9 @@ class PostgresStore:
                 else:
                     answer.set_result(outcome)
 
-    async def _write_group(self, makers: list[MakeOp[Any]]) -> list[Outcome]:
-        """One transaction under the writers' lock: each operation's answer and events, or what it raised.
+    async def _write_group(self, makers: list[MakeOp[Any]], prelude: MakeOp[Undo] | None) -> list[Outcome]:
+        """One transaction under the writers' lock, the prelude first: each operation's answer and events, or
+        what it raised.
 
         An operation that raises before it wrote anything (a 404, a refused transition: the usual failures)
         leaves the transaction as it was, and the group goes on. One that raises after writing, or whose
@@ -227,33 +242,50 @@ class PostgresStore:
         assert self._pool is not None
         failed: dict[int, Exception] = {}
         async with self._pool.acquire() as conn:
-            while True:
-                transaction = _Transaction(conn)
-                await conn.execute(_BEGIN_WRITE)
+            while (answers := await self._attempt(conn, makers, prelude, failed)) is None:
+                pass
+        return answers
+
+    async def _attempt(self, conn: Conn, makers: list[MakeOp[Any]], prelude: MakeOp[Undo] | None,
+                       failed: dict[int, Exception]) -> list[Outcome] | None:
+        """One try at a group's transaction: the answers, or None when an operation failed after writing (it is
+        in `failed` now) and the transaction was rolled back."""
+        transaction = _Transaction(conn)
+        undo: Undo | None = None
+        await conn.execute(_BEGIN_WRITE)
+        try:
+            undo, first = await transaction.drive(prelude()) if prelude is not None else (None, None)
+            outcomes: list[tuple[Any, int] | Exception] = []
+            for index, make_op in enumerate(makers):
+                if index in failed:
+                    outcomes.append(failed[index])
+                    continue
                 try:
-                    outcomes: list[tuple[Any, int] | Exception] = []
-                    for index, make_op in enumerate(makers):
-                        if index in failed:
-                            outcomes.append(failed[index])
-                            continue
-                        try:
-                            outcomes.append(await transaction.drive(make_op()))
-                        except (OSError, asyncpg.InterfaceError):
-                            raise  # the connection, not the operation
-                        except Exception as exc:
-                            if transaction.wrote or transaction.refused:
-                                failed[index] = exc
-                                break
-                            outcomes.append(exc)
-                    else:
-                        await transaction.insert_events()
-                        await conn.execute("COMMIT")
-                        return [transaction.answer(o) for o in outcomes]
+                    outcomes.append(await transaction.drive(make_op()))
+                except (OSError, asyncpg.InterfaceError):
+                    raise  # the connection, not the operation
+                except Exception as exc:
+                    if not (transaction.wrote or transaction.refused):
+                        outcomes.append(exc)
+                        continue
+                    failed[index] = exc
                     await conn.execute("ROLLBACK")
-                except BaseException:
-                    with contextlib.suppress(asyncpg.PostgresError, OSError, asyncpg.InterfaceError):
-                        await conn.execute("ROLLBACK")
-                    raise
+                    return None
+            await transaction.insert_events()
+            answers = [transaction.answer(o) for o in outcomes]
+            if share_prelude(transaction.events_of(first) if first is not None else [], answers):
+                await conn.execute("COMMIT")
+                undo = None
+            else:
+                await conn.execute("ROLLBACK")
+            return answers
+        except BaseException:
+            with contextlib.suppress(asyncpg.PostgresError, OSError, asyncpg.InterfaceError):
+                await conn.execute("ROLLBACK")
+            raise
+        finally:
+            if undo is not None:
+                undo()
 
     async def _after_commit(self, events: list[Event]) -> None:
         """Before the callers publish their events: publish what other replicas committed before them (when
@@ -284,9 +316,6 @@ class PostgresStore:
         no_filter = (None,) * 6
         found = await self._pool.fetch(QUERIES["events_page"], after, *no_filter, limit)
         return [Event.from_row(cast(Row, r)) for r in found]
-
-
-Outcome = tuple[Any, list[Event]] | Exception
 
 
 class _Transaction:
@@ -364,7 +393,10 @@ class _Transaction:
         if isinstance(outcome, Exception):
             return outcome
         value, operation = outcome
-        return value, self._events.get(operation, [])
+        return value, self.events_of(operation)
+
+    def events_of(self, operation: int) -> list[Event]:
+        return self._events.get(operation, [])
 
 
 async def _no_session_state(conn: Conn) -> None:

@@ -1,7 +1,7 @@
 """The scheduler service: authenticates callers, buffers heartbeats, runs operations, publishes events.
 
-Handlers call these coroutines; each runs one operation (operations.py) in one store transaction, after
-applying buffered heartbeats and lapsing whatever ran out — so correctness never waits for the sweeper.
+Handlers call these coroutines; each runs one operation (operations.py) in one store transaction, which first
+applies buffered heartbeats and lapses whatever ran out — so correctness never waits for the sweeper.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from owp_bot.events import EventHub
 from owp_bot.scheduler import operations as ops
 from owp_bot.scheduler.ids import new_id
 from owp_bot.scheduler.models import TrustTier
-from owp_bot.scheduler.store import Op, Store
+from owp_bot.scheduler.store import Op, Store, Undo
 
 T = TypeVar("T")
 TOKEN_PREFIX = "owp_"  # noqa: S105 - a prefix, not a secret
@@ -42,28 +42,30 @@ class Scheduler:
         return self.clock.now()
 
     async def run(self, make_op: Callable[[float], Op[T]], *, write: bool = True, slow: bool = False) -> T:
-        """Run one operation with the current time, after flushing heartbeats and lapsing what is due (`slow`:
-        see Store.run)."""
+        """Run one operation with the current time; a write, in a transaction that first writes the buffered
+        heartbeats and lapses what is due (`slow`: see Store.run)."""
         now = self.clock.now()
-        beats: dict[str, tuple[float, str, str | None]] = {}
-        if write:
-            beats, self._heartbeats = self._heartbeats, {}
-        settings = self.settings
-
-        def transaction() -> Op[T]:
-            if write:
-                yield from ops.apply_heartbeats(beats)
-                yield from ops.expire_due(now, settings)
-            return (yield from make_op(now))
-
-        try:
-            result, events = await self.store.run(transaction, write=write, slow=slow)
-        except BaseException:
-            for worker_id, beat in beats.items():  # rolled back: keep them for the next transaction
-                self._heartbeats.setdefault(worker_id, beat)
-            raise
+        result, events = await self.store.run(lambda: make_op(now), write=write, slow=slow,
+                                              prelude=self._housekeeping if write else None)
         self.hub.publish(events)
         return result
+
+    def _housekeeping(self) -> Op[Undo]:
+        """The prelude of every write transaction (once for a group of operations, see Store.run): heartbeats
+        first, so that a worker who just called in is not taken for silent, then what ran out."""
+        beats, self._heartbeats = self._heartbeats, {}
+        try:
+            yield from ops.apply_heartbeats(beats)
+            yield from ops.expire_due(self.clock.now(), self.settings)
+        except BaseException:
+            self._keep(beats)
+            raise
+        return lambda: self._keep(beats)
+
+    def _keep(self, beats: dict[str, tuple[float, str, str | None]]) -> None:
+        """Heartbeats whose transaction was rolled back go back in the buffer, unless a newer one came."""
+        for worker_id, beat in beats.items():
+            self._heartbeats.setdefault(worker_id, beat)
 
     async def flush(self) -> None:
         """Write buffered heartbeats and lapse what is due (the sweeper calls this)."""

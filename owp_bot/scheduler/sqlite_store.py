@@ -8,8 +8,8 @@ finish on the loop's thread inside `BEGIN IMMEDIATE … COMMIT` without awaiting
 serialised by construction and no other coroutine sees one half done.
 
 Group commit: write operations that arrive in the same turn of the event loop run together, each inside its
-own SAVEPOINT (a failing one is rolled back alone), under one COMMIT. Each caller gets its answer only after
-the commit.
+own SAVEPOINT (a failing one is rolled back alone), under one COMMIT, after the prelude of the first (see
+store.py). Each caller gets its answer only after the commit.
 
 A slow write (`slow=True`: a bulk import, pruning the log) runs the same way but on a thread, so that
 heartbeats, reads and the event stream are answered meanwhile; the writes that arrive wait for it.
@@ -28,10 +28,22 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from owp_bot.scheduler.store import Emit, Event, MakeOp, Op, Stmt, load_queries, migrations
+from owp_bot.scheduler.store import (
+    Emit,
+    Event,
+    MakeOp,
+    Op,
+    Outcome,
+    Stmt,
+    Undo,
+    load_queries,
+    migrations,
+    share_prelude,
+)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -54,6 +66,16 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+@dataclass(slots=True)
+class _Waiting:
+    """A write operation waiting for its group."""
+
+    make_op: MakeOp[Any]
+    slow: bool
+    prelude: MakeOp[Undo] | None
+    answer: asyncio.Future[tuple[Any, list[Event]]]
+
+
 class SQLiteStore:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -62,7 +84,7 @@ class SQLiteStore:
         self._reader: sqlite3.Connection | None = None
         self._checkpoints: _Checkpointer | None = None
         self._slow_writes: ThreadPoolExecutor | None = None
-        self._waiting: list[tuple[Op[Any], bool, asyncio.Future[tuple[Any, list[Event]]]]] = []
+        self._waiting: list[_Waiting] = []
         self._committer: asyncio.Task[None] | None = None
 
     # -- lifecycle
@@ -115,14 +137,15 @@ class SQLiteStore:
 
     # -- operations
 
-    async def run(self, make_op: MakeOp[T], *, write: bool = True, slow: bool = False) -> tuple[T, list[Event]]:
+    async def run(self, make_op: MakeOp[T], *, write: bool = True, slow: bool = False,
+                  prelude: MakeOp[Undo] | None = None) -> tuple[T, list[Event]]:
         reader = self._reader
         if self._writer is None or reader is None:
             raise RuntimeError("the SQLite store is not open")
         if not write:
             return await self._read(lambda: _read_transaction(reader, make_op()))
         answer: asyncio.Future[tuple[Any, list[Event]]] = asyncio.get_running_loop().create_future()
-        self._waiting.append((make_op(), slow, answer))  # run once: a savepoint undoes a failed one alone
+        self._waiting.append(_Waiting(make_op, slow, prelude, answer))
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_waiting(), name="owp-sqlite-group-commit")
         return await answer
@@ -132,23 +155,24 @@ class SQLiteStore:
         while self._waiting:
             await asyncio.sleep(0)  # the other requests of this turn join the group
             group, self._waiting = self._waiting[:MAX_GROUP], self._waiting[MAX_GROUP:]
-            ops, writer = [op for op, _, _ in group], self._writer
+            makers, writer = [w.make_op for w in group], self._writer
+            prelude = next((w.prelude for w in group if w.prelude is not None), None)
             assert writer is not None  # close() waits for this task before closing it
             try:
-                if any(slow for _, slow, _ in group):  # the writes arriving meanwhile wait in self._waiting
+                if any(w.slow for w in group):  # the writes arriving meanwhile wait in self._waiting
                     outcomes = await asyncio.get_running_loop().run_in_executor(
-                        self._slow_writes, _write_group, writer, ops)
+                        self._slow_writes, _write_group, writer, makers, prelude)
                 else:
-                    outcomes = _write_group(writer, ops)
-            except Exception as exc:  # BEGIN or COMMIT failed: nothing of the group was kept
+                    outcomes = _write_group(writer, makers, prelude)
+            except Exception as exc:  # BEGIN, the prelude or COMMIT failed: nothing of the group was kept
                 outcomes = [exc] * len(group)
-            for (_, _, answer), outcome in zip(group, outcomes, strict=True):
-                if answer.done():  # the caller went away; its operation ran all the same
+            for waiting, outcome in zip(group, outcomes, strict=True):
+                if waiting.answer.done():  # the caller went away; its operation ran all the same
                     continue
                 if isinstance(outcome, BaseException):
-                    answer.set_exception(outcome)
+                    waiting.answer.set_exception(outcome)
                 else:
-                    answer.set_result(outcome)
+                    waiting.answer.set_result(outcome)
 
     async def _read(self, fn: Callable[[], R]) -> R:
         if self._reads is None:
@@ -180,23 +204,35 @@ def _reader_connection(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _write_group(conn: sqlite3.Connection, group: list[Op[Any]]) -> list[tuple[Any, list[Event]] | Exception]:
-    """One transaction; each operation in a savepoint: its answer and events, or what it raised."""
-    outcomes: list[tuple[Any, list[Event]] | Exception] = []
+def _write_group(conn: sqlite3.Connection, makers: list[MakeOp[Any]],
+                 prelude: MakeOp[Undo] | None) -> list[Outcome]:
+    """One transaction, the prelude first; each operation in a savepoint: its answer and events, or what it
+    raised."""
+    outcomes: list[Outcome] = []
+    undo: Undo | None = None
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for op in group:
+        undo, first = _drive(conn, prelude()) if prelude is not None else (None, [])
+        for make_op in makers:
             conn.execute("SAVEPOINT operation")
             try:
-                outcomes.append(_drive(conn, op))
+                outcomes.append(_drive(conn, make_op()))
             except Exception as exc:
                 conn.execute("ROLLBACK TO operation")
                 outcomes.append(exc)
             conn.execute("RELEASE operation")
-        conn.execute("COMMIT")
+        if share_prelude(first, outcomes):
+            conn.execute("COMMIT")
+            undo = None
+        else:
+            conn.execute("ROLLBACK")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
+    finally:
+        if undo is not None:
+            undo()
     return outcomes
 
 

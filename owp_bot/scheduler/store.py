@@ -69,6 +69,7 @@ Op = Generator[Stmt | Emit, Any, T]
 # after writing, the group's transaction is rolled back and the others are made and run again. So an operation
 # changes nothing but the database, and its answer is the one from the run that committed.
 MakeOp = Callable[[], Op[T]]
+Undo = Callable[[], None]
 
 
 def one(name: str, *params: Any) -> Stmt:
@@ -91,14 +92,32 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
-    async def run(self, make_op: MakeOp[T], *, write: bool = True, slow: bool = False) -> tuple[T, list[Event]]:
+    async def run(self, make_op: MakeOp[T], *, write: bool = True, slow: bool = False,
+                  prelude: MakeOp[Undo] | None = None) -> tuple[T, list[Event]]:
         """Run the operation `make_op()` in one transaction; return its value and the events it appended, after
-        commit. `slow`
+        commit. A write transaction first runs the `prelude` of its first operation that has one (the
+        scheduler's: write the buffered heartbeats, lapse what ran out), once for all the operations it groups;
+        the prelude answers what to undo outside the database if that transaction is not committed after all,
+        and its events go with the first operation that succeeds (see `share_prelude`). `slow`
         marks a write that may take long (a bulk import, pruning the log): a backend keeps it off the event
         loop's thread."""
 
     async def ready(self) -> bool:
         """The database answers and every migration is applied."""
+
+
+Outcome = tuple[Any, list[Event]] | Exception
+
+
+def share_prelude(events: list[Event], outcomes: list[Outcome]) -> bool:
+    """Give the prelude's events to the first operation that succeeded, whose caller publishes them with its
+    own (they come first in the log). False when none succeeded: then the store rolls the transaction back,
+    prelude and all, and the next transaction (or the sweeper) does its work again."""
+    for index, outcome in enumerate(outcomes):
+        if not isinstance(outcome, Exception):
+            outcomes[index] = (outcome[0], events + outcome[1])
+            return True
+    return False
 
 
 _NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
