@@ -23,7 +23,7 @@ from owp_bot.scheduler.models import TrustTier
 from owp_bot.scheduler.postgres_store import MAX_GROUP, PostgresStore
 from owp_bot.scheduler.service import Scheduler
 from owp_bot.scheduler.sqlite_store import SQLiteStore
-from owp_bot.scheduler.store import MakeOp, Op, Store, Undo
+from owp_bot.scheduler.store import Committed, MakeOp, Op, Store
 
 NOW = 1_767_225_600.0
 T = TypeVar("T")
@@ -136,15 +136,15 @@ class Prelude:
     """A prelude that registers a worker (a write, with its event) and counts what the store did with it."""
 
     def __init__(self) -> None:
-        self.made = self.undone = 0
+        self.made = self.committed = 0
 
-    def __call__(self) -> Op[Undo]:
+    def __call__(self) -> Op[Committed]:
         self.made += 1
         yield from register(f"w_prelude_{self.made}", f"hash-prelude-{self.made}")
-        return self.undo
+        return self.on_commit
 
-    def undo(self) -> None:
-        self.undone += 1
+    def on_commit(self) -> None:
+        self.committed += 1
 
 
 async def test_a_group_runs_one_prelude_and_its_first_success_carries_its_events(settings: Settings) -> None:
@@ -158,7 +158,7 @@ async def test_a_group_runs_one_prelude_and_its_first_success_carries_its_events
             return_exceptions=True)
     finally:
         await store.close()
-    assert (prelude.made, prelude.undone) == (1, 0)
+    assert (prelude.made, prelude.committed) == (1, 1)
     assert isinstance(answers[0], Problem)
     (_, events_a), (_, events_b) = answers[1], answers[2]  # type: ignore[misc]
     assert [e.target for e in events_a] == ["w_prelude_1", "w_a"] and [e.target for e in events_b] == ["w_b"]
@@ -174,7 +174,7 @@ async def test_a_group_where_nothing_succeeds_keeps_nothing_not_even_its_prelude
     finally:
         await store.close()
     assert all(isinstance(answer, Problem) for answer in answers)
-    assert found == [] and (prelude.made, prelude.undone) == (1, 1)
+    assert found == [] and (prelude.made, prelude.committed) == (1, 0)
 
 
 async def test_buffered_heartbeats_wait_for_a_transaction_that_commits(settings: Settings) -> None:

@@ -75,6 +75,7 @@ import asyncpg
 
 from owp_bot.events import EventHub
 from owp_bot.scheduler.store import (
+    Committed,
     Emit,
     Event,
     MakeOp,
@@ -82,7 +83,6 @@ from owp_bot.scheduler.store import (
     Outcome,
     Row,
     Stmt,
-    Undo,
     load_queries,
     migrations,
     share_prelude,
@@ -145,7 +145,7 @@ class PostgresStore:
         self.pool_size = pool_size
         self.hub = hub or SequencedHub()
         self._pool: asyncpg.Pool | None = None
-        self._waiting: list[tuple[MakeOp[Any], MakeOp[Undo] | None, asyncio.Future[tuple[Any, list[Event]]]]] = []
+        self._waiting: list[tuple[MakeOp[Any], MakeOp[Committed] | None, asyncio.Future[tuple[Any, list[Event]]]]] = []
         self._committer: asyncio.Task[None] | None = None
         self._running: set[asyncio.Future[Any]] = set()  # read transactions
         self.bridge: EventBridge | None = None
@@ -190,7 +190,7 @@ class PostgresStore:
     # -- operations
 
     async def run(self, make_op: MakeOp[T], *, write: bool = True, slow: bool = False,
-                  prelude: MakeOp[Undo] | None = None) -> tuple[T, list[Event]]:
+                  prelude: MakeOp[Committed] | None = None) -> tuple[T, list[Event]]:
         """Run the operation in one transaction (a write in a group, see above). Once begun it runs to its end
         even if the caller is cancelled (a client that went away, a background loop stopping): cancelling
         asyncpg mid-statement can leave a connection waiting on its cancellation, and SQLite behaves the same
@@ -232,7 +232,7 @@ class PostgresStore:
                 else:
                     answer.set_result(outcome)
 
-    async def _write_group(self, makers: list[MakeOp[Any]], prelude: MakeOp[Undo] | None) -> list[Outcome]:
+    async def _write_group(self, makers: list[MakeOp[Any]], prelude: MakeOp[Committed] | None) -> list[Outcome]:
         """One transaction under the writers' lock, the prelude first: each operation's answer and events, or
         what it raised.
 
@@ -248,15 +248,14 @@ class PostgresStore:
                 pass
         return answers
 
-    async def _attempt(self, conn: Conn, makers: list[MakeOp[Any]], prelude: MakeOp[Undo] | None,
+    async def _attempt(self, conn: Conn, makers: list[MakeOp[Any]], prelude: MakeOp[Committed] | None,
                        failed: dict[int, Exception]) -> list[Outcome] | None:
         """One try at a group's transaction: the answers, or None when an operation failed after writing (it is
         in `failed` now) and the transaction was rolled back."""
         transaction = _Transaction(conn)
-        undo: Undo | None = None
         await conn.execute(_BEGIN_WRITE)
         try:
-            undo, first = await transaction.drive(prelude()) if prelude is not None else (None, None)
+            committed, first = await transaction.drive(prelude()) if prelude is not None else (None, None)
             outcomes: list[tuple[Any, int] | Exception] = []
             for index, make_op in enumerate(makers):
                 if index in failed:
@@ -275,19 +274,17 @@ class PostgresStore:
                     return None
             await transaction.insert_events()
             answers = [transaction.answer(o) for o in outcomes]
-            if share_prelude(transaction.events_of(first) if first is not None else [], answers):
-                await conn.execute("COMMIT")
-                undo = None
-            else:
+            if not share_prelude(transaction.events_of(first) if first is not None else [], answers):
                 await conn.execute("ROLLBACK")
-            return answers
+                return answers
+            await conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(asyncpg.PostgresError, OSError, asyncpg.InterfaceError):
                 await conn.execute("ROLLBACK")
             raise
-        finally:
-            if undo is not None:
-                undo()
+        if committed is not None:
+            committed()
+        return answers
 
     async def _after_commit(self, events: list[Event]) -> None:
         """Before the callers publish their events: publish what other replicas committed before them (when

@@ -19,7 +19,7 @@ from owp_bot.events import EventHub
 from owp_bot.scheduler import operations as ops
 from owp_bot.scheduler.ids import new_id
 from owp_bot.scheduler.models import TrustTier
-from owp_bot.scheduler.store import Op, Store, Undo
+from owp_bot.scheduler.store import Committed, Op, Store
 
 T = TypeVar("T")
 TOKEN_PREFIX = "owp_"  # noqa: S105 - a prefix, not a secret
@@ -50,22 +50,19 @@ class Scheduler:
         self.hub.publish(events)
         return result
 
-    def _housekeeping(self) -> Op[Undo]:
-        """The prelude of every write transaction (once for a group of operations, see Store.run): heartbeats
-        first, so that a worker who just called in is not taken for silent, then what ran out."""
-        beats, self._heartbeats = self._heartbeats, {}
-        try:
-            yield from ops.apply_heartbeats(beats)
-            yield from ops.expire_due(self.clock.now(), self.settings)
-        except BaseException:
-            self._keep(beats)
-            raise
-        return lambda: self._keep(beats)
+    def _housekeeping(self) -> Op[Committed]:
+        """The prelude of every write transaction (once for a group of operations, see Store.run): the buffered
+        heartbeats first, so that a worker who just called in is not taken for silent, then what ran out. The
+        heartbeats leave the buffer only once the transaction is committed: nothing is lost to a rollback."""
+        beats = dict(self._heartbeats)
+        yield from ops.apply_heartbeats(beats)
+        yield from ops.expire_due(self.clock.now(), self.settings)
+        return lambda: self._written(beats)
 
-    def _keep(self, beats: dict[str, tuple[float, str, str | None]]) -> None:
-        """Heartbeats whose transaction was rolled back go back in the buffer, unless a newer one came."""
+    def _written(self, beats: dict[str, tuple[float, str, str | None]]) -> None:
         for worker_id, beat in beats.items():
-            self._heartbeats.setdefault(worker_id, beat)
+            if self._heartbeats.get(worker_id) is beat:  # not replaced by a newer one meanwhile
+                del self._heartbeats[worker_id]
 
     async def flush(self) -> None:
         """Write buffered heartbeats and lapse what is due (the sweeper calls this)."""

@@ -33,13 +33,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from owp_bot.scheduler.store import (
+    Committed,
     Emit,
     Event,
     MakeOp,
     Op,
     Outcome,
     Stmt,
-    Undo,
     load_queries,
     migrations,
     share_prelude,
@@ -72,7 +72,7 @@ class _Waiting:
 
     make_op: MakeOp[Any]
     slow: bool
-    prelude: MakeOp[Undo] | None
+    prelude: MakeOp[Committed] | None
     answer: asyncio.Future[tuple[Any, list[Event]]]
 
 
@@ -138,7 +138,7 @@ class SQLiteStore:
     # -- operations
 
     async def run(self, make_op: MakeOp[T], *, write: bool = True, slow: bool = False,
-                  prelude: MakeOp[Undo] | None = None) -> tuple[T, list[Event]]:
+                  prelude: MakeOp[Committed] | None = None) -> tuple[T, list[Event]]:
         reader = self._reader
         if self._writer is None or reader is None:
             raise RuntimeError("the SQLite store is not open")
@@ -160,10 +160,12 @@ class SQLiteStore:
             assert writer is not None  # close() waits for this task before closing it
             try:
                 if any(w.slow for w in group):  # the writes arriving meanwhile wait in self._waiting
-                    outcomes = await asyncio.get_running_loop().run_in_executor(
+                    outcomes, committed = await asyncio.get_running_loop().run_in_executor(
                         self._slow_writes, _write_group, writer, makers, prelude)
                 else:
-                    outcomes = _write_group(writer, makers, prelude)
+                    outcomes, committed = _write_group(writer, makers, prelude)
+                if committed is not None:
+                    committed()
             except Exception as exc:  # BEGIN, the prelude or COMMIT failed: nothing of the group was kept
                 outcomes = [exc] * len(group)
             for waiting, outcome in zip(group, outcomes, strict=True):
@@ -205,14 +207,13 @@ def _reader_connection(path: Path) -> sqlite3.Connection:
 
 
 def _write_group(conn: sqlite3.Connection, makers: list[MakeOp[Any]],
-                 prelude: MakeOp[Undo] | None) -> list[Outcome]:
+                 prelude: MakeOp[Committed] | None) -> tuple[list[Outcome], Committed | None]:
     """One transaction, the prelude first; each operation in a savepoint: its answer and events, or what it
-    raised."""
+    raised; and what the prelude asks to do now that the transaction is committed (None if it was not)."""
     outcomes: list[Outcome] = []
-    undo: Undo | None = None
     conn.execute("BEGIN IMMEDIATE")
     try:
-        undo, first = _drive(conn, prelude()) if prelude is not None else (None, [])
+        committed, first = _drive(conn, prelude()) if prelude is not None else (None, [])
         for make_op in makers:
             conn.execute("SAVEPOINT operation")
             try:
@@ -221,19 +222,15 @@ def _write_group(conn: sqlite3.Connection, makers: list[MakeOp[Any]],
                 conn.execute("ROLLBACK TO operation")
                 outcomes.append(exc)
             conn.execute("RELEASE operation")
-        if share_prelude(first, outcomes):
-            conn.execute("COMMIT")
-            undo = None
-        else:
+        if not share_prelude(first, outcomes):
             conn.execute("ROLLBACK")
+            return outcomes, None
+        conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    finally:
-        if undo is not None:
-            undo()
-    return outcomes
+    return outcomes, committed
 
 
 def _read_transaction(conn: sqlite3.Connection, op: Op[T]) -> tuple[T, list[Event]]:

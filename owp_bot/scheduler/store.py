@@ -69,7 +69,7 @@ Op = Generator[Stmt | Emit, Any, T]
 # after writing, the group's transaction is rolled back and the others are made and run again. So an operation
 # changes nothing but the database, and its answer is the one from the run that committed.
 MakeOp = Callable[[], Op[T]]
-Undo = Callable[[], None]
+Committed = Callable[[], None]
 
 
 def one(name: str, *params: Any) -> Stmt:
@@ -93,12 +93,12 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
     async def run(self, make_op: MakeOp[T], *, write: bool = True, slow: bool = False,
-                  prelude: MakeOp[Undo] | None = None) -> tuple[T, list[Event]]:
+                  prelude: MakeOp[Committed] | None = None) -> tuple[T, list[Event]]:
         """Run the operation `make_op()` in one transaction; return its value and the events it appended, after
         commit. A write transaction first runs the `prelude` of its first operation that has one (the
         scheduler's: write the buffered heartbeats, lapse what ran out), once for all the operations it groups;
-        the prelude answers what to undo outside the database if that transaction is not committed after all,
-        and its events go with the first operation that succeeds (see `share_prelude`). `slow`
+        the prelude answers what to do once that transaction is committed (the store calls it on the event loop's
+        thread), and its events go with the first operation that succeeds (see `share_prelude`). `slow`
         marks a write that may take long (a bulk import, pruning the log): a backend keeps it off the event
         loop's thread."""
 
