@@ -54,7 +54,7 @@ class Scheduler:
         """The prelude of every write transaction (once for a group of operations, see Store.run): the buffered
         heartbeats first, so that a worker who just called in is not taken for silent, then what ran out. The
         heartbeats leave the buffer only once the transaction is committed: nothing is lost to a rollback."""
-        beats = dict(self._heartbeats)
+        beats = dict(self._heartbeats)  # a copy, taken at once: a slow write runs this on a thread
         yield from ops.apply_heartbeats(beats)
         yield from ops.expire_due(self.clock.now(), self.settings)
         return lambda: self._written(beats)

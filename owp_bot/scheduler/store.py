@@ -69,7 +69,7 @@ Op = Generator[Stmt | Emit, Any, T]
 # after writing, the group's transaction is rolled back and the others are made and run again. So an operation
 # changes nothing but the database, and its answer is the one from the run that committed.
 MakeOp = Callable[[], Op[T]]
-Committed = Callable[[], None]
+Committed = Callable[[], None]  # what a prelude asks the store to do once its transaction is committed
 
 
 def one(name: str, *params: Any) -> Stmt:
