@@ -5,13 +5,18 @@ an operation that failed after writing)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 import asyncpg
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from owp_bot.clock import ManualClock
 from owp_bot.config import Settings
@@ -265,3 +270,56 @@ async def test_writes_run_on_the_loop_thread_and_slow_ones_on_their_own(tmp_path
         await store.close()
     assert seen[0] == threading.current_thread().name
     assert seen[1].startswith("owp-sqlite-slow-write") and seen[2].startswith("owp-sqlite-read")
+
+
+KINDS = st.lists(st.sampled_from(["ok", "fails early", "fails late", "refused"]), min_size=1, max_size=12)
+
+
+def test_any_group_keeps_exactly_what_succeeded(settings: Settings) -> None:
+    """Whatever mix of successes and failures waits together (PostgreSQL runs a group again after a failure
+    that wrote; SQLite rolls back a savepoint): each caller gets its own answer, the database keeps exactly the
+    successful operations, and their events are numbered without a gap."""
+    loop = asyncio.new_event_loop()
+    store = make_store(settings)
+    loop.run_until_complete(store.open())
+    loop.run_until_complete(store.run(lambda: register("w_taken", "hash-taken")))
+    groups = itertools.count()
+
+    @given(kinds=KINDS)
+    @hypothesis_settings(max_examples=60, deadline=None)
+    def check(kinds: list[str]) -> None:
+        loop.run_until_complete(one_group(store, kinds, next(groups)))
+
+    try:
+        check()
+    finally:
+        loop.run_until_complete(store.close())
+        loop.close()
+
+
+async def one_group(store: Store, kinds: list[str], group: int) -> None:
+    ids = [f"w_{group:03}_{i:02}" for i in range(len(kinds))]
+    makers: dict[str, Callable[[str], MakeOp[None]]] = {
+        "ok": lambda worker_id: lambda: register(worker_id, f"hash-{worker_id}"),
+        "fails early": lambda worker_id: refuse_before_writing,
+        "fails late": lambda worker_id: lambda: register_then_refuse(worker_id),
+        "refused": lambda worker_id: lambda: register(worker_id, "hash-taken"),  # the token hash is unique
+    }
+    before, _ = await store.run(ops.last_event_seq, write=False)
+    waiting = [store.run(makers[kind](worker_id)) for kind, worker_id in zip(kinds, ids, strict=True)]
+    answers = await asyncio.gather(*waiting, return_exceptions=True)
+    after, _ = await store.run(ops.last_event_seq, write=False)
+    found, _ = await store.run(lambda: ops.list_workers(f"w_{group:03}_", 100), write=False)
+    kept = [worker_id for kind, worker_id in zip(kinds, ids, strict=True) if kind == "ok"]
+    assert [w["id"] for w in found if w["id"].startswith(f"w_{group:03}_")] == kept
+    seqs = []
+    for kind, worker_id, answer in zip(kinds, ids, answers, strict=True):
+        if kind == "ok":
+            assert not isinstance(answer, BaseException), answer
+            assert [(e.type, e.target) for e in answer[1]] == [("worker.registered", worker_id)]
+            seqs.append(answer[1][0].seq)
+        elif kind == "refused":
+            assert isinstance(answer, sqlite3.IntegrityError | asyncpg.UniqueViolationError), answer
+        else:
+            assert isinstance(answer, Problem), answer
+    assert seqs == list(range(before + 1, after + 1))
