@@ -37,6 +37,7 @@ import asyncpg
 
 from bench import mix
 from bench.invariants import Replay
+from bench.statements import ENV as STATEMENTS_ENV
 
 ADMIN_TOKEN = "bench-admin-token-0123456789abcdef"  # noqa: S105 (a throwaway server's)
 DEFAULT_SERVER = "{python} -m owp_bot serve --host 127.0.0.1 --port {port}"
@@ -92,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
         const=DEFAULT_POSTGRES,
         metavar="URL",
         help="run the server on PostgreSQL: a new schema in this database, dropped afterwards (default %(const)s)",
+    )
+    p.add_argument(
+        "--statements",
+        action="store_true",
+        help="time every named statement the server runs during the loop (bench/statements.py) and report them",
     )
     p.add_argument("--json", type=Path, help="also write every number to this file")
     return p
@@ -286,6 +292,12 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     fill = {"python": sys.executable, "port": str(port), "db": str(db)}
     argv = [part.format(**fill) for part in shlex.split(args.server_cmd)]
     env = {**os.environ, "OWP_DB_PATH": str(db), "OWP_ADMIN_TOKEN": ADMIN_TOKEN, **SERVER_ENV}
+    timings = workdir / "statements.json"
+    if args.statements:
+        if args.server_cmd != DEFAULT_SERVER:
+            raise SystemExit("--statements runs its own server command (bench/statements.py); drop --server-cmd")
+        argv = [sys.executable, "-m", "bench.statements", *argv[3:]]  # the same arguments after `-m owp_bot`
+        env[STATEMENTS_ENV] = str(timings)
     env.update(item.format(**fill).split("=", 1) for item in args.server_env)  # type: ignore[misc]
     result: dict[str, Any] = {
         "store": "postgresql" if args.postgres else "sqlite",
@@ -359,8 +371,12 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             rss: list[float] = []
             sampling = asyncio.create_task(_sample_rss(server.pid, rss))
             cpu_before = cpu_seconds(server.pid)
+            if args.statements:
+                server.send_signal(signal.SIGUSR1)  # count from here
             loop_results = await asyncio.gather(*loops)
             result["server_cpu_seconds"] = round(cpu_seconds(server.pid) - cpu_before, 2)
+            if args.statements:
+                result["statements"] = await statement_timings(server, timings)
             sampling.cancel()
             result["server_rss_mb"], result["server_peak_rss_mb"] = rss_mb(server.pid)
             result["server_rss_mb_max_during_loop"] = max(rss, default=0.0)
@@ -373,6 +389,17 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             )
     result.update(summarise(hello, beats, loop_results, replay, args))
     return result
+
+
+async def statement_timings(server: asyncio.subprocess.Process, path: Path) -> dict[str, Any]:
+    """Ask the server for its statement timings (SIGUSR2: bench/statements.py writes them) and read them."""
+    server.send_signal(signal.SIGUSR2)
+    for _ in range(100):
+        with contextlib.suppress(OSError, ValueError):
+            found: dict[str, Any] = json.loads(await asyncio.to_thread(path.read_text, encoding="utf-8"))
+            return found
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"the server wrote no statement timings to {path}")
 
 
 async def _sample_rss(pid: int, into: list[float]) -> None:
@@ -466,6 +493,8 @@ def report(result: dict[str, Any]) -> str:
         f"errors: {result['errors'] or 'none'}",
     ]
     lines += [f"  {s}" for s in result["error_samples"]]
+    if "statements" in result:
+        lines += statements_report(result["statements"], leases)
     lines.append(
         f"invariants: {'OK' if result['invariants_ok'] else 'BROKEN'} "
         f"({result['events_replayed']} events replayed)"
@@ -479,6 +508,20 @@ def report(result: dict[str, Any]) -> str:
         f"errors={sum(sum(v.values()) for v in result['errors'].values())} store={result['store']}"
     )
     return "\n".join(lines)
+
+
+def statements_report(timings: dict[str, Any], leases: float) -> list[str]:
+    """The statements of the loop, most time first: how often per lease granted, and their mean wall time."""
+    tx = timings["transactions"]
+    lines = [
+        f"write transactions: {tx['count']}, {tx['operations'] / max(tx['count'], 1):.1f} operations each, "
+        f"the writer busy {tx['ms'] / 10 / timings['seconds']:.0f}% of the loop",
+        f"{'statement':<28} {'count':>8} {'per lease':>9} {'mean µs':>8} {'total ms':>9}",
+    ]
+    for name, s in list(timings["statements"].items())[:20]:
+        lines.append(f"{name:<28} {s['count']:>8} {s['count'] / max(leases, 1):>9.2f} "
+                     f"{1000 * s['ms'] / s['count']:>8.0f} {s['ms']:>9.0f}")
+    return lines
 
 
 def passed(result: dict[str, Any]) -> bool:

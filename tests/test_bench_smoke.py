@@ -60,17 +60,28 @@ def test_bench_runs_briefly_and_keeps_the_invariants(tmp_path: Path) -> None:
 
 
 def test_claim_mode_only_leases_and_finishes(tmp_path: Path) -> None:
-    done, result = run_bench(tmp_path, "--mode", "claim", "--per-request", "2")
+    done, result = run_bench(tmp_path, "--mode", "claim", "--per-request", "2", "--statements")
     assert result["invariants_ok"] and result["errors"] == {}
     assert result["leases_granted"] > 0 and result["offers_created"] == 0
     assert set(result["routes"]) == {"work", "pr_opened"}
     assert done.stdout.strip().splitlines()[-1].startswith("SUMMARY OK mode=claim W=12 M=300")
+    assert_statements_timed(result)
+
+
+def assert_statements_timed(result: dict[str, Any]) -> None:
+    """--statements: the loop's statements, counted in the server (bench/statements.py)."""
+    timings = result["statements"]
+    assert timings["statements"]["next_candidate"]["count"] >= result["leases_granted"] / 2  # up to 2 per call
+    assert timings["statements"]["(events inserted)"]["count"] > 0
+    assert timings["transactions"]["count"] > 0 and timings["transactions"]["operations"] >= timings[
+        "transactions"]["count"]
 
 
 def test_claim_mode_on_postgres_uses_a_schema_of_its_own_and_drops_it(tmp_path: Path) -> None:
-    done, result = run_bench(tmp_path, "--mode", "claim", "--postgres", TEST_DATABASE_URL)
+    done, result = run_bench(tmp_path, "--mode", "claim", "--postgres", TEST_DATABASE_URL, "--statements")
     assert result["store"] == "postgresql" and result["invariants_ok"] and result["errors"] == {}
     assert result["leases_granted"] > 0
+    assert_statements_timed(result)
     assert done.stdout.strip().splitlines()[-1].endswith("store=postgresql")
 
     async def schema_exists() -> bool:
