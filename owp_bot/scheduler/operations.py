@@ -145,7 +145,7 @@ def repo_load(repo: Row) -> RepoLoad:
 
 
 def repo_of_candidate(task: Row) -> Row:
-    """The repo that `next_candidate` brings with its task (columns repo_*), as `repo_get` has it."""
+    """The repo that `next_candidate` brings with its task (columns repo_*): what `repo_load` and `ttl` read."""
     columns = task.keys()  # database rows iterate over their values, not their keys
     return {"id": task["repo"], **{key[5:]: task[key] for key in columns if key.startswith("repo_")}}
 

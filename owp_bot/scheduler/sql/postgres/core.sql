@@ -197,7 +197,7 @@ ORDER BY t.id LIMIT $7;
 -- asked once per request): the hot query compares constants, it never scans workers per candidate.
 -- name: next_candidate
 -- mirrors sqlite 06b5845dfcd9
--- The candidate's repo comes along (columns repo_*, as repo_get has them): the policy checks both.
+-- The candidate's repo comes along (columns repo_*: what repo_load and the TTLs read): the policy checks both.
 SELECT t.*, r.max_open_prs AS repo_max_open_prs, r.area_locks AS repo_area_locks, r.lease_ttl AS repo_lease_ttl,
        r.offer_ttl AS repo_offer_ttl, r.in_flight AS repo_in_flight, r.external_open_prs AS repo_external_open_prs,
        r.sensitive_areas AS repo_sensitive_areas,
