@@ -3,6 +3,7 @@ and the aggregates running on indexes."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from typing import Any
 
@@ -146,3 +147,21 @@ async def test_aggregates_run_on_indexes(pool: Pool, settings: Settings) -> None
         assert "SCAN events" not in plan and "SCAN leases" not in plan, (name, plan)
     assert "COVERING INDEX an_events_ts_type" in plans["an_type_counts_pool"]
     assert "COVERING INDEX an_events_repo_ts_type" in plans["an_type_counts_repo"]
+
+
+@pytest.mark.sqlite_only
+async def test_every_index_of_the_event_log_is_read_by_some_statement(pool: Pool, settings: Settings) -> None:
+    """Each event insert pays for every index of `events` (the largest single cost of a lease, bench/RESULTS.md):
+    an index no statement's plan uses is only cost (migration 009 dropped two)."""
+    used: set[str] = set()
+    with sqlite3.connect(settings.db_path) as db:
+        indexes = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index' "
+                                            "AND tbl_name = 'events' AND sql IS NOT NULL")}
+        for name, sql in QUERIES.items():
+            code = re.sub(r"--[^\n]*", "", sql)
+            if name == "event_insert" or not re.search(r"\bevents\b", code):
+                continue
+            arity = max((int(n) for n in re.findall(r"\?(\d+)", code)), default=0)
+            for plan in db.execute("EXPLAIN QUERY PLAN " + sql, ["x"] * arity):
+                used.update(re.findall(r"INDEX (\w+)", plan[3]))
+    assert indexes and indexes <= used, f"no statement reads through {sorted(indexes - used)}"
