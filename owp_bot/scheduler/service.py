@@ -54,9 +54,12 @@ class Scheduler:
         """The prelude of every write transaction (once for a group of operations, see Store.run): the buffered
         heartbeats first, so that a worker who just called in is not taken for silent, then what ran out. The
         heartbeats leave the buffer only once the transaction is committed: nothing is lost to a rollback."""
-        beats = dict(self._heartbeats)  # a copy, taken at once: a slow write runs this on a thread
+        # The copy and the time are taken together, before the first statement: judged at a later time (the
+        # clock moves while statements are awaited), a worker whose newer heartbeat is not in the copy would
+        # look silent. (A copy, taken at once: a slow write runs this on a thread.)
+        beats, now = dict(self._heartbeats), self.clock.now()
         yield from ops.apply_heartbeats(beats)
-        yield from ops.expire_due(self.clock.now(), self.settings)
+        yield from ops.expire_due(now, self.settings)
         return lambda: self._written(beats)
 
     def _written(self, beats: dict[str, tuple[float, str, str | None]]) -> None:
