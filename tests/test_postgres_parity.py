@@ -115,4 +115,4 @@ async def test_only_the_outcome_trigger_reacts_to_events(postgres_url: str) -> N
         else:
             assert not re.search(r"\b(events|event_counter|worker_outcomes)\b", code), trigger["name"]
     assert "rep_outcomes_get" in postgres_store.SEES_EVENTS and "task_get" not in postgres_store.SEES_EVENTS
-    assert "lease_insert" in postgres_store.WRITES and "next_candidate" not in postgres_store.WRITES
+    assert "lease_grant" in postgres_store.WRITES and "next_candidate" not in postgres_store.WRITES

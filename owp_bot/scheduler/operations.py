@@ -205,8 +205,7 @@ def ttl(repo: Row, column: str, default: float) -> float:
 def grant_offer(task: Row, repo: Row, worker_id: str, now: float, settings: Settings) -> Op[None]:
     offer_id = new_id("o", now)
     expires_at = now + ttl(repo, "offer_ttl", settings.offer_ttl)
-    yield run("offer_insert", offer_id, task["id"], worker_id, now, expires_at)
-    yield from move_task(task, TaskStatus.OFFERED, worker_id, now)
+    yield one("offer_grant", offer_id, task["id"], worker_id, now, expires_at)  # and the task is offered
     yield emit(now, "offer.created", worker_id, task["id"], task["repo"], offer_id=offer_id,
                 worker_id=worker_id, expires_at=iso(expires_at))
 
@@ -216,8 +215,7 @@ def grant_lease(task: Row, repo: Row, worker_id: str, now: float, settings: Sett
     lease_id = new_id("l", now)
     cap = now + settings.lease_max
     expires_at = min(now + ttl(repo, "lease_ttl", settings.lease_ttl), cap)
-    yield run("lease_insert", lease_id, task["id"], worker_id, now, expires_at, cap)
-    yield from move_task(task, TaskStatus.LEASED, worker_id, now)
+    yield one("lease_grant", lease_id, task["id"], worker_id, now, expires_at, cap)  # and the task is leased
     yield emit(now, "lease.granted", actor, task["id"], task["repo"], lease_id=lease_id, worker_id=worker_id,
                 expires_at=iso(expires_at))
     return lease_id, expires_at

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -54,6 +55,19 @@ CHECKPOINT_EVERY = 10.0
 _HERE = Path(__file__).parent
 QUERIES = load_queries(_HERE / "sql" / "sqlite")
 MIGRATIONS = migrations(_HERE / "migrations" / "sqlite")
+
+
+def statements_of(sql: str) -> list[tuple[str, int]]:
+    """The statements of a named statement, each with how many parameters it binds (its highest `?n`).
+
+    A few named statements are two statements here and one on PostgreSQL, where a data-modifying `WITH` saves a
+    round trip (`lease_grant`: insert the lease, lease the task); they run in order in the operation's
+    transaction, and the answer is the last one's."""
+    parts = [part.strip() for part in re.split(r";\s*\n", sql) if re.sub(r"--[^\n]*", "", part).strip()]
+    return [(part, max((int(n) for n in re.findall(r"\?(\d+)", part)), default=0)) for part in parts]
+
+
+_STATEMENTS = {name: statements_of(sql) for name, sql in QUERIES.items()}
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -258,7 +272,8 @@ def _drive(conn: sqlite3.Connection, op: Op[T]) -> tuple[T, list[Event]]:
 
 
 def _execute(conn: sqlite3.Connection, stmt: Stmt) -> Any:
-    cursor = conn.execute(QUERIES[stmt.name], stmt.params)
+    for sql, arity in _STATEMENTS[stmt.name]:
+        cursor = conn.execute(sql, stmt.params[:arity])
     if stmt.fetch == "one":
         return cursor.fetchone()
     if stmt.fetch == "all":

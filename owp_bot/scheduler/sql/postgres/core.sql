@@ -243,9 +243,13 @@ SELECT DISTINCT task_id FROM offers WHERE worker_id = $1 AND state = 'rejected' 
 
 -- ---------------------------------------------------------------- offers
 
--- name: offer_insert
--- mirrors sqlite 1f5d0b4c9f8c
-INSERT INTO offers (id, task_id, worker_id, state, created_at, expires_at) VALUES ($1, $2, $3, 'pending', $4, $5);
+-- name: offer_grant
+-- mirrors sqlite 4092ba5a7899
+-- one round trip: both parts run on one snapshot, and the task's row is not in the offer's insert
+WITH offer AS (
+  INSERT INTO offers (id, task_id, worker_id, state, created_at, expires_at) VALUES ($1, $2, $3, 'pending', $4, $5)
+)
+UPDATE tasks SET status = 'offered', worker_id = $3, updated_at = $4 WHERE id = $2 RETURNING *;
 
 -- name: offer_get
 -- mirrors sqlite 2c7fe5964d9d
@@ -271,10 +275,13 @@ WHERE o.worker_id = $1 AND o.state = 'pending' ORDER BY t.priority DESC, t.creat
 
 -- ---------------------------------------------------------------- leases
 
--- name: lease_insert
--- mirrors sqlite 0bfb6f122e1f
-INSERT INTO leases (id, task_id, worker_id, state, granted_at, expires_at, max_expires_at)
-VALUES ($1, $2, $3, 'active', $4, $5, $6);
+-- name: lease_grant
+-- mirrors sqlite fba94f4c21dd
+WITH lease AS (
+  INSERT INTO leases (id, task_id, worker_id, state, granted_at, expires_at, max_expires_at)
+  VALUES ($1, $2, $3, 'active', $4, $5, $6)
+)
+UPDATE tasks SET status = 'leased', worker_id = $3, updated_at = $4 WHERE id = $2 RETURNING *;
 
 -- name: lease_get
 -- mirrors sqlite 40fdc9e1d6d6

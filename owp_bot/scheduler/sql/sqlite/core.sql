@@ -194,8 +194,10 @@ SELECT DISTINCT task_id FROM offers WHERE worker_id = ?1 AND state = 'rejected' 
 
 -- ---------------------------------------------------------------- offers
 
--- name: offer_insert
+-- name: offer_grant
+-- the offer, then its task offered to the worker (one statement on PostgreSQL)
 INSERT INTO offers (id, task_id, worker_id, state, created_at, expires_at) VALUES (?1, ?2, ?3, 'pending', ?4, ?5);
+UPDATE tasks SET status = 'offered', worker_id = ?3, updated_at = ?4 WHERE id = ?2 RETURNING *;
 
 -- name: offer_get
 SELECT * FROM offers WHERE id = ?1;
@@ -217,9 +219,11 @@ WHERE o.worker_id = ?1 AND o.state = 'pending' ORDER BY t.priority DESC, t.creat
 
 -- ---------------------------------------------------------------- leases
 
--- name: lease_insert
+-- name: lease_grant
+-- the lease, then its task leased to the worker (one statement on PostgreSQL: sqlite_store.statements_of)
 INSERT INTO leases (id, task_id, worker_id, state, granted_at, expires_at, max_expires_at)
 VALUES (?1, ?2, ?3, 'active', ?4, ?5, ?6);
+UPDATE tasks SET status = 'leased', worker_id = ?3, updated_at = ?4 WHERE id = ?2 RETURNING *;
 
 -- name: lease_get
 SELECT * FROM leases WHERE id = ?1;
