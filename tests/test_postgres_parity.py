@@ -11,6 +11,7 @@ import asyncpg
 
 from owp_bot.scheduler import postgres_store, sqlite_store
 from owp_bot.scheduler.models import IN_FLIGHT
+from owp_bot.scheduler.reputation import OUTCOME_EVENTS
 from owp_bot.scheduler.store import load_queries, migrations
 
 SCHEDULER = Path(postgres_store.__file__).parent
@@ -97,22 +98,26 @@ async def test_every_postgres_statement_prepares(postgres_url: str) -> None:
 
 async def test_only_the_outcome_trigger_reacts_to_events(postgres_url: str) -> None:
     """The store holds events back until a statement reads what inserting them changes (SEES_EVENTS: the log,
-    its counter, the outcome counters). That is right only while no other trigger reads or writes those."""
+    its counter, the outcome counters; SEES_OUTCOMES: the workers, once an event of OUTCOME_EVENTS is held). That
+    is right only while no other trigger reads or writes those, and the one on events fires for those types only."""
     conn = await asyncpg.connect(postgres_url)
     try:
         await postgres_store.migrate(conn)
         triggers = await conn.fetch(
-            "SELECT c.relname AS on_table, t.tgname AS name, p.prosrc AS code FROM pg_trigger t "
-            "JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid "
+            "SELECT c.relname AS on_table, t.tgname AS name, p.prosrc AS code, pg_get_triggerdef(t.oid) AS def "
+            "FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid "
             "WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace")
     finally:
         await conn.close()
     for trigger in triggers:
         code = re.sub(r"--[^\n]*", "", trigger["code"])
         written = set(re.findall(r"\b(?:INSERT INTO|(?<!DO )UPDATE|DELETE FROM)\s+([a-z_]+)", code, re.IGNORECASE))
-        if trigger["on_table"] == "events":
-            assert written <= {"worker_outcomes"}, f"{trigger['name']} writes {written}: extend SEES_EVENTS"
-        else:
-            assert not re.search(r"\b(events|event_counter|worker_outcomes)\b", code), trigger["name"]
+        if trigger["on_table"] != "events":
+            assert not re.search(r"\b(events|event_counter|worker_outcomes|worker_scores|workers)\b", code), (
+                trigger["name"])
+        elif written:
+            assert written <= {"worker_outcomes", "workers"}, f"{trigger['name']} writes {written}: extend SEES_EVENTS"
+            assert set(re.findall(r"'([a-z_.]+)'::text", trigger["def"])) == OUTCOME_EVENTS, trigger["def"]
     assert "rep_outcomes_get" in postgres_store.SEES_EVENTS and "task_get" not in postgres_store.SEES_EVENTS
+    assert "worker_claimant" in postgres_store.SEES_OUTCOMES and "task_get" not in postgres_store.SEES_OUTCOMES
     assert "lease_grant" in postgres_store.WRITES and "next_candidate" not in postgres_store.WRITES

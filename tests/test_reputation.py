@@ -3,11 +3,13 @@ the log, the endpoint and who may read it, and reputation-aware assignment of ur
 
 from __future__ import annotations
 
+import random
 import sqlite3
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -221,3 +223,33 @@ async def test_migration_005_counts_the_existing_log(pool: Pool, settings: Setti
     await store.close()
     kept, _ = counters_and_recount(settings.db_path)
     assert kept == sorted([*recounted, ("w_pruned", 0, 0, 0, 0, 3, 0, 0, 0)])
+
+
+# Scores whose third decimal is a 5, exactly or nearly: where two ways of rounding part (6.25: 28 expired leases).
+TIES = [Outcomes(expired=28), Outcomes(completed=1, expired=7), Outcomes(declined=3, released=5, changes=7),
+        Outcomes(approved=1, changes=3), Outcomes(completed=10_000, declined=9_999)]
+
+
+async def test_both_backends_store_the_score_python_computes(pool: Pool, settings: Settings) -> None:
+    """Migration 010 repeats `score` in SQL (the trigger sets it with each outcome event): for any counters, the
+    view the trigger reads must give exactly the float `score` gives, on either backend."""
+    await pool.repo()
+    samples = [*TIES, *(Outcomes(**{f.name: random.Random(i * 9 + j).choice([0, 1, 2, 3, 7, 40, 999])
+                                    for j, f in enumerate(fields(Outcomes))}) for i in range(150))]
+    names = [f.name for f in fields(Outcomes)]
+    rows = [(f"w_{i}", *(getattr(o, n) for n in names)) for i, o in enumerate(samples)]
+    insert = f"INSERT INTO worker_outcomes (worker_id, {', '.join(names)}) VALUES ({', '.join(['?'] * 9)})"
+    if settings.database_url:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            await conn.executemany(insert.replace("?", "$%d") % tuple(range(1, 10)), rows)
+            stored = dict(await conn.fetch("SELECT worker_id, score FROM worker_scores"))
+        finally:
+            await conn.close()
+    else:
+        with sqlite3.connect(settings.db_path) as db:
+            db.executemany(insert, rows)
+            stored = dict(db.execute("SELECT worker_id, score FROM worker_scores").fetchall())
+    assert {f"w_{i}": score(o) for i, o in enumerate(samples)} == stored
+    assert score(Outcomes(expired=28)) == 6.3  # halves up, as SQL rounds
+

@@ -20,7 +20,6 @@ from owp_bot.config import Settings
 from owp_bot.errors import Problem
 from owp_bot.protocol.models import NewTask
 from owp_bot.scheduler import operations as ops
-from owp_bot.scheduler import reputation
 from owp_bot.scheduler.importer import task_spec
 from owp_bot.scheduler.models import LEASED, Ineligible, OfferState, TaskStatus
 from owp_bot.scheduler.policy import RepoLoad, WorkerView, describe, ineligibility
@@ -490,8 +489,6 @@ def review_submitted(
         reviewer=reviewer,
         worker_id=task["worker_id"],
     )
-    if counted and task["worker_id"]:
-        yield from reputation.refresh(task["worker_id"])
     return f"review {state.lower()} on PR #{pull_number} recorded for task {task['id']}"
 
 

@@ -175,8 +175,6 @@ def end_lease(task: Row, state: LeaseState, now: float, actor: str, **details: A
     if lease is not None:
         yield emit(now, f"lease.{state.value}", actor, task["id"], task["repo"],
                     lease_id=lease["id"], worker_id=lease["worker_id"], **details)
-        if state is not LeaseState.REVOKED:  # an outcome of the worker's: its reputation moves
-            yield from reputation.refresh(lease["worker_id"])
 
 
 def end_offer(task: Row, state: OfferState, now: float, actor: str, reason: str | None = None) -> Op[None]:
@@ -420,7 +418,6 @@ def reject_offer(worker_id: str, offer_id: str, reason: str, note: str | None, n
     yield run("offer_resolve", offer_id, OfferState.REJECTED.value, reason, note, now)
     yield emit(now, "offer.rejected", worker_id, task["id"], task["repo"], offer_id=offer_id, worker_id=worker_id,
                 reason=reason, note=note)
-    yield from reputation.refresh(worker_id)
     yield from move_task(task, TaskStatus.READY, None, now)
     return str(task["id"])
 
@@ -488,8 +485,6 @@ def report_status(
     else:  # in_progress, blocked: the lease goes on
         moved = yield from move_task(task, new, task["worker_id"], now)
     yield emit(now, f"task.{status}", actor, task_id, task["repo"], **details)
-    if new is TaskStatus.MERGED or (new is TaskStatus.READY and task["status"] == TaskStatus.PR_OPENED):
-        yield from reputation.refresh(task["worker_id"])  # merged, or the PR closed unmerged
     return moved
 
 

@@ -74,6 +74,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import asyncpg
 
 from owp_bot.events import EventHub
+from owp_bot.scheduler.reputation import OUTCOME_EVENTS
 from owp_bot.scheduler.store import (
     Committed,
     Emit,
@@ -106,10 +107,12 @@ def _statements_matching(pattern: str) -> frozenset[str]:
 
 
 # Statements that change rows (`FOR UPDATE` counts too: on the safe side), and statements that read what
-# inserting an event changes: the log, its counter, and the outcome counters kept by its trigger (migration 005;
-# tests/test_postgres_parity.py checks that no other trigger reads or writes them).
+# inserting an event changes: the log, its counter, and the outcome counters kept by its trigger (migrations 005,
+# 010; tests/test_postgres_parity.py checks that no other trigger reads or writes them); and, once an outcome
+# event is held back, statements on `workers`, whose score and review flag that trigger sets.
 WRITES = _statements_matching(r"\b(INSERT|UPDATE|DELETE)\b")
-SEES_EVENTS = _statements_matching(r"\b(events|event_counter|worker_outcomes)\b")
+SEES_EVENTS = _statements_matching(r"\b(events|event_counter|worker_outcomes|worker_scores)\b")
+SEES_OUTCOMES = _statements_matching(r"\bworkers\b")
 
 # Advisory locks are (87, hash of the schema): one pool per schema, so test runs in other schemas never meet.
 # A session lock while migrating (replicas starting together migrate once); the writers' lock per transaction.
@@ -323,7 +326,8 @@ class _Transaction:
     Inserting an event is a round trip of its own, and nothing an operation does next usually reads it; so the
     events wait and go in together, numbered in order, with the notification to the other replicas, just
     before COMMIT, or before a statement that reads what inserting them changes (`SEES_EVENTS`: the log,
-    its counter, the outcome counters its trigger keeps). `wrote` tells whether the running operation has
+    its counter, the outcome counters its trigger keeps; `SEES_OUTCOMES`: the workers, whose score that trigger
+    sets, when an outcome event is held). `wrote` tells whether the running operation has
     changed anything yet, and `refused` whether PostgreSQL refused one of its statements.
     """
 
@@ -332,6 +336,7 @@ class _Transaction:
         self._held: list[tuple[int, Emit]] = []  # (which operation, its event), in the order emitted
         self._events: dict[int, list[Event]] = {}  # the operations' inserted events
         self._operation = -1
+        self._outcome_held = False  # an event the outcome trigger counts is among those held
         self.wrote = self.refused = False
 
     async def drive(self, op: Op[T]) -> tuple[T, int]:
@@ -347,14 +352,16 @@ class _Transaction:
                     return done.value, self._operation
                 if isinstance(request, Emit):
                     self._held.append((self._operation, request))
+                    self._outcome_held = self._outcome_held or request.type in OUTCOME_EVENTS
                     answer = None
                     continue
-                if request.name in SEES_EVENTS:
+                if request.name in SEES_EVENTS or (self._outcome_held and request.name in SEES_OUTCOMES):
                     await self.insert_events()
                 self.wrote = self.wrote or request.name in WRITES
                 answer = await self._execute(request)
         except BaseException:
             self._held = [(n, e) for n, e in self._held if n != self._operation]  # not inserted: dropped
+            self._outcome_held = any(e.type in OUTCOME_EVENTS for _, e in self._held)
             raise
 
     async def _execute(self, stmt: Stmt) -> Any:
@@ -374,7 +381,7 @@ class _Transaction:
         """Insert the events held back, numbered from the counter (under the writers' lock: in commit order)."""
         if not self._held:
             return
-        held, self._held = self._held, []
+        held, self._held, self._outcome_held = self._held, [], False
         if any(n == self._operation for n, _ in held):
             self.wrote = True
         columns = ([e.ts for _, e in held], [e.type for _, e in held], [e.actor for _, e in held],

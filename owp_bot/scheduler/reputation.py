@@ -1,12 +1,14 @@
 """Reputation: the score formula (pure), the operations that keep it on the worker row, trust-tier changes.
 
-The score is computed from the event log (docs/protocol.md "Reputation") and stored on the worker row in
-the same transaction as the outcome event that changes it, so assignment reads one column, never the log.
-These operations import no other operation module: operations.py calls `refresh` from its building blocks.
+The score is computed from the event log (docs/protocol.md "Reputation") and stored on the worker row by the
+trigger that counts each outcome event, in the same statement as the event (migration 010, which repeats the
+formula in SQL: `score` here is the reference, and tests/test_reputation.py checks that both backends store
+exactly what it computes); so assignment reads one column, never the log, and no operation refreshes it.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -60,9 +62,10 @@ def evidence(outcomes: Outcomes) -> tuple[float, float]:
 
 
 def score(outcomes: Outcomes) -> float:
-    """0..100: the mean of the Beta posterior of "this worker delivers", times 100, to one decimal."""
+    """0..100: the mean of the Beta posterior of "this worker delivers", times 100, to one decimal (halves up,
+    computed as the SQL of migration 010 computes it, operation for operation in double precision)."""
     good, bad = evidence(outcomes)
-    return round(100 * (PRIOR_GOOD + good) / (PRIOR_GOOD + PRIOR_BAD + good + bad), 1)
+    return math.floor(100 * (PRIOR_GOOD + good) / (PRIOR_GOOD + PRIOR_BAD + good + bad) * 10 + 0.5) / 10
 
 
 PRIOR_SCORE = score(Outcomes())
@@ -100,15 +103,6 @@ def tier_change(tier: TrustTier, outcomes: Outcomes, reputation: float, settings
 def outcomes_of(worker_id: str) -> Op[Outcomes]:
     """The worker's counters, which a trigger keeps with every outcome event (retention leaves them alone)."""
     return Outcomes.from_row((yield one("rep_outcomes_get", worker_id)))
-
-
-def refresh(worker_id: str | None) -> Op[float | None]:
-    """Recompute a worker's score after one of its outcome events, in the same transaction."""
-    if worker_id is None:
-        return None
-    value = score((yield from outcomes_of(worker_id)))
-    yield run("rep_worker_set", worker_id, value)
-    return value
 
 
 def _worker(worker_id: str) -> Op[Row]:

@@ -11,10 +11,6 @@
 -- mirrors sqlite 560b97425b47
 SELECT * FROM worker_outcomes WHERE worker_id = $1;
 
--- name: rep_worker_set
--- mirrors sqlite d63056612ad6
-UPDATE workers SET reputation = $2, rep_review = 1 WHERE id = $1;
-
 -- name: rep_review_due
 -- mirrors sqlite ccbbb49b4e6e
 SELECT * FROM workers WHERE rep_review = 1;

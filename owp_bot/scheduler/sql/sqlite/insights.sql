@@ -7,9 +7,6 @@
 -- name: rep_outcomes_get
 SELECT * FROM worker_outcomes WHERE worker_id = ?1;
 
--- name: rep_worker_set
-UPDATE workers SET reputation = ?2, rep_review = 1 WHERE id = ?1;
-
 -- name: rep_review_due
 SELECT * FROM workers INDEXED BY rep_workers_review WHERE rep_review = 1;
 
