@@ -205,6 +205,29 @@ async def test_buffered_heartbeats_wait_for_a_transaction_that_commits(settings:
         await store.close()
 
 
+async def test_the_buffered_heartbeats_of_many_workers_are_written_together(settings: Settings) -> None:
+    """Two statements for any number of heartbeats; an event for each status that changed, none for the rest."""
+    clock = ManualClock()
+    store = make_store(settings)
+    await store.open()
+    scheduler = Scheduler(store, settings, clock, EventHub())
+    try:
+        ids = [(await scheduler.register(f"w{i}", None, ["python"], 3, 1))[0] for i in range(5)]
+        clock.advance(61.123456789)
+        for i, worker_id in enumerate(ids):
+            scheduler.heartbeat(worker_id, "busy" if i % 2 else "idle", f"note {i}" if i else None)
+        await scheduler.flush()
+        events = await scheduler.run(lambda now: ops.list_events(0, "worker.status", None, None, None, None,
+                                                                  None, 10), write=False)
+        workers = {w["id"]: w for w in await scheduler.run(lambda now: ops.list_workers("", 10), write=False)}
+    finally:
+        await store.close()
+    assert [(e.target, e.details["status"], e.details["previous"]) for e in events] == [
+        (ids[1], "busy", "idle"), (ids[3], "busy", "idle")]
+    assert [(workers[w]["status"], workers[w]["note"], workers[w]["last_heartbeat"]) for w in ids] == [
+        ("busy" if i % 2 else "idle", f"note {i}" if i else None, clock.now()) for i in range(5)]
+
+
 async def test_every_waiting_operation_is_answered_and_close_waits_for_them(settings: Settings) -> None:
     store = make_store(settings)
     await store.open()

@@ -144,8 +144,9 @@ def repo_load(repo: Row) -> RepoLoad:
     )
 
 
-def repo_of_candidate(task: Row) -> Row:
-    """The repo that `next_candidate` brings with its task (columns repo_*): what `repo_load` and `ttl` read."""
+def repo_of(task: Row) -> Row:
+    """The repo that `next_candidate` and `offer_to_answer` bring with a task (columns repo_*): what `repo_load`
+    and `ttl` read."""
     columns = task.keys()  # database rows iterate over their values, not their keys
     return {"id": task["repo"], **{key[5:]: task[key] for key in columns if key.startswith("repo_")}}
 
@@ -244,14 +245,16 @@ def load_repo(repo_id: str) -> Op[Row]:
 
 
 def apply_heartbeats(beats: dict[str, tuple[float, str, str | None]]) -> Op[None]:
-    """Write buffered heartbeats (worker id -> time, status, note); a status change is an event."""
+    """Write buffered heartbeats (worker id -> time, status, note), all in one statement; a status change is an
+    event."""
+    if not beats:
+        return
+    previous = {r["id"]: r["status"] for r in (yield rows("workers_status_of", json.dumps(list(beats))))}
+    yield run("workers_heartbeat", json.dumps([{"id": worker_id, "ts": ts, "status": status, "note": note}
+                                               for worker_id, (ts, status, note) in beats.items()]))
     for worker_id, (ts, status, note) in beats.items():
-        worker = yield one("worker_get", worker_id)
-        if worker is None:
-            continue
-        yield run("worker_heartbeat", worker_id, ts, status, note)
-        if worker["status"] != status:
-            yield emit(ts, "worker.status", worker_id, worker_id, None, status=status, previous=worker["status"],
+        if worker_id in previous and previous[worker_id] != status:
+            yield emit(ts, "worker.status", worker_id, worker_id, None, status=status, previous=previous[worker_id],
                         note=note)
 
 
@@ -331,7 +334,7 @@ def _fill(worker_id: str, now: float, settings: Settings, as_offers: bool) -> Op
                          now - settings.decline_cooldown, *head_start)
         if task is None:
             break
-        repo = repo_of_candidate(task)
+        repo = repo_of(task)
         reason = ineligibility(task_view(task), view, repo_load(repo), recently_declined=False)
         if reason is not None:  # the SQL pre-filter and the policy must agree; never grant on doubt
             raise RuntimeError(f"candidate {task['id']} passed the query but not the policy: {reason}")
@@ -393,28 +396,26 @@ def _explain(worker: WorkerView, now: float, settings: Settings) -> Op[Explanati
 
 
 def own_offer(worker_id: str, offer_id: str) -> Op[Row]:
-    offer: Row | None = yield one("offer_get", offer_id)
-    if offer is None or offer["worker_id"] != worker_id:
+    """The worker's pending offer: its task's row, with the offer's columns (offer_*) and the repo's (repo_*)."""
+    task: Row | None = yield one("offer_to_answer", offer_id)
+    if task is None or task["offer_worker_id"] != worker_id:
         raise not_found("offer", offer_id, "list your offers with POST /v1/work/offers")
-    if offer["state"] != OfferState.PENDING:
-        raise Problem(409, f"offer {offer_id} is {offer['state']} and can no longer be answered; "
-                           "ask for new offers with POST /v1/work/offers", offer_state=offer["state"])
-    return offer
+    if task["offer_state"] != OfferState.PENDING:
+        raise Problem(409, f"offer {offer_id} is {task['offer_state']} and can no longer be answered; "
+                           "ask for new offers with POST /v1/work/offers", offer_state=task["offer_state"])
+    return task
 
 
 def accept_offer(worker_id: str, offer_id: str, now: float, settings: Settings) -> Op[tuple[str, float, str]]:
-    offer = yield from own_offer(worker_id, offer_id)
-    task = yield from load_task(offer["task_id"])
-    repo = yield from load_repo(task["repo"])
+    task = yield from own_offer(worker_id, offer_id)
     yield run("offer_resolve", offer_id, OfferState.ACCEPTED.value, None, None, now)
     yield emit(now, "offer.accepted", worker_id, task["id"], task["repo"], offer_id=offer_id, worker_id=worker_id)
-    lease_id, expires_at = yield from grant_lease(task, repo, worker_id, now, settings, worker_id)
+    lease_id, expires_at = yield from grant_lease(task, repo_of(task), worker_id, now, settings, worker_id)
     return lease_id, expires_at, task["id"]
 
 
 def reject_offer(worker_id: str, offer_id: str, reason: str, note: str | None, now: float) -> Op[str]:
-    offer = yield from own_offer(worker_id, offer_id)
-    task = yield from load_task(offer["task_id"])
+    task = yield from own_offer(worker_id, offer_id)
     yield run("offer_resolve", offer_id, OfferState.REJECTED.value, reason, note, now)
     yield emit(now, "offer.rejected", worker_id, task["id"], task["repo"], offer_id=offer_id, worker_id=worker_id,
                 reason=reason, note=note)

@@ -82,9 +82,14 @@ SELECT w.*,
              AND h.status IN ('offered', 'leased', 'in_progress', 'blocked')) < r.capacity_points) AS rival
 FROM workers w WHERE w.id = $1;
 
--- name: worker_heartbeat
--- mirrors sqlite 69fc8642729b
-UPDATE workers SET last_heartbeat = $2, status = $3, note = $4 WHERE id = $1;
+-- name: workers_status_of
+-- mirrors sqlite b147c735428b
+SELECT id, status FROM workers WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb));
+
+-- name: workers_heartbeat
+-- mirrors sqlite 94f1a14b5d1b
+UPDATE workers SET last_heartbeat = b.ts, status = b.status, note = b.note
+FROM jsonb_to_recordset($1::jsonb) AS b(id text, ts float8, status text, note text) WHERE workers.id = b.id;
 
 -- name: workers_stale
 -- mirrors sqlite 594db74571f0
@@ -251,9 +256,15 @@ WITH offer AS (
 )
 UPDATE tasks SET status = 'offered', worker_id = $3, updated_at = $4 WHERE id = $2 RETURNING *;
 
--- name: offer_get
--- mirrors sqlite 2c7fe5964d9d
-SELECT * FROM offers WHERE id = $1;
+-- name: offer_to_answer
+-- mirrors sqlite 18a909e65dd0
+SELECT o.id AS offer_id, o.worker_id AS offer_worker_id, o.state AS offer_state, t.*,
+       r.max_open_prs AS repo_max_open_prs, r.area_locks AS repo_area_locks, r.lease_ttl AS repo_lease_ttl,
+       r.offer_ttl AS repo_offer_ttl, r.in_flight AS repo_in_flight, r.external_open_prs AS repo_external_open_prs,
+       r.sensitive_areas AS repo_sensitive_areas,
+       (SELECT coalesce(json_agg(a.area), '[]')::text FROM area_locks a WHERE a.repo = r.id) AS repo_locked_areas
+FROM offers o JOIN tasks t ON t.id = o.task_id JOIN repos r ON r.id = t.repo
+WHERE o.id = $1;
 
 -- name: offer_resolve
 -- mirrors sqlite 484f3aea258c

@@ -59,8 +59,15 @@ SELECT w.*,
              AND h.status IN ('offered', 'leased', 'in_progress', 'blocked')) < r.capacity_points) AS rival
 FROM workers w WHERE w.id = ?1;
 
--- name: worker_heartbeat
-UPDATE workers SET last_heartbeat = ?2, status = ?3, note = ?4 WHERE id = ?1;
+-- name: workers_status_of
+-- ?1: a JSON list of worker ids
+SELECT id, status FROM workers WHERE id IN (SELECT value FROM json_each(?1));
+
+-- name: workers_heartbeat
+-- ?1: a JSON list of {"id", "ts", "status", "note"}, one per worker: the buffered heartbeats, in one statement
+UPDATE workers SET last_heartbeat = json_extract(b.value, '$.ts'), status = json_extract(b.value, '$.status'),
+  note = json_extract(b.value, '$.note')
+FROM json_each(?1) AS b WHERE workers.id = json_extract(b.value, '$.id');
 
 -- name: workers_stale
 SELECT id, status FROM workers WHERE status <> 'offline' AND last_heartbeat < ?1;
@@ -199,8 +206,16 @@ SELECT DISTINCT task_id FROM offers WHERE worker_id = ?1 AND state = 'rejected' 
 INSERT INTO offers (id, task_id, worker_id, state, created_at, expires_at) VALUES (?1, ?2, ?3, 'pending', ?4, ?5);
 UPDATE tasks SET status = 'offered', worker_id = ?3, updated_at = ?4 WHERE id = ?2 RETURNING *;
 
--- name: offer_get
-SELECT * FROM offers WHERE id = ?1;
+-- name: offer_to_answer
+-- An offer (columns offer_*) with its task (t.*) and the task's repo (columns repo_*, as next_candidate's):
+-- what accepting or declining it reads, in one statement.
+SELECT o.id AS offer_id, o.worker_id AS offer_worker_id, o.state AS offer_state, t.*,
+       r.max_open_prs AS repo_max_open_prs, r.area_locks AS repo_area_locks, r.lease_ttl AS repo_lease_ttl,
+       r.offer_ttl AS repo_offer_ttl, r.in_flight AS repo_in_flight, r.external_open_prs AS repo_external_open_prs,
+       r.sensitive_areas AS repo_sensitive_areas,
+       (SELECT json_group_array(a.area) FROM area_locks a WHERE a.repo = r.id) AS repo_locked_areas
+FROM offers o JOIN tasks t ON t.id = o.task_id JOIN repos r ON r.id = t.repo
+WHERE o.id = ?1;
 
 -- name: offer_resolve
 UPDATE offers SET state = ?2, reason = ?3, note = ?4, resolved_at = ?5 WHERE id = ?1 AND state = 'pending';
