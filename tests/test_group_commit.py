@@ -137,6 +137,30 @@ async def test_an_operation_reads_its_own_events(settings: Settings) -> None:
     assert later == more[-1].seq == last + 2
 
 
+def complete(worker_id: str) -> Op[None]:
+    yield ops.emit(NOW, "lease.completed", worker_id, "t_1", "acme/api", worker_id=worker_id)
+
+
+def score_of(worker_id: str) -> Op[tuple[float, int]]:
+    worker = yield from ops.load_worker(worker_id)
+    return worker["reputation"], worker["rep_review"]
+
+
+async def test_the_next_operation_in_a_group_sees_the_score_an_outcome_set(settings: Settings) -> None:
+    """The outcome trigger sets the worker's score; on PostgreSQL, where the outcome event is held back, a
+    statement on workers after it (the next operation's, in the same transaction) has it inserted first."""
+    store = make_store(settings)
+    await store.open()
+    try:
+        await store.run(lambda: register("w_a", "hash-a"))
+        _, ((score, review), _) = await asyncio.gather(store.run(lambda: complete("w_a")),
+                                                       store.run(lambda: score_of("w_a")))  # one group
+        (after, _), _ = await store.run(lambda: score_of("w_a"), write=False)
+    finally:
+        await store.close()
+    assert score == after == reputation.score(reputation.Outcomes(completed=1)) and review == 1
+
+
 class Prelude:
     """A prelude that registers a worker (a write, with its event) and counts what the store did with it."""
 
