@@ -121,3 +121,13 @@ async def test_only_the_outcome_trigger_reacts_to_events(postgres_url: str) -> N
     assert "rep_outcomes_get" in postgres_store.SEES_EVENTS and "task_get" not in postgres_store.SEES_EVENTS
     assert "worker_claimant" in postgres_store.SEES_OUTCOMES and "task_get" not in postgres_store.SEES_OUTCOMES
     assert "lease_grant" in postgres_store.WRITES and "next_candidate" not in postgres_store.WRITES
+
+
+def test_a_named_statement_may_be_several_statements_on_sqlite() -> None:
+    """Where PostgreSQL saves a round trip with a data-modifying WITH, SQLite runs the parts in order, each bound
+    to the parameters it names (a comment ending in ';' splits nothing)."""
+    assert sqlite_store.statements_of("INSERT INTO a VALUES (?1, ?2); -- first;\nUPDATE b SET c = ?2 RETURNING *") == [
+        ("INSERT INTO a VALUES (?1, ?2)", 2), ("UPDATE b SET c = ?2 RETURNING *", 2)]
+    compound = {name for name, sql in sqlite_store.QUERIES.items() if len(sqlite_store.statements_of(sql)) > 1}
+    assert compound == {"lease_grant", "offer_grant"}
+    assert all(re.search(r"^WITH ", postgres_store.QUERIES[name], re.MULTILINE) for name in compound)

@@ -63,7 +63,8 @@ def statements_of(sql: str) -> list[tuple[str, int]]:
     A few named statements are two statements here and one on PostgreSQL, where a data-modifying `WITH` saves a
     round trip (`lease_grant`: insert the lease, lease the task); they run in order in the operation's
     transaction, and the answer is the last one's."""
-    parts = [part.strip() for part in re.split(r";\s*\n", sql) if re.sub(r"--[^\n]*", "", part).strip()]
+    code = re.sub(r"--[^\n]*", "", sql)  # a comment may end in ";" too
+    parts = [part.strip() for part in re.split(r";\s*\n", code) if part.strip()]
     return [(part, max((int(n) for n in re.findall(r"\?(\d+)", part)), default=0)) for part in parts]
 
 
