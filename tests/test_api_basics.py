@@ -22,6 +22,8 @@ async def test_register_offer_accept_pr_merge(pool: Pool) -> None:
     merged = await pool.status(task_id, "merged", admin=True)
     assert merged["status"] == "merged"
 
-    history = [e["type"] for e in (await pool.get_task(task_id))["history"]]
-    assert history == ["task.created", "offer.created", "offer.accepted", "lease.granted", "task.in_progress",
-                       "lease.completed", "task.pr_opened", "task.merged"]
+    events = (await pool.get_task(task_id))["history"]
+    assert [e["type"] for e in events] == ["task.created", "offer.created", "offer.accepted", "lease.granted",
+                                           "task.in_progress", "lease.completed", "task.pr_opened", "task.merged"]
+    completed = next(e for e in events if e["type"] == "lease.completed")  # one statement with the pr_opened
+    assert (completed["details"]["lease_id"], completed["details"]["worker_id"]) == (lease["lease_id"], worker_id)

@@ -178,6 +178,17 @@ def end_lease(task: Row, state: LeaseState, now: float, actor: str, **details: A
                     lease_id=lease["id"], worker_id=lease["worker_id"], **details)
 
 
+def complete_lease(task: Row, new: TaskStatus, now: float, actor: str, pr_url: str | None = None,
+                   pr_number: int | None = None) -> Op[Row]:
+    """`end_lease(COMPLETED)` then `move_task` (the lease holder keeps the task), in one statement: the task as
+    it is now, with the lease that ended, if one was active (columns lease_id, lease_worker_id)."""
+    moved: Row = yield one("task_complete_lease", task["id"], new.value, task["worker_id"], now, pr_url, pr_number)
+    if moved["lease_id"] is not None:
+        yield emit(now, f"lease.{LeaseState.COMPLETED.value}", actor, task["id"], task["repo"],
+                    lease_id=moved["lease_id"], worker_id=moved["lease_worker_id"])
+    return moved
+
+
 def end_offer(task: Row, state: OfferState, now: float, actor: str, reason: str | None = None) -> Op[None]:
     offer = yield one("offer_end_of_task", task["id"], state.value, reason, now)
     if offer is not None:
@@ -474,9 +485,8 @@ def report_status(
         yield from end_offer(task, OfferState.REVOKED, now, actor)
         moved = yield from move_task(task, new, None, now)
     elif new in (TaskStatus.PR_OPENED, TaskStatus.MERGED):
-        yield from end_lease(task, LeaseState.COMPLETED, now, actor)
         match = _PR_NUMBER.search(pr_url) if pr_url else None
-        moved = yield from move_task(task, new, task["worker_id"], now, pr_url, int(match.group(1)) if match else None)
+        moved = yield from complete_lease(task, new, now, actor, pr_url, int(match.group(1)) if match else None)
         if pr_url:
             details["pr_url"] = pr_url
     elif new is TaskStatus.CANCELLED:

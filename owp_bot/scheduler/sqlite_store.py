@@ -62,7 +62,8 @@ def statements_of(sql: str) -> list[tuple[str, int]]:
 
     A few named statements are two statements here and one on PostgreSQL, where a data-modifying `WITH` saves a
     round trip (`lease_grant`: insert the lease, lease the task); they run in order in the operation's
-    transaction, and the answer is the last one's."""
+    transaction, and the answer is the last one's, with the columns an earlier one returned (as the `WITH`'s
+    `RETURNING …, (SELECT … FROM earlier)`: null when it returned no row)."""
     code = re.sub(r"--[^\n]*", "", sql)  # a comment may end in ";" too
     parts = [part.strip() for part in re.split(r";\s*\n", code) if part.strip()]
     return [(part, max((int(n) for n in re.findall(r"\?(\d+)", part)), default=0)) for part in parts]
@@ -273,8 +274,16 @@ def _drive(conn: sqlite3.Connection, op: Op[T]) -> tuple[T, list[Event]]:
 
 
 def _execute(conn: sqlite3.Connection, stmt: Stmt) -> Any:
-    for sql, arity in _STATEMENTS[stmt.name]:
-        cursor = conn.execute(sql, stmt.params[:arity])
+    *earlier, (sql, arity) = _STATEMENTS[stmt.name]
+    returned: dict[str, Any] = {}
+    for part, part_arity in earlier:
+        cursor = conn.execute(part, stmt.params[:part_arity])
+        row = cursor.fetchone()
+        returned.update(dict(row) if row is not None else dict.fromkeys(d[0] for d in cursor.description or ()))
+    cursor = conn.execute(sql, stmt.params[:arity])
+    if returned and stmt.fetch == "one":
+        row = cursor.fetchone()
+        return None if row is None else {**dict(row), **returned}
     if stmt.fetch == "one":
         return cursor.fetchone()
     if stmt.fetch == "all":

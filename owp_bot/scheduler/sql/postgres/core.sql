@@ -184,6 +184,16 @@ UPDATE tasks SET status = $2, worker_id = $3, updated_at = $4,
   pr_url = coalesce($5::text, pr_url), pr_number = CASE WHEN $5::text IS NULL THEN pr_number ELSE $6 END
 WHERE id = $1 RETURNING *;
 
+-- name: task_complete_lease
+-- mirrors sqlite 01f2ca6b0f6f
+WITH lease AS (
+  UPDATE leases SET state = 'completed', ended_at = $4 WHERE task_id = $1 AND state = 'active'
+  RETURNING id, worker_id
+)
+UPDATE tasks SET status = $2, worker_id = $3, updated_at = $4,
+  pr_url = coalesce($5::text, pr_url), pr_number = CASE WHEN $5::text IS NULL THEN pr_number ELSE $6 END
+WHERE id = $1 RETURNING tasks.*, (SELECT id FROM lease) AS lease_id, (SELECT worker_id FROM lease) AS lease_worker_id;
+
 -- name: tasks_list
 -- mirrors sqlite 69ffbb85835e
 SELECT * FROM tasks t

@@ -145,6 +145,15 @@ UPDATE tasks SET status = ?2, worker_id = ?3, updated_at = ?4,
   pr_url = coalesce(?5, pr_url), pr_number = CASE WHEN ?5 IS NULL THEN pr_number ELSE ?6 END
 WHERE id = ?1 RETURNING *;
 
+-- name: task_complete_lease
+-- lease_end_of_task (completed), then task_set_status: the task, with the lease that ended (lease_id,
+-- lease_worker_id; null when none was active). Two statements here, whose rows make one (statements_of).
+UPDATE leases SET state = 'completed', ended_at = ?4 WHERE task_id = ?1 AND state = 'active'
+RETURNING id AS lease_id, worker_id AS lease_worker_id;
+UPDATE tasks SET status = ?2, worker_id = ?3, updated_at = ?4,
+  pr_url = coalesce(?5, pr_url), pr_number = CASE WHEN ?5 IS NULL THEN pr_number ELSE ?6 END
+WHERE id = ?1 RETURNING *;
+
 -- name: tasks_list
 SELECT * FROM tasks t
 WHERE t.id > ?1
