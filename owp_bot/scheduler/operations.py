@@ -327,15 +327,15 @@ def _fill(worker_id: str, now: float, settings: Settings, as_offers: bool) -> Op
     """Fill the worker's free capacity with the best eligible tasks, as offers or as leases."""
     # fresh high-priority tasks wait a short while for a better-reputed worker (docs: "Reputation")
     head_start_on = int(settings.reputation_head_start > 0)
-    worker = yield one("worker_claimant", worker_id, now - settings.heartbeat_timeout, head_start_on)
+    settled = now - settings.reputation_head_start
+    worker = yield one("worker_claimant", worker_id, now - settings.heartbeat_timeout, head_start_on, URGENT, settled)
     if worker is None:
         raise not_found("worker", worker_id)
     view = view_of(worker, worker["tasks_in_use"], worker["points_in_use"], now, settings)
     skills = json.dumps(sorted(view.skills))
     rival = bool(worker["rival"])
-    settled = now - settings.reputation_head_start
     # when every urgent task is still in its head start (a bulk import), walk from below them, not past them
-    below = HEAD_START_PRIORITY if rival and not (yield one("urgent_settled", URGENT, settled))["found"] else BOTTOM
+    below = HEAD_START_PRIORITY if rival and not worker["urgent_settled"] else BOTTOM
     head_start = (int(HEAD_START_PRIORITY), settled, int(rival), int(below))
     while view.online and not view.paused and view.tasks_in_use < view.max_concurrent_tasks:
         free = view.capacity_points - view.points_in_use

@@ -66,7 +66,7 @@ SELECT count(*) AS tasks, coalesce(sum(estimate_points), 0) AS points FROM tasks
 WHERE worker_id = $1 AND status IN ('offered', 'leased', 'in_progress', 'blocked');
 
 -- name: worker_claimant
--- mirrors sqlite a94912144d5e
+-- mirrors sqlite 9d88398957a5
 SELECT w.*,
   (SELECT count(*) FROM tasks t WHERE t.worker_id = w.id
      AND t.status IN ('offered', 'leased', 'in_progress', 'blocked')) AS tasks_in_use,
@@ -79,7 +79,11 @@ SELECT w.*,
       AND (SELECT count(*) FROM tasks h WHERE h.worker_id = r.id
              AND h.status IN ('offered', 'leased', 'in_progress', 'blocked')) < r.max_concurrent_tasks
       AND (SELECT coalesce(sum(h.estimate_points), 0) FROM tasks h WHERE h.worker_id = r.id
-             AND h.status IN ('offered', 'leased', 'in_progress', 'blocked')) < r.capacity_points) AS rival
+             AND h.status IN ('offered', 'leased', 'in_progress', 'blocked')) < r.capacity_points) AS rival,
+  $3::int = 1 AND EXISTS (  -- a probe of tasks_ready_urgent per urgent priority (`priority IN (…)`: a scan)
+    SELECT 1 FROM json_array_elements_text($4::text::json) p, LATERAL (
+      SELECT 1 FROM tasks t WHERE t.status = 'ready' AND t.priority = p::int AND t.updated_at <= $5::float8 LIMIT 1
+    ) settled) AS urgent_settled
 FROM workers w WHERE w.id = $1;
 
 -- name: workers_status_of
@@ -233,14 +237,6 @@ WHERE t.status = 'ready' AND t.priority < $9
   AND (t.priority < $6 OR t.updated_at <= $7::float8 OR $8::int = 0)
 ORDER BY t.priority DESC, t.created_at, t.id
 LIMIT 1;
-
--- name: urgent_settled
--- mirrors sqlite 5a86c674deb3
--- Driven from the few priorities, down tasks_ready_urgent: written as `priority IN (…)`, the generic plan
--- scanned every task (2.5 ms at 20,000 tasks, 0.04 ms this way).
-SELECT EXISTS (SELECT 1 FROM json_array_elements_text($1::text::json) p
-               JOIN tasks t ON t.priority = p::int
-               WHERE t.status = 'ready' AND t.updated_at <= $2::float8) AS found;
 
 -- A window of ready tasks in assignment order, for explaining why a worker gets none.
 -- name: ready_window

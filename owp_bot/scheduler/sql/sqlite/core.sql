@@ -43,7 +43,8 @@ WHERE worker_id = ?1 AND status IN ('offered', 'leased', 'in_progress', 'blocked
 
 -- name: worker_claimant
 -- A worker asking for work: its row, its load, and (?3 = 1: the head start is on) whether a better-reputed
--- worker heard from since ?2 has room for a task (rep_better_rival, for this worker)
+-- worker heard from since ?2 has room for a task (rep_better_rival, for this worker), and whether some urgent
+-- task is past its head start
 SELECT w.*,
   (SELECT count(*) FROM tasks t WHERE t.worker_id = w.id
      AND t.status IN ('offered', 'leased', 'in_progress', 'blocked')) AS tasks_in_use,
@@ -56,7 +57,10 @@ SELECT w.*,
       AND (SELECT count(*) FROM tasks h WHERE h.worker_id = r.id
              AND h.status IN ('offered', 'leased', 'in_progress', 'blocked')) < r.max_concurrent_tasks
       AND (SELECT coalesce(sum(h.estimate_points), 0) FROM tasks h WHERE h.worker_id = r.id
-             AND h.status IN ('offered', 'leased', 'in_progress', 'blocked')) < r.capacity_points) AS rival
+             AND h.status IN ('offered', 'leased', 'in_progress', 'blocked')) < r.capacity_points) AS rival,
+  ?3 = 1 AND EXISTS (  -- is any urgent task (?4: a JSON list of priorities) past its head start (ready since ?5)?
+    SELECT 1 FROM tasks INDEXED BY tasks_ready_urgent
+    WHERE status = 'ready' AND priority IN (SELECT value FROM json_each(?4)) AND updated_at <= ?5) AS urgent_settled
 FROM workers w WHERE w.id = ?1;
 
 -- name: workers_status_of
@@ -192,11 +196,6 @@ ORDER BY t.priority DESC, t.created_at, t.id
 LIMIT 1;
 
 -- Is any urgent task (?1: a JSON list of priorities) past its head start (ready since before ?2)?
--- name: urgent_settled
-SELECT EXISTS (SELECT 1 FROM tasks INDEXED BY tasks_ready_urgent
-               WHERE status = 'ready' AND priority IN (SELECT value FROM json_each(?1)) AND updated_at <= ?2)
-       AS found;
-
 -- A window of ready tasks in assignment order, for explaining why a worker gets none.
 -- name: ready_window
 SELECT * FROM tasks INDEXED BY tasks_ready WHERE status = 'ready'
