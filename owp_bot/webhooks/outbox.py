@@ -44,7 +44,7 @@ class Outbox:
             await self.scheduler.run(lambda now: gh.plan_writebacks(now))
             done = 0
             while True:
-                jobs = await self.scheduler.run(lambda now: gh.due_jobs(now, BATCH))
+                jobs = await self.scheduler.run(lambda now: gh.due_jobs(now, BATCH), write=False)  # a read
                 for job in jobs:
                     await self._run(job)
                 done += len(jobs)
