@@ -246,3 +246,19 @@ async def test_tasks_list_filters(pool: Pool) -> None:
     page = await listed(limit=1)
     assert len(page["tasks"]) == 1 and page["next_cursor"] == a
     assert [t["task_id"] for t in (await listed(cursor=page["next_cursor"]))["tasks"]] == [b]
+
+
+async def test_get_work_answers_what_listing_the_leases_answers(pool: Pool) -> None:
+    """`GET /v1/work` builds its answer from the leases it granted when the worker held none before (no query),
+    and lists them otherwise: either way, exactly what `GET /v1/work/leases` then lists."""
+    await pool.repo(max_open_prs=10)
+    for i in range(5):
+        await pool.task(f"t{i}", estimate_points=1)
+    _, token = await pool.worker(capacity_points=5, max_concurrent_tasks=3)
+    granted = (await pool.work(token))["leases"]  # held none: three granted at once
+    assert len(granted) == 3 and granted == (await pool.call("GET", "/v1/work/leases", token=token))["leases"]
+    await pool.status(granted[0]["task_id"], "released", token=token)
+    pool.clock.advance(1)
+    again = (await pool.work(token))["leases"]  # held two: one more, and the list comes from the query
+    assert len(again) == 3 and again[:2] == granted[1:]
+    assert again == (await pool.call("GET", "/v1/work/leases", token=token))["leases"]

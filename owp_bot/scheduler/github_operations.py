@@ -575,11 +575,10 @@ def claim(repo: str, issue_number: int, login: str, settings: Settings, now: flo
             reason=reason.value,
         )
         return "I cannot lease this to you: " + refusal_text(reason, task, view, load)
-    lease_id, expires_at = yield from ops.grant_lease(
-        task, repo_row, worker["id"], now, settings, actor_of(login)
-    )
+    leased = yield from ops.grant_lease(task, repo_row, worker["id"], now, settings, actor_of(login))
     return (
-        f"this task (`{task['id']}`) is leased to you until {iso(expires_at)} (lease `{lease_id}`). "
+        f"this task (`{task['id']}`) is leased to you until {iso(leased['lease_expires_at'])} "
+        f"(lease `{leased['lease_id']}`). "
         f"Open a PR that says `Closes #{issue_number}` or push branch `owp/{task['id']}`; "
         "renew the lease from your worker if you need longer, or `/owp release` to give it back."
     )

@@ -221,14 +221,15 @@ def grant_offer(task: Row, repo: Row, worker_id: str, now: float, settings: Sett
 
 
 def grant_lease(task: Row, repo: Row, worker_id: str, now: float, settings: Settings,
-                actor: str) -> Op[tuple[str, float]]:
+                actor: str) -> Op[Row]:
+    """Lease the task to the worker: the task leased, with its lease (as `leases_active_of_worker` lists it)."""
     lease_id = new_id("l", now)
     cap = now + settings.lease_max
     expires_at = min(now + ttl(repo, "lease_ttl", settings.lease_ttl), cap)
-    yield one("lease_grant", lease_id, task["id"], worker_id, now, expires_at, cap)  # and the task is leased
+    leased: Row = yield one("lease_grant", lease_id, task["id"], worker_id, now, expires_at, cap)
     yield emit(now, "lease.granted", actor, task["id"], task["repo"], lease_id=lease_id, worker_id=worker_id,
                 expires_at=iso(expires_at))
-    return lease_id, expires_at
+    return leased
 
 
 def load_worker(worker_id: str) -> Op[Row]:
@@ -323,8 +324,9 @@ def list_workers(after: str, limit: int) -> Op[list[Row]]:
 # ------------------------------------------------------------------ getting work
 
 
-def _fill(worker_id: str, now: float, settings: Settings, as_offers: bool) -> Op[WorkerView]:
-    """Fill the worker's free capacity with the best eligible tasks, as offers or as leases."""
+def _fill(worker_id: str, now: float, settings: Settings, as_offers: bool) -> Op[tuple[WorkerView, int, list[Row]]]:
+    """Fill the worker's free capacity with the best eligible tasks, as offers or as leases: the worker's view
+    after, how many active leases it held before, and the leases granted."""
     # fresh high-priority tasks wait a short while for a better-reputed worker (docs: "Reputation")
     head_start_on = int(settings.reputation_head_start > 0)
     settled = now - settings.reputation_head_start
@@ -337,6 +339,7 @@ def _fill(worker_id: str, now: float, settings: Settings, as_offers: bool) -> Op
     # when every urgent task is still in its head start (a bulk import), walk from below them, not past them
     below = HEAD_START_PRIORITY if rival and not worker["urgent_settled"] else BOTTOM
     head_start = (int(HEAD_START_PRIORITY), settled, int(rival), int(below))
+    granted: list[Row] = []
     while view.online and not view.paused and view.tasks_in_use < view.max_concurrent_tasks:
         free = view.capacity_points - view.points_in_use
         if free <= 0:
@@ -352,16 +355,20 @@ def _fill(worker_id: str, now: float, settings: Settings, as_offers: bool) -> Op
         if as_offers:
             yield from grant_offer(task, repo, worker_id, now, settings)
         else:
-            yield from grant_lease(task, repo, worker_id, now, settings, worker_id)
+            granted.append((yield from grant_lease(task, repo, worker_id, now, settings, worker_id)))
         view = replace(view, tasks_in_use=view.tasks_in_use + 1,
                        points_in_use=view.points_in_use + task["estimate_points"])
-    return view
+    return view, worker["leases_active"], granted
 
 
 def fetch_work(worker_id: str, now: float, settings: Settings) -> Op[list[Row]]:
-    """`GET /v1/work`: lease the best eligible tasks into free capacity, return all active leases."""
-    yield from _fill(worker_id, now, settings, as_offers=False)
-    return list((yield rows("leases_active_of_worker", worker_id)))
+    """`GET /v1/work`: lease the best eligible tasks into free capacity, return all active leases (in the order
+    of `leases_active_of_worker`: granted, then id; when the worker held none before, they are the ones granted
+    now, and the query is not needed)."""
+    _, held_before, granted = yield from _fill(worker_id, now, settings, as_offers=False)
+    if held_before:
+        return list((yield rows("leases_active_of_worker", worker_id)))
+    return sorted(granted, key=lambda lease: lease["lease_id"])
 
 
 def active_leases(worker_id: str) -> Op[list[Row]]:
@@ -372,7 +379,7 @@ def active_leases(worker_id: str) -> Op[list[Row]]:
 
 def request_offers(worker_id: str, now: float, settings: Settings) -> Op[tuple[list[Row], Explanation | None]]:
     """`POST /v1/work/offers`: reserve the best eligible tasks as offers; say why when there are none."""
-    view = yield from _fill(worker_id, now, settings, as_offers=True)
+    view, _, _ = yield from _fill(worker_id, now, settings, as_offers=True)
     offers = list((yield rows("offers_pending_of_worker", worker_id)))
     if offers:
         return offers, None
@@ -421,7 +428,8 @@ def accept_offer(worker_id: str, offer_id: str, now: float, settings: Settings) 
     task = yield from own_offer(worker_id, offer_id)
     yield run("offer_resolve", offer_id, OfferState.ACCEPTED.value, None, None, now)
     yield emit(now, "offer.accepted", worker_id, task["id"], task["repo"], offer_id=offer_id, worker_id=worker_id)
-    lease_id, expires_at = yield from grant_lease(task, repo_of(task), worker_id, now, settings, worker_id)
+    leased = yield from grant_lease(task, repo_of(task), worker_id, now, settings, worker_id)
+    lease_id, expires_at = leased["lease_id"], leased["lease_expires_at"]
     return lease_id, expires_at, task["id"]
 
 

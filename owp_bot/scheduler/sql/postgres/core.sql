@@ -66,8 +66,9 @@ SELECT count(*) AS tasks, coalesce(sum(estimate_points), 0) AS points FROM tasks
 WHERE worker_id = $1 AND status IN ('offered', 'leased', 'in_progress', 'blocked');
 
 -- name: worker_claimant
--- mirrors sqlite 9d88398957a5
+-- mirrors sqlite cdb825806850
 SELECT w.*,
+  (SELECT count(*) FROM leases l WHERE l.worker_id = w.id AND l.state = 'active') AS leases_active,
   (SELECT count(*) FROM tasks t WHERE t.worker_id = w.id
      AND t.status IN ('offered', 'leased', 'in_progress', 'blocked')) AS tasks_in_use,
   (SELECT coalesce(sum(t.estimate_points), 0) FROM tasks t WHERE t.worker_id = w.id
@@ -293,12 +294,13 @@ WHERE o.worker_id = $1 AND o.state = 'pending' ORDER BY t.priority DESC, t.creat
 -- ---------------------------------------------------------------- leases
 
 -- name: lease_grant
--- mirrors sqlite fba94f4c21dd
+-- mirrors sqlite e07e2eb0c0ec
 WITH lease AS (
   INSERT INTO leases (id, task_id, worker_id, state, granted_at, expires_at, max_expires_at)
   VALUES ($1, $2, $3, 'active', $4, $5, $6)
 )
-UPDATE tasks SET status = 'leased', worker_id = $3, updated_at = $4 WHERE id = $2 RETURNING *;
+UPDATE tasks SET status = 'leased', worker_id = $3, updated_at = $4 WHERE id = $2
+RETURNING *, $1 AS lease_id, $5 AS lease_expires_at, $6 AS max_expires_at;
 
 -- name: lease_get
 -- mirrors sqlite 40fdc9e1d6d6

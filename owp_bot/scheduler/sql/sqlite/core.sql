@@ -46,6 +46,7 @@ WHERE worker_id = ?1 AND status IN ('offered', 'leased', 'in_progress', 'blocked
 -- worker heard from since ?2 has room for a task (rep_better_rival, for this worker), and whether some urgent
 -- task is past its head start
 SELECT w.*,
+  (SELECT count(*) FROM leases l WHERE l.worker_id = w.id AND l.state = 'active') AS leases_active,
   (SELECT count(*) FROM tasks t WHERE t.worker_id = w.id
      AND t.status IN ('offered', 'leased', 'in_progress', 'blocked')) AS tasks_in_use,
   (SELECT coalesce(sum(t.estimate_points), 0) FROM tasks t WHERE t.worker_id = w.id
@@ -243,10 +244,12 @@ WHERE o.worker_id = ?1 AND o.state = 'pending' ORDER BY t.priority DESC, t.creat
 -- ---------------------------------------------------------------- leases
 
 -- name: lease_grant
--- the lease, then its task leased to the worker (one statement on PostgreSQL: sqlite_store.statements_of)
+-- the lease, then its task leased to the worker (one statement on PostgreSQL: sqlite_store.statements_of):
+-- the task with its lease, as leases_active_of_worker lists it
 INSERT INTO leases (id, task_id, worker_id, state, granted_at, expires_at, max_expires_at)
 VALUES (?1, ?2, ?3, 'active', ?4, ?5, ?6);
-UPDATE tasks SET status = 'leased', worker_id = ?3, updated_at = ?4 WHERE id = ?2 RETURNING *;
+UPDATE tasks SET status = 'leased', worker_id = ?3, updated_at = ?4 WHERE id = ?2
+RETURNING *, ?1 AS lease_id, ?5 AS lease_expires_at, ?6 AS max_expires_at;
 
 -- name: lease_get
 SELECT * FROM leases WHERE id = ?1;
