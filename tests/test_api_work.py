@@ -262,3 +262,15 @@ async def test_get_work_answers_what_listing_the_leases_answers(pool: Pool) -> N
     again = (await pool.work(token))["leases"]  # held two: one more, and the list comes from the query
     assert len(again) == 3 and again[:2] == granted[1:]
     assert again == (await pool.call("GET", "/v1/work/leases", token=token))["leases"]
+
+
+async def test_asking_for_offers_answers_what_the_pending_offers_are(pool: Pool) -> None:
+    """The same for offers: built from the ones made when none were pending, listed by the query otherwise."""
+    await pool.repo(max_open_prs=10)
+    for i, priority in enumerate(["low", "high", "normal", "critical", "normal"]):
+        await pool.task(f"t{i}", estimate_points=1, priority=priority)
+        pool.clock.advance(1)
+    _, token = await pool.worker(capacity_points=5, max_concurrent_tasks=3)
+    made = (await pool.offers(token))["offers"]  # none pending: three made at once
+    listed = (await pool.offers(token))["offers"]  # three pending, no room: nothing new, the query lists them
+    assert [o["priority"] for o in made] == ["critical", "high", "normal"] and made == listed

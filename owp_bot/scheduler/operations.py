@@ -212,12 +212,14 @@ def ttl(repo: Row, column: str, default: float) -> float:
     return float(value) if value is not None else default
 
 
-def grant_offer(task: Row, repo: Row, worker_id: str, now: float, settings: Settings) -> Op[None]:
+def grant_offer(task: Row, repo: Row, worker_id: str, now: float, settings: Settings) -> Op[Row]:
+    """Offer the task to the worker: the task offered, with its offer (as `offers_pending_of_worker` lists it)."""
     offer_id = new_id("o", now)
     expires_at = now + ttl(repo, "offer_ttl", settings.offer_ttl)
-    yield one("offer_grant", offer_id, task["id"], worker_id, now, expires_at)  # and the task is offered
+    offered: Row = yield one("offer_grant", offer_id, task["id"], worker_id, now, expires_at)
     yield emit(now, "offer.created", worker_id, task["id"], task["repo"], offer_id=offer_id,
                 worker_id=worker_id, expires_at=iso(expires_at))
+    return offered
 
 
 def grant_lease(task: Row, repo: Row, worker_id: str, now: float, settings: Settings,
@@ -326,7 +328,7 @@ def list_workers(after: str, limit: int) -> Op[list[Row]]:
 
 def _fill(worker_id: str, now: float, settings: Settings, as_offers: bool) -> Op[tuple[WorkerView, int, list[Row]]]:
     """Fill the worker's free capacity with the best eligible tasks, as offers or as leases: the worker's view
-    after, how many active leases it held before, and the leases granted."""
+    after, how many of those (pending offers, or active leases) it held before, and the ones granted now."""
     # fresh high-priority tasks wait a short while for a better-reputed worker (docs: "Reputation")
     head_start_on = int(settings.reputation_head_start > 0)
     settled = now - settings.reputation_head_start
@@ -353,12 +355,12 @@ def _fill(worker_id: str, now: float, settings: Settings, as_offers: bool) -> Op
         if reason is not None:  # the SQL pre-filter and the policy must agree; never grant on doubt
             raise RuntimeError(f"candidate {task['id']} passed the query but not the policy: {reason}")
         if as_offers:
-            yield from grant_offer(task, repo, worker_id, now, settings)
+            granted.append((yield from grant_offer(task, repo, worker_id, now, settings)))
         else:
             granted.append((yield from grant_lease(task, repo, worker_id, now, settings, worker_id)))
         view = replace(view, tasks_in_use=view.tasks_in_use + 1,
                        points_in_use=view.points_in_use + task["estimate_points"])
-    return view, worker["leases_active"], granted
+    return view, worker["offers_pending" if as_offers else "leases_active"], granted
 
 
 def fetch_work(worker_id: str, now: float, settings: Settings) -> Op[list[Row]]:
@@ -379,8 +381,11 @@ def active_leases(worker_id: str) -> Op[list[Row]]:
 
 def request_offers(worker_id: str, now: float, settings: Settings) -> Op[tuple[list[Row], Explanation | None]]:
     """`POST /v1/work/offers`: reserve the best eligible tasks as offers; say why when there are none."""
-    view, _, _ = yield from _fill(worker_id, now, settings, as_offers=True)
-    offers = list((yield rows("offers_pending_of_worker", worker_id)))
+    view, held_before, granted = yield from _fill(worker_id, now, settings, as_offers=True)
+    if held_before:
+        offers = list((yield rows("offers_pending_of_worker", worker_id)))
+    else:  # the ones granted now, in the order of offers_pending_of_worker
+        offers = sorted(granted, key=lambda task: (-task["priority"], task["created_at"], task["id"]))
     if offers:
         return offers, None
     return offers, (yield from _explain(view, now, settings))

@@ -66,9 +66,10 @@ SELECT count(*) AS tasks, coalesce(sum(estimate_points), 0) AS points FROM tasks
 WHERE worker_id = $1 AND status IN ('offered', 'leased', 'in_progress', 'blocked');
 
 -- name: worker_claimant
--- mirrors sqlite cdb825806850
+-- mirrors sqlite ab1c49d1f537
 SELECT w.*,
   (SELECT count(*) FROM leases l WHERE l.worker_id = w.id AND l.state = 'active') AS leases_active,
+  (SELECT count(*) FROM offers o WHERE o.worker_id = w.id AND o.state = 'pending') AS offers_pending,
   (SELECT count(*) FROM tasks t WHERE t.worker_id = w.id
      AND t.status IN ('offered', 'leased', 'in_progress', 'blocked')) AS tasks_in_use,
   (SELECT coalesce(sum(t.estimate_points), 0) FROM tasks t WHERE t.worker_id = w.id
@@ -81,10 +82,10 @@ SELECT w.*,
              AND h.status IN ('offered', 'leased', 'in_progress', 'blocked')) < r.max_concurrent_tasks
       AND (SELECT coalesce(sum(h.estimate_points), 0) FROM tasks h WHERE h.worker_id = r.id
              AND h.status IN ('offered', 'leased', 'in_progress', 'blocked')) < r.capacity_points) AS rival,
-  $3::int = 1 AND EXISTS (  -- a probe of tasks_ready_urgent per urgent priority (`priority IN (…)`: a scan)
-    SELECT 1 FROM json_array_elements_text($4::text::json) p, LATERAL (
-      SELECT 1 FROM tasks t WHERE t.status = 'ready' AND t.priority = p::int AND t.updated_at <= $5::float8 LIMIT 1
-    ) settled) AS urgent_settled
+  $3::int = 1 AND EXISTS (  -- the oldest ready task of each urgent priority, at the head of tasks_ready_urgent:
+    SELECT 1 FROM json_array_elements_text($4::text::json) p  -- a plan that cannot turn into a scan of tasks
+    WHERE (SELECT min(t.updated_at) FROM tasks t WHERE t.status = 'ready' AND t.priority = p::int) <= $5::float8
+  ) AS urgent_settled
 FROM workers w WHERE w.id = $1;
 
 -- name: workers_status_of
@@ -256,12 +257,13 @@ SELECT DISTINCT task_id FROM offers WHERE worker_id = $1 AND state = 'rejected' 
 -- ---------------------------------------------------------------- offers
 
 -- name: offer_grant
--- mirrors sqlite 4092ba5a7899
+-- mirrors sqlite e13381644cef
 -- one round trip: both parts run on one snapshot, and the task's row is not in the offer's insert
 WITH offer AS (
   INSERT INTO offers (id, task_id, worker_id, state, created_at, expires_at) VALUES ($1, $2, $3, 'pending', $4, $5)
 )
-UPDATE tasks SET status = 'offered', worker_id = $3, updated_at = $4 WHERE id = $2 RETURNING *;
+UPDATE tasks SET status = 'offered', worker_id = $3, updated_at = $4 WHERE id = $2
+RETURNING *, $1 AS offer_id, $5 AS expires_at;
 
 -- name: offer_to_answer
 -- mirrors sqlite 18a909e65dd0

@@ -47,6 +47,7 @@ WHERE worker_id = ?1 AND status IN ('offered', 'leased', 'in_progress', 'blocked
 -- task is past its head start
 SELECT w.*,
   (SELECT count(*) FROM leases l WHERE l.worker_id = w.id AND l.state = 'active') AS leases_active,
+  (SELECT count(*) FROM offers o WHERE o.worker_id = w.id AND o.state = 'pending') AS offers_pending,
   (SELECT count(*) FROM tasks t WHERE t.worker_id = w.id
      AND t.status IN ('offered', 'leased', 'in_progress', 'blocked')) AS tasks_in_use,
   (SELECT coalesce(sum(t.estimate_points), 0) FROM tasks t WHERE t.worker_id = w.id
@@ -211,9 +212,11 @@ SELECT DISTINCT task_id FROM offers WHERE worker_id = ?1 AND state = 'rejected' 
 -- ---------------------------------------------------------------- offers
 
 -- name: offer_grant
--- the offer, then its task offered to the worker (one statement on PostgreSQL)
+-- the offer, then its task offered to the worker (one statement on PostgreSQL): the task with its offer, as
+-- offers_pending_of_worker lists it
 INSERT INTO offers (id, task_id, worker_id, state, created_at, expires_at) VALUES (?1, ?2, ?3, 'pending', ?4, ?5);
-UPDATE tasks SET status = 'offered', worker_id = ?3, updated_at = ?4 WHERE id = ?2 RETURNING *;
+UPDATE tasks SET status = 'offered', worker_id = ?3, updated_at = ?4 WHERE id = ?2
+RETURNING *, ?1 AS offer_id, ?5 AS expires_at;
 
 -- name: offer_to_answer
 -- An offer (columns offer_*) with its task (t.*) and the task's repo (columns repo_*, as next_candidate's):
