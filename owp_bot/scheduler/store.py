@@ -8,7 +8,8 @@ failure never undoes another's (SQLite gives each a savepoint; PostgreSQL, where
 runs the group again without the operation that failed after writing, which is why `Store.run` takes a
 function that makes the operation, not the operation itself). Each backend supplies the text of every named
 statement from its own `.sql` file, with positional parameters `?1..?n` (SQLite) or `$1..$n` (PostgreSQL) in
-the same order.
+the same order. Where PostgreSQL saves a round trip with a data-modifying `WITH`, the SQLite text may be two
+statements, run in order (`sqlite_store.statements_of`).
 """
 
 from __future__ import annotations
