@@ -1,4 +1,4 @@
-"""Reputation: the score formula (pure), the operations that keep it on the worker row, trust-tier changes.
+"""Reputation: the score formula (pure), the counters it reads, and trust-tier changes (operations).
 
 The score is computed from the event log (docs/protocol.md "Reputation") and stored on the worker row by the
 trigger that counts each outcome event, in the same statement as the event (migration 010, which repeats the
