@@ -38,6 +38,7 @@ import asyncpg
 from bench import mix
 from bench.invariants import Replay
 from bench.statements import ENV as STATEMENTS_ENV
+from owp_bot.eventloop import resolve
 
 ADMIN_TOKEN = "bench-admin-token-0123456789abcdef"  # noqa: S105 (a throwaway server's)
 DEFAULT_SERVER = "{python} -m owp_bot serve --host 127.0.0.1 --port {port}"
@@ -308,7 +309,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             "platform": platform.platform(),
         },
     }
-    hello_argv = [sys.executable, "-m", "bench.hello", "--port", str(hello_port)]
+    result["event_loop"] = resolve(env.get("OWP_EVENT_LOOP") or "auto")  # the server's (unless --server-cmd)
+    hello_argv = [sys.executable, "-m", "bench.hello", "--port", str(hello_port), "--loop", result["event_loop"]]
     result["workdir"] = str(workdir)
     async with process(
         hello_argv, dict(os.environ), f"http://127.0.0.1:{hello_port}/healthz", workdir / "hello.log"
@@ -470,7 +472,8 @@ def report(result: dict[str, Any]) -> str:
         f"{a['duration']} s, concurrency {a['concurrency']}, {result['machine']['cpus']} CPUs, "
         f"Python {result['machine']['python']}",
         f"seeded in {result['seed_seconds']} s; database and server log in {result['workdir']}",
-        f"ceiling (bare aiohttp hello, {a['connections']} conns): {result['ceiling_rps']:.0f} req/s",
+        f"ceiling (bare aiohttp hello on {result['event_loop']}, {a['connections']} conns): "
+        f"{result['ceiling_rps']:.0f} req/s",
         f"heartbeat saturation: {result['heartbeat_rps']:.0f} req/s = "
         f"{result['heartbeat_ratio']:.2f} of ceiling, p99 {result['heartbeat_latency_ms']['p99']} ms",
         f"worker loop: {result['loop_rps']:.0f} req/s = {result['loop_ratio']:.2f} of ceiling, "

@@ -14,6 +14,7 @@ from pathlib import Path
 from aiohttp import ClientSession, web
 
 from owp_bot.config import ConfigError, Settings, load_settings
+from owp_bot.eventloop import loop_factory
 
 EXIT_CONFIG = 2
 
@@ -137,9 +138,11 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None,
 
     settings = settings.with_overrides(host=host or settings.host, port=settings.port if port is None else port)
     app = app or create_app(settings)
-    print(f"OWP Pool listening on http://{settings.host}:{settings.port}", flush=True)
+    loop = loop_factory(settings.event_loop)()
+    print(f"OWP Pool listening on http://{settings.host}:{settings.port} ({type(loop).__module__.split('.')[0]})",
+          flush=True)
     web.run_app(app, host=settings.host, port=settings.port, shutdown_timeout=10, print=None,
-                access_log=None, handle_signals=True)
+                access_log=None, handle_signals=True, loop=loop)
     return 0
 
 

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from owp_bot.eventloop import CHOICES, uvloop_installed
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -76,6 +78,7 @@ class Settings:
     demo_mode: bool = False
     demo_speed: float = 1.0  # demo: simulated seconds per real second (`owp demo --speed`)
     public_dashboard: bool = True
+    event_loop: str = "auto"  # auto: uvloop where installed, else asyncio (eventloop.py)
     # trust, reputation, analytics, rate limits (issue 3; docs in README "Configuration")
     default_trust_tier: str = "basic"
     reputation_head_start: float = 120.0  # 0: no head start for better-reputed workers
@@ -197,6 +200,14 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_admin_token: 
     except ConfigError as exc:
         problems.append(str(exc))
     _insight_settings(env, values, problems)
+    event_loop = (env.get("OWP_EVENT_LOOP") or "auto").strip().lower()
+    if event_loop not in CHOICES:
+        problems.append(f"OWP_EVENT_LOOP={event_loop!r} is not a loop; use auto, uvloop or asyncio")
+    elif event_loop == "uvloop" and not uvloop_installed():
+        problems.append("OWP_EVENT_LOOP=uvloop but uvloop is not installed; pip install uvloop, "
+                        "or use auto (uvloop where installed) or asyncio")
+    else:
+        values["event_loop"] = event_loop
     database_url = env.get("OWP_DATABASE_URL", "").strip()
     if database_url and database_url.split(":", 1)[0] not in {"postgresql", "postgres"}:
         problems.append(f"OWP_DATABASE_URL={database_url.split('@')[-1]!r} is not a PostgreSQL URL; use "

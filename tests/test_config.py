@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
+from owp_bot import config
 from owp_bot.config import ConfigError, load_settings, parse_duration
 
 TOKEN = "a-long-enough-admin-token"
@@ -58,3 +62,43 @@ def test_the_server_refuses_to_start_with_exit_code_2(env: dict[str, str], expec
                             env={"PATH": "/usr/bin:/bin", "OWP_DB_PATH": str(tmp_path / "p.db"), **env}, check=False)
     assert result.returncode == 2
     assert expected in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_event_loop_is_uvloop_where_installed_unless_asyncio_is_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings({"OWP_ADMIN_TOKEN": TOKEN}).event_loop == "auto"
+    assert load_settings({"OWP_ADMIN_TOKEN": TOKEN, "OWP_EVENT_LOOP": " AsyncIO "}).event_loop == "asyncio"
+    with pytest.raises(ConfigError, match="OWP_EVENT_LOOP='tokio' is not a loop; use auto, uvloop or asyncio"):
+        load_settings({"OWP_ADMIN_TOKEN": TOKEN, "OWP_EVENT_LOOP": "tokio"})
+    monkeypatch.setattr(config, "uvloop_installed", lambda: False)
+    with pytest.raises(ConfigError, match="uvloop is not installed; pip install uvloop"):
+        load_settings({"OWP_ADMIN_TOKEN": TOKEN, "OWP_EVENT_LOOP": "uvloop"})
+
+
+@pytest.mark.parametrize(("choice", "loop"), [("auto", "uvloop"), ("asyncio", "asyncio"), ("uvloop", "uvloop")])
+def test_the_server_runs_on_the_loop_chosen(choice: str, loop: str, tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {"PATH": "/usr/bin:/bin", "OWP_DB_PATH": str(tmp_path / "p.db"), "OWP_ADMIN_TOKEN": TOKEN,
+           "OWP_EVENT_LOOP": choice}
+    with subprocess.Popen([sys.executable, "-m", "owp_bot", "serve", "--port", str(port)], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as server:
+        try:
+            assert server.stdout is not None
+            assert server.stdout.readline().strip() == f"OWP Pool listening on http://127.0.0.1:{port} ({loop})"
+            _wait_until_healthy(port)
+        finally:
+            server.terminate()
+            assert server.wait(timeout=30) == 0
+
+
+def _wait_until_healthy(port: int) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
+                assert answer.status == 200
+                return
+        except OSError:
+            assert time.monotonic() < deadline, "the server did not answer /healthz within 30 s"
+            time.sleep(0.1)

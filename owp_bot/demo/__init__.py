@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, TextIO
 from aiohttp import web
 
 from owp_bot.config import ConfigError, Settings, load_settings
+from owp_bot.eventloop import loop_factory
 
 DB_FILES = ("pool.db", "pool.db-wal", "pool.db-shm")
 
@@ -28,8 +29,9 @@ if TYPE_CHECKING:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    try:
-        return asyncio.run(demo(args))
+    try:  # the loop is uvloop's unless OWP_EVENT_LOOP says otherwise; demo() reports a bad value
+        with asyncio.Runner(loop_factory=loop_factory(os.environ.get("OWP_EVENT_LOOP") or "auto")) as runner:
+            return runner.run(demo(args))
     except KeyboardInterrupt:  # a second Ctrl-C while stopping
         return 130
 
