@@ -10,12 +10,13 @@ looks like a worker token, a bearer credential or the admin token in any message
 from __future__ import annotations
 
 import contextvars
+import itertools
 import json
 import logging
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,17 @@ from owp_bot.scheduler.store import Op, one, rows
 log = logging.getLogger("owp_bot.access")
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def _request_ids() -> Iterator[str]:
+    """Ids for requests that bring none: 32 hex digits, a random half per process and a counter. They tell
+    requests apart in logs, across replicas too; nothing relies on them being unguessable, and a random
+    one per request (os.urandom) was 6% of a heartbeat's CPU."""
+    process = secrets.token_hex(8)
+    return (f"{process}{n:016x}" for n in itertools.count(1))
+
+
+_made_ids = _request_ids()
 WEBHOOK_PATH = "/webhooks/github"
 # event type -> (counter name, label) of the domain counters read from the log
 EVENT_COUNTERS = {
@@ -146,7 +158,7 @@ async def observe(request: web.Request, handler: Callable[[web.Request], Awaitab
                   ) -> web.StreamResponse:
     """Request id (X-Request-Id, echoed or made), request metrics and one structured access-log line."""
     given = request.headers.get("X-Request-Id", "")
-    rid = given if _REQUEST_ID.match(given) else secrets.token_hex(16)
+    rid = given if _REQUEST_ID.match(given) else next(_made_ids)
     token = request_id.set(rid)
     started = time.perf_counter()
     status = 500

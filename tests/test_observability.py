@@ -111,6 +111,9 @@ async def test_request_ids_are_echoed_or_made(pool: Pool) -> None:
     assert given.headers["X-Request-Id"] == "trace-42"
     made = await pool.http.get("/healthz", headers={"X-Request-Id": "not ok; injected\\r\\n"})
     assert len(made.headers["X-Request-Id"]) == 32 and made.headers["X-Request-Id"] != "not ok; injected"
+    again = await pool.http.get("/healthz")
+    assert again.headers["X-Request-Id"] != made.headers["X-Request-Id"]  # one per request
+    assert again.headers["X-Request-Id"][:16] == made.headers["X-Request-Id"][:16]  # the process's half
     problem = await pool.http.get("/v1/nowhere")
     assert problem.status == 404 and problem.headers["X-Request-Id"]
 
