@@ -26,9 +26,9 @@ the operation (claim: task → repo; accept: offer → task; lapse: task → off
 resolve by aborting one transaction as a deadlock after `deadlock_timeout` (a second), and with group commit a
 transaction holds the locks of many operations. Besides, the serial part could not shrink much: numbering
 events in commit order (below) already serialises every transaction from its first event to its COMMIT. A
-lease (the claim, then the report of its pull request) is about eleven statements under the lock; the
-benchmark shows what that allows (bench/RESULTS.md). Read-only transactions (`write=False`) take no lock: they
-run `REPEATABLE READ READ ONLY` on one snapshot.
+lease (the claim, then the report of its pull request) is five statements and about one more round trip
+under the lock; the benchmark shows what that allows (bench/RESULTS.md). Read-only transactions
+(`write=False`) take no lock: they run `REPEATABLE READ READ ONLY` on one snapshot.
 
 Group commit, as on SQLite: within one replica a single task runs the writes, and the operations that waited
 while it ran share the next transaction (at most MAX_GROUP). A group pays for `BEGIN`, the lock and the
