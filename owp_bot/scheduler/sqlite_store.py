@@ -17,7 +17,8 @@ heartbeats, reads and the event stream are answered meanwhile; the writes that a
 Reads (`write=False`: lists, analytics, exports, which may be long) run on a reader thread with a
 connection of their own, so they never hold up the loop; WAL gives each a consistent snapshot of what was
 committed. Checkpoints (copying the WAL back into the database, the only step that syncs to disk) run on a
-checkpoint thread with a third connection, instead of inside whichever COMMIT crossed the threshold.
+checkpoint thread with a third connection, instead of inside whichever COMMIT crossed the threshold; the
+writer finishes each round between two groups, so that the WAL starts again (`_Checkpointer`).
 """
 
 from __future__ import annotations
@@ -53,9 +54,6 @@ MAX_GROUP = 64  # operations per group commit: bounds how long the first one in 
 # seconds between checkpoint rounds (a no-op when nothing was written). Not more often: restarting the WAL
 # makes every connection drop its page cache, and next_candidate then took 150 µs instead of 45 (bench/RESULTS.md)
 CHECKPOINT_EVERY = 10.0
-# passes of the checkpoint thread per round, each copying what was appended during the one before, so that the
-# writer, which finishes the round on the event loop's thread, has only a few milliseconds' worth left to copy
-CATCH_UP = 3
 _HERE = Path(__file__).parent
 QUERIES = load_queries(_HERE / "sql" / "sqlite")
 MIGRATIONS = migrations(_HERE / "migrations" / "sqlite")
@@ -307,14 +305,14 @@ def _emit(conn: sqlite3.Connection, event: Emit) -> int:
 class _Checkpointer:
     """Copies the WAL back into the database every CHECKPOINT_EVERY seconds, in two steps.
 
-    A thread copies what the WAL holds (PASSIVE: it never waits for, or holds up, the writer or the readers),
-    then what was appended meanwhile (CATCH_UP passes).
+    A thread copies what the WAL holds (PASSIVE: it never waits for, or holds up, the writer or the readers).
     The WAL can start again from its beginning only once every frame in it is copied, and a writer that commits
-    every few milliseconds appends new ones while the thread copies: so the writer finishes the round itself
-    (`finish`), before its next group, copying only what it appended meanwhile, on a thread of its own (the copy
-    ends with an fsync of tens of milliseconds, which the event loop must not wait for); its next transaction
-    then starts the WAL again. Without that step the WAL grew by every byte written for as long as the writes went
-    on (60 MB/s in the benchmark's worker loop), and each COMMIT took longer as it grew.
+    every few milliseconds appends new ones while the thread copies; so the writer finishes the round itself
+    (`finish`), before its next group, copying only what it appended meanwhile. It does that on a thread of
+    its own, because the copy ends with an fsync (25-45 ms in the benchmark), which the event loop must not
+    wait for; writes wait, everything else is served. Its next transaction then starts the WAL again. Without
+    that step the WAL grew by every byte written for as long as the writes went on (60 MB/s in the benchmark's
+    worker loop), and each COMMIT took longer as it grew.
     """
 
     def __init__(self, path: Path) -> None:
@@ -327,8 +325,7 @@ class _Checkpointer:
     def _loop(self) -> None:
         while not self._stop.wait(CHECKPOINT_EVERY):
             try:
-                for _ in range(CATCH_UP):
-                    self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
             except sqlite3.Error:  # busy or locked: the next round tries again
                 continue
             self.copied.set()
