@@ -45,7 +45,6 @@ DEFAULT_SERVER = "{python} -m owp_bot serve --host 127.0.0.1 --port {port}"
 # Every simulated worker comes from 127.0.0.1 and calls far more often than a person: the bench measures the
 # scheduler, not the rate limiter, so the limits are off (--server-env can set them back).
 SERVER_ENV = {
-    "OWP_LOG_LEVEL": "WARNING",
     "OWP_RATE_LIMIT_WORKER": "off",
     "OWP_RATE_LIMIT_ADMIN": "off",
     "OWP_RATE_LIMIT_ADDRESS": "off",

@@ -79,6 +79,7 @@ class Settings:
     demo_speed: float = 1.0  # demo: simulated seconds per real second (`owp demo --speed`)
     public_dashboard: bool = True
     event_loop: str = "auto"  # auto: uvloop where installed, else asyncio (eventloop.py)
+    access_log: str = "problems"  # requests logged at INFO: all, problems (4xx, 5xx, slow) or off
     # trust, reputation, analytics, rate limits (issue 3; docs in README "Configuration")
     default_trust_tier: str = "basic"
     reputation_head_start: float = 120.0  # 0: no head start for better-reputed workers
@@ -132,6 +133,7 @@ def parse_rate(value: str, name: str = "rate") -> tuple[int, float] | None:
 
 
 _TIERS = ("untrusted", "basic", "trusted")
+ACCESS_LOGS = ("problems", "all", "off")
 RATE_DEFAULTS = {"rate_limit_worker": "120/1m", "rate_limit_admin": "600/1m", "rate_limit_address": "60/1m",
                  "rate_limit_register": "10/1h"}
 
@@ -208,6 +210,12 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_admin_token: 
                         "or use auto (uvloop where installed) or asyncio")
     else:
         values["event_loop"] = event_loop
+    access_log = (env.get("OWP_ACCESS_LOG") or "problems").strip().lower()
+    if access_log in ACCESS_LOGS:
+        values["access_log"] = access_log
+    else:
+        problems.append(f"OWP_ACCESS_LOG={access_log!r} is not a choice; use problems (4xx, 5xx and requests "
+                        "slower than a second), all (one line per request) or off")
     database_url = env.get("OWP_DATABASE_URL", "").strip()
     if database_url and database_url.split(":", 1)[0] not in {"postgresql", "postgres"}:
         problems.append(f"OWP_DATABASE_URL={database_url.split('@')[-1]!r} is not a PostgreSQL URL; use "

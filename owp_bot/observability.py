@@ -30,7 +30,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from owp_bot.keys import SCHEDULER
+from owp_bot.keys import SCHEDULER, SETTINGS
 from owp_bot.protocol.routes import Api, Call
 from owp_bot.ratelimit import RATE_LIMITER, route_name
 from owp_bot.scheduler.models import TaskStatus
@@ -51,6 +51,7 @@ def _request_ids() -> Iterator[str]:
 
 _made_ids = _request_ids()
 WEBHOOK_PATH = "/webhooks/github"
+SLOW_REQUEST = 1.0  # seconds: a request this slow is logged under OWP_ACCESS_LOG=problems
 # event type -> (counter name, label) of the domain counters read from the log
 EVENT_COUNTERS = {
     "lease.granted": ("leases_granted", None), "lease.expired": ("leases_expired", None),
@@ -175,11 +176,20 @@ async def observe(request: web.Request, handler: Callable[[web.Request], Awaitab
         elapsed = time.perf_counter() - started
         route = route_name(request)
         request.app[METRICS].answered(route, request.method, status, elapsed, request.path == WEBHOOK_PATH)
-        if log.isEnabledFor(logging.INFO):
+        if access_logged(request.app[SETTINGS].access_log, status, elapsed) and log.isEnabledFor(logging.INFO):
             log.info("request", extra={"method": request.method, "route": route, "path": request.path,
                                        "status": status, "duration_ms": round(elapsed * 1000, 2),
                                        "remote": request.remote})
         request_id.reset(token)
+
+
+def access_logged(access_log: str, status: int, seconds: float) -> bool:
+    """OWP_ACCESS_LOG: `problems` (the default) logs what failed or was slow, `all` every request. A line per
+    heartbeat of a thousand workers would bury the rest of the log, and writing it cost a heartbeat as much as
+    answering it."""
+    if access_log == "problems":
+        return status >= 400 or seconds >= SLOW_REQUEST
+    return access_log == "all"
 
 
 def install(app: web.Application) -> None:

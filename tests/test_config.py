@@ -74,6 +74,13 @@ def test_the_event_loop_is_uvloop_where_installed_unless_asyncio_is_asked_for(mo
         load_settings({"OWP_ADMIN_TOKEN": TOKEN, "OWP_EVENT_LOOP": "uvloop"})
 
 
+def test_the_access_log_logs_problems_unless_told_otherwise() -> None:
+    assert load_settings({"OWP_ADMIN_TOKEN": TOKEN}).access_log == "problems"
+    assert load_settings({"OWP_ADMIN_TOKEN": TOKEN, "OWP_ACCESS_LOG": " All "}).access_log == "all"
+    with pytest.raises(ConfigError, match="OWP_ACCESS_LOG='yes' is not a choice; use problems"):
+        load_settings({"OWP_ADMIN_TOKEN": TOKEN, "OWP_ACCESS_LOG": "yes"})
+
+
 @pytest.mark.parametrize(("choice", "loop"), [("auto", "uvloop"), ("asyncio", "asyncio"), ("uvloop", "uvloop")])
 def test_the_server_runs_on_the_loop_chosen(choice: str, loop: str, tmp_path: Path) -> None:
     with socket.socket() as probe:

@@ -6,12 +6,14 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from owp_bot.config import Settings
-from owp_bot.observability import JsonFormatter, configure_logging, redact, request_id
+from owp_bot.keys import SETTINGS
+from owp_bot.observability import SLOW_REQUEST, JsonFormatter, access_logged, configure_logging, redact, request_id
 from tests.conftest import ADMIN_TOKEN, Pool
 
 
@@ -118,17 +120,43 @@ async def test_request_ids_are_echoed_or_made(pool: Pool) -> None:
     assert problem.status == 404 and problem.headers["X-Request-Id"]
 
 
-async def test_logs_are_json_lines_with_the_request_id(pool: Pool, captured: io.StringIO) -> None:
-    await pool.http.get("/v1/repos", headers={"X-Request-Id": "abc-123"})
-    lines = [json.loads(line) for line in captured.getvalue().splitlines()]
-    [access] = [e for e in lines if e["logger"] == "owp_bot.access" and e["request_id"] == "abc-123"]
-    assert (access["message"], access["route"], access["status"], access["method"]) == (
-        "request", "/v1/repos", 200, "GET")
+def access_lines(captured: io.StringIO) -> list[dict[str, Any]]:
+    return [e for e in map(json.loads, captured.getvalue().splitlines()) if e["logger"] == "owp_bot.access"]
+
+
+async def test_problems_are_logged_as_json_lines_with_the_request_id(pool: Pool, captured: io.StringIO) -> None:
+    await pool.http.get("/v1/repos", headers={"X-Request-Id": "ok-1"})
+    await pool.http.get("/v1/tasks/t_nosuchtask", headers={"X-Request-Id": "abc-123"})
+    [access] = access_lines(captured)  # OWP_ACCESS_LOG=problems, the default: the 404, not the 200
+    assert (access["message"], access["route"], access["status"], access["method"], access["request_id"]) == (
+        "request", "/v1/tasks/{task_id}", 404, "GET", "abc-123")
     assert access["duration_ms"] >= 0 and access["level"] == "info"
+    assert access_logged("problems", 200, SLOW_REQUEST) and not access_logged("problems", 200, SLOW_REQUEST / 2)
 
 
-async def test_no_token_ever_appears_in_the_logs(pool: Pool, captured: io.StringIO,
-                                                 caplog: pytest.LogCaptureFixture) -> None:
+class TestAccessLogChoices:
+    @pytest.fixture(params=["all", "off"])
+    def settings(self, settings: Settings, request: pytest.FixtureRequest) -> Settings:
+        return settings.with_overrides(access_log=request.param)
+
+    async def test_all_logs_every_request_and_off_none(self, pool: Pool, captured: io.StringIO) -> None:
+        await pool.http.get("/v1/repos")
+        await pool.http.get("/v1/tasks/t_nosuchtask")
+        statuses = [e["status"] for e in access_lines(captured)]
+        assert statuses == ([200, 404] if pool.app[SETTINGS].access_log == "all" else [])
+
+
+class TestTokens:
+    @pytest.fixture
+    def settings(self, settings: Settings) -> Settings:
+        return settings.with_overrides(access_log="all")
+
+    async def test_no_token_ever_appears_in_the_logs(self, pool: Pool, captured: io.StringIO,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+        await check_no_token_in_the_logs(pool, captured, caplog)
+
+
+async def check_no_token_in_the_logs(pool: Pool, captured: io.StringIO, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     await pool.repo()
     worker_id, token = await pool.worker()
