@@ -110,10 +110,10 @@ class RateLimiter:
             return None
         return ("admin" if admin else "worker"), hashlib.sha256((admin or bearer).encode()).hexdigest()
 
-    def check(self, request: web.Request, now: float) -> tuple[Verdict | None, str]:
+    def check(self, request: web.Request, credential: tuple[str, str] | None, now: float
+              ) -> tuple[Verdict | None, str]:
         """Spend from every bucket the request is charged to; the verdict that limits it (or the last one)."""
         address = request.remote or "unknown"
-        credential = self.credential(request)
         charges: list[tuple[str, str, bool]] = []  # (kind, key, spend)
         if request.path == REGISTER_PATH and request.method == "POST":
             charges.append(("register", address, True))
@@ -135,15 +135,14 @@ class RateLimiter:
                 last = (verdict, kind)
         return last
 
-    def answered(self, request: web.Request, status: int, now: float) -> None:
+    def answered(self, request: web.Request, credential: tuple[str, str] | None, status: int, now: float) -> None:
         """Remember tokens that authenticated; make a failed one spend from its address's bucket."""
-        credential = self.credential(request)
         if credential is None:
             return
         if status == 401:
             if "failed_auth" in self.buckets:
                 self.buckets["failed_auth"].take(request.remote or "unknown", now)
-        else:
+        elif credential[1] not in self._valid:
             self._valid[credential[1]] = True
 
     def record(self, route: str, kind: str, now: float) -> None:
@@ -165,12 +164,13 @@ def route_name(request: web.Request) -> str:
 @web.middleware
 async def rate_limit(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                      ) -> web.StreamResponse:
-    if request.path in EXEMPT or request.path.startswith(EXEMPT_PREFIXES):
+    limiter = request.app[RATE_LIMITER]
+    if not limiter.buckets or request.path in EXEMPT or request.path.startswith(EXEMPT_PREFIXES):
         if request.body_exists:
             await read_body(request)
         return await handler(request)
-    limiter, now = request.app[RATE_LIMITER], request.app[CLOCK].now()
-    verdict, kind = limiter.check(request, now)
+    now, credential = request.app[CLOCK].now(), limiter.credential(request)
+    verdict, kind = limiter.check(request, credential, now)
     if verdict is not None and not verdict.allowed:
         route = route_name(request)
         limiter.record(route, kind, now)
@@ -186,9 +186,9 @@ async def rate_limit(request: web.Request, handler: Callable[[web.Request], Awai
     try:
         response = await handler(request)
     except Problem as problem:
-        limiter.answered(request, problem.status, now)
+        limiter.answered(request, credential, problem.status, now)
         raise
-    limiter.answered(request, response.status, now)
+    limiter.answered(request, credential, response.status, now)
     if verdict is not None and not response.prepared:
         response.headers.update(verdict.headers(limiter.buckets[kind].period))
     return response

@@ -68,6 +68,11 @@ async def test_metrics_count_requests_and_domain_events(pool: Pool) -> None:
                                           ("status", "200")))] == 2
     assert m[("owp_http_request_duration_seconds_count", (("method", "POST"),
                                                          ("route", "/v1/work/offers")))] == 2
+    buckets = [m[("owp_http_request_duration_seconds_bucket", (("le", le), ("method", "POST"),
+                                                              ("route", "/v1/work/offers")))]
+               for le in ("0.001", "0.01", "0.1", "1.0", "5.0", "+Inf")]
+    assert buckets == sorted(buckets) and buckets[-1] == 2  # cumulative, as Prometheus counts them
+    assert 0 < m[("owp_http_request_duration_seconds_sum", (("method", "POST"), ("route", "/v1/work/offers")))] < 10
     assert ("owp_http_requests_total", (("method", "POST"), ("route", "/v1/work/offers/{offer_id}/accept"),
                                         ("status", "201"))) in m  # routes, not ids: labels stay few
 
