@@ -61,12 +61,17 @@ class Worker:
         self.auth = {"Authorization": f"Bearer {self.token}"}
         self.admin = {"X-Admin-Token": admin_token}
         self.seen_leases: set[str] = set()
+        self.pause = spec.get("pause", 0.0)  # mean seconds between requests (--rate); 0: none
 
     async def call(
         self, route: str, method: str, path: str, *, admin: bool = False, body: dict[str, Any] | None = None
     ) -> tuple[int, Any]:
-        async with self.gate:
+        if self.pause:  # --rate: a think time before each request, and the wait for a connection counts too
+            await asyncio.sleep(self.rng.expovariate(1 / self.pause))
             started = time.perf_counter()
+        async with self.gate:
+            if not self.pause:
+                started = time.perf_counter()
             async with self.session.request(
                 method, path, json=body, headers=self.admin if admin else self.auth
             ) as response:

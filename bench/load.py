@@ -52,6 +52,7 @@ SERVER_ENV = {
 }
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 LATENCY_ROUTES = ("offers", "accept", "work")
+RATE_CONCURRENCY = 256  # --rate: in flight at most (far above what a server keeping up has in flight)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,6 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repos", type=int, default=0, help="repos (N); default max(20, W/4)")
     p.add_argument("--duration", type=float, default=15, help="seconds of the worker loop")
     p.add_argument("--concurrency", type=int, default=32, help="requests in flight at most, across clients")
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=0,
+        help="open the loop: each worker pauses before every request (exponential, mean W/RATE s), so that the "
+        "workers offer about RATE requests/s while the server keeps up; latency then counts the wait for a "
+        f"connection too, and at most {RATE_CONCURRENCY} requests are in flight. 0 (default): a closed loop, "
+        "as fast as the server answers, --concurrency in flight",
+    )
     p.add_argument("--connections", type=int, default=32, help="connections of the ceiling/heartbeat phases")
     p.add_argument("--ceiling-seconds", type=float, default=4, help="seconds of each ceiling phase")
     p.add_argument("--client-procs", type=int, default=1, help="client processes of the loop")
@@ -361,8 +371,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                         "admin_token": ADMIN_TOKEN,
                         "seed": args.seed + i,
                         "duration": args.duration,
-                        "concurrency": max(1, args.concurrency // procs),
-                        "workers": specs[i::procs],
+                        "concurrency": max(1, (RATE_CONCURRENCY if args.rate else args.concurrency) // procs),
+                        "workers": [{**s, "pause": len(specs) / args.rate if args.rate else 0.0}
+                                    for s in specs[i::procs]],
                     },
                     workdir,
                     f"loop{i}",
@@ -468,7 +479,9 @@ def report(result: dict[str, Any]) -> str:
     a = result["args"]
     lines = [
         f"OWP Pool load ({a['mode']} mode, {result['store']}): W={a['workers']} workers, M={a['tasks']} ready tasks, "
-        f"{a['duration']} s, concurrency {a['concurrency']}, {result['machine']['cpus']} CPUs, "
+        f"{a['duration']} s, "
+        + (f"offered ~{a['rate']:g} req/s (open loop)" if a.get("rate") else f"concurrency {a['concurrency']}")
+        + f", {result['machine']['cpus']} CPUs, "
         f"Python {result['machine']['python']}",
         f"seeded in {result['seed_seconds']} s; database and server log in {result['workdir']}",
         f"ceiling (bare aiohttp hello on {result['event_loop']}, {a['connections']} conns): "
@@ -504,7 +517,8 @@ def report(result: dict[str, Any]) -> str:
     lines += [f"  {b}" for b in result["invariant_breaks"]]
     p99 = " ".join(f"{route}={result['routes'].get(route, {}).get('p99', 0)}ms" for route in LATENCY_ROUTES)
     lines.append(
-        f"SUMMARY {'OK' if passed(result) else 'FAIL'} mode={a['mode']} W={a['workers']} M={a['tasks']} p99 {p99} "
+        f"SUMMARY {'OK' if passed(result) else 'FAIL'} mode={a['mode']} W={a['workers']} M={a['tasks']} "
+        + (f"rate={a['rate']:g} " if a.get("rate") else "") + f"p99 {p99} "
         f"heartbeat/ceiling={result['heartbeat_ratio']:.2f} leases/s={result['leases_per_second']:.0f} "
         f"rss={result['server_peak_rss_mb']}MB invariants={'OK' if result['invariants_ok'] else 'BROKEN'} "
         f"errors={sum(sum(v.values()) for v in result['errors'].values())} store={result['store']}"

@@ -24,6 +24,10 @@ BACKOFF_BASE = 30.0
 BACKOFF_MAX = 3600.0
 MAX_ATTEMPTS = 8  # transient failures; rate limits wait as long as GitHub says
 BATCH = 50
+# After a wake-up, the worker waits this long for more commits before its round. Planning write-backs is a
+# write transaction, and woken by every commit it was half of all transactions under load (bench/RESULTS.md);
+# a second more before GitHub shows a change is nothing beside GitHub's own delays.
+SETTLE = 1.0
 
 
 def backoff(attempts: int) -> float:
@@ -145,7 +149,8 @@ class Outbox:
 
 
 async def outbox_loop(outbox: Outbox, poll: float) -> None:
-    """Run due jobs whenever events are committed (the hub wakes it) and at least every `poll` seconds."""
+    """Run due jobs SETTLE seconds after events are committed (the hub wakes it), and at least every `poll`
+    seconds."""
     hub = outbox.scheduler.hub
     subscription = hub.subscribe()
     try:
@@ -153,6 +158,7 @@ async def outbox_loop(outbox: Outbox, poll: float) -> None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(poll):  # not wait_for, which can lose a cancellation on 3.11
                     await subscription.queue.get()
+                await asyncio.sleep(SETTLE)  # the commits of the next moment share this round
             while not subscription.queue.empty():
                 subscription.queue.get_nowait()
             if subscription.overflowed:

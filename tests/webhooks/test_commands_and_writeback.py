@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from types import SimpleNamespace
+
+import pytest
+
+from owp_bot.events import EventHub
 from owp_bot.scheduler import github_operations as gh
+from owp_bot.scheduler.store import Event
+from owp_bot.webhooks import outbox
+from owp_bot.webhooks.outbox import outbox_loop
 from owp_bot.webhooks.service import GITHUB
 from tests.conftest import start_server
 from tests.webhooks.conftest import REPO, GitHubWorld
@@ -167,3 +177,40 @@ async def test_outbox_survives_a_restart(world: GitHubWorld) -> None:
         assert "is **ready**" in last_reply(world, number)
     finally:
         await server.close()
+
+
+
+async def test_the_outbox_worker_writes_back_by_itself(world: GitHubWorld) -> None:
+    number = await world.ready_issue("Settle")  # each commit wakes the worker; nobody drains here
+    _, token = await world.online_worker("ann")
+    await world.pool.work(token)
+    for _ in range(50):
+        if world.fake.bot_comments(REPO, number):
+            break
+        await asyncio.sleep(0.1)
+    [status] = world.fake.bot_comments(REPO, number)
+    assert "Leased" in status.body and "pool:leased" in world.fake.issue(REPO, number).labels
+
+
+async def test_the_outbox_worker_waits_for_commits_to_settle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A burst of commits costs one round (planning write-backs is a write), not one per commit."""
+    monkeypatch.setattr(outbox, "SETTLE", 0.3)
+    hub, rounds = EventHub(), []
+
+    class Counting:  # what outbox_loop uses of an Outbox
+        scheduler = SimpleNamespace(hub=hub)
+
+        async def run_due(self) -> int:
+            rounds.append(asyncio.get_running_loop().time())
+            return 0
+
+    worker = asyncio.create_task(outbox_loop(Counting(), poll=3600))  # type: ignore[arg-type]
+    await asyncio.sleep(0.01)
+    for seq in range(1, 11):  # a commit every 20 ms, for 0.2 s
+        hub.publish([Event(seq, 0.0, "worker.registered", "w", "w", None, {})])
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.4)
+    worker.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await worker
+    assert 1 <= len(rounds) <= 2, rounds  # woken by the first, settled past the last; with SETTLE = 0: ten

@@ -73,6 +73,7 @@ async def test_branch_name_links_and_closed_unmerged_requeues(world: GitHubWorld
     task = await world.task_of_issue(number)
     worker_id, token = await world.online_worker("bob")
     await pool.work(token)
+    await world.drain()  # the issue says it is leased (the status comment the end of the test looks at)
     pull = await fake.open_pull(REPO, body="no reference here", user="bob", head_ref=f"owp/{task['task_id']}")
     assert (await pool.get_task(task["task_id"]))["status"] == "pr_opened"
 
