@@ -54,3 +54,20 @@ async def test_the_wal_starts_again_while_writes_never_pause(tmp_path: Path, mon
     finally:
         await store.close()
     assert len(salts) >= 5, "the WAL never started again: it grows as long as the writes go on"
+
+
+async def test_the_checkpoint_step_starts_the_wal_again_itself(tmp_path: Path) -> None:
+    """The first write after a complete checkpoint starts the WAL again and syncs its header (20-25 ms): the
+    writer's checkpoint step, off the event loop's thread, makes that write, not the next COMMIT."""
+    store = SQLiteStore(tmp_path / "pool.db")
+    await store.open()
+    try:
+        await store.run(lambda: ops.register_worker("w1", "hash-w1", "w1", None, ["python"], 3, 1,
+                                                    TrustTier.BASIC, NOW))
+        before = _wal_salt(store.path)
+        checkpoints, writer = store._checkpoints, store._writer
+        assert checkpoints is not None and writer is not None
+        await asyncio.to_thread(checkpoints.finish, writer)
+        assert _wal_salt(store.path) != before  # started again, before any other write
+    finally:
+        await store.close()

@@ -54,6 +54,11 @@ MAX_GROUP = 64  # operations per group commit: bounds how long the first one in 
 # seconds between checkpoint rounds (a no-op when nothing was written). Not more often: restarting the WAL
 # makes every connection drop its page cache, and next_candidate then took 150 µs instead of 45 (bench/RESULTS.md)
 CHECKPOINT_EVERY = 10.0
+# When the WAL starts again it is cut back to this size if it grew past it. Cutting a WAL of a few hundred MB
+# back to 64 MB took 50-100 ms every round in the benchmark's worker loop, all of it with the writes waiting;
+# so only a WAL grown past 1 GiB (a burst far beyond the benchmark's) is cut, and the file otherwise keeps the
+# size of the largest round and is written over from its beginning (docs/operations.md, "Disk").
+WAL_SIZE_LIMIT = 1 << 30
 _HERE = Path(__file__).parent
 QUERIES = load_queries(_HERE / "sql" / "sqlite")
 MIGRATIONS = migrations(_HERE / "migrations" / "sqlite")
@@ -114,7 +119,7 @@ class SQLiteStore:
             writer.execute("PRAGMA journal_mode=WAL")
             writer.execute("PRAGMA synchronous=NORMAL")
             writer.execute("PRAGMA wal_autocheckpoint=0")  # the checkpoint thread does it
-            writer.execute("PRAGMA journal_size_limit=67108864")  # a WAL grown by a burst shrinks back to 64 MB
+            writer.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
             _migrate(writer)
         except BaseException:
             writer.close()
@@ -331,10 +336,16 @@ class _Checkpointer:
             self.copied.set()
 
     def finish(self, writer: sqlite3.Connection) -> None:
-        """On the writer's connection, between its transactions: copy what the thread's round left."""
+        """On the writer's connection, between its transactions: copy what the thread's round left, then start
+        the WAL again with a one-page write. The first write after a complete checkpoint starts the WAL from
+        its beginning, and with `synchronous=NORMAL` it syncs the new header to disk first: made by the next
+        COMMIT, that held up the event loop's thread for 20-25 ms every round (bench/RESULTS.md); here it
+        holds up only the writes, which wait for this step anyway. (`user_version` is otherwise unused.)"""
         self.copied.clear()
         with contextlib.suppress(sqlite3.Error):  # a reader still on an old snapshot: the next round
-            writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            busy, frames, copied = writer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if not busy and frames == copied > 0:
+                writer.execute("PRAGMA user_version = 0")
 
     def stop(self) -> None:
         self._stop.set()
