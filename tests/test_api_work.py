@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from owp_bot.keys import SETTINGS
+from owp_bot.scheduler import postgres_store, sqlite_store
 from tests.conftest import Pool
 
 PR = {"artifact": {"pr_url": "https://github.com/acme/api/pull/9"}}
@@ -194,6 +199,58 @@ async def test_release_and_status_rules(pool: Pool) -> None:
     await pool.status(task, "cancelled", admin=True)
     final = await pool.status(task, "ready", admin=True)
     assert final["status"] == "ready"
+
+
+def record_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the statements the stores run from now on (both backends)."""
+    names: list[str] = []
+
+    def sqlite_execute(conn: Any, stmt: Any, execute: Any = sqlite_store._execute) -> Any:
+        names.append(stmt.name)
+        return execute(conn, stmt)
+
+    async def postgres_execute(self: Any, stmt: Any, execute: Any = postgres_store._Transaction._execute) -> Any:
+        names.append(stmt.name)
+        return await execute(self, stmt)
+
+    monkeypatch.setattr(sqlite_store, "_execute", sqlite_execute)
+    monkeypatch.setattr(postgres_store._Transaction, "_execute", postgres_execute)
+    return names
+
+
+async def test_the_holders_reports_move_the_task_and_say_where_it_came_from(
+        pool: Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+    await pool.repo()
+    task = await pool.task()
+    ann_id, ann = await pool.worker("ann")
+    _, bob = await pool.worker("bob")
+    lease = (await pool.work(ann))["leases"][0]
+    statements = record_statements(monkeypatch)
+    for status in ("in_progress", "blocked", "in_progress"):
+        assert (await pool.status(task, status, token=ann))["status"] == status
+    no_url = await pool.status(task, "pr_opened", token=bob, expect=403)  # the holder's check comes first
+    assert "only the lease holder" in no_url["detail"]
+    assert "only the lease holder" in (await pool.status(task, "pr_opened", token=bob, expect=403, **PR))["detail"]
+    opened = await pool.status(task, "pr_opened", token=ann, **PR)
+    assert (opened["status"], opened["worker_id"], opened["pr_number"]) == ("pr_opened", ann_id, 9)
+    # the holder's reports read nothing first; the others' are read to say why not
+    assert [name for name in statements if name.startswith("task_")] == ["task_report_held"] * 3 + [
+        "task_get", "task_report_held", "task_get", "task_report_held"]
+    again = await pool.status(task, "pr_opened", token=ann,
+                              artifact={"pr_url": "https://github.com/acme/api/pull/10"})
+    assert (again["status"], again["pr_number"]) == ("pr_opened", 10)
+    late = await pool.status(task, "in_progress", token=ann, expect=409)
+    assert late["allowed"] == ["cancelled", "merged", "pr_opened", "ready"]
+    events = [(e["type"], e["details"].get("previous"), e["details"].get("lease_id"))
+              for e in await pool.events(target=task) if e["type"].startswith(("task.", "lease."))]
+    assert events[2:] == [
+        ("task.in_progress", "leased", None), ("task.blocked", "in_progress", None),
+        ("task.in_progress", "blocked", None), ("lease.completed", None, lease["lease_id"]),
+        ("task.pr_opened", "in_progress", None), ("task.pr_opened", "pr_opened", None),
+    ]
+    assert (await pool.call("GET", "/v1/work", token=ann))["leases"] == []
+    repo = await pool.call("GET", "/v1/repos/acme/api", admin=True)
+    assert (repo["budget"]["open_prs"], repo["budget"]["leases"]) == (1, 0)
 
 
 async def test_work_answers_are_not_cached(pool: Pool) -> None:

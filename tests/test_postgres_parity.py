@@ -129,5 +129,5 @@ def test_a_named_statement_may_be_several_statements_on_sqlite() -> None:
     assert sqlite_store.statements_of("INSERT INTO a VALUES (?1, ?2); -- first;\nUPDATE b SET c = ?2 RETURNING *") == [
         ("INSERT INTO a VALUES (?1, ?2)", 2), ("UPDATE b SET c = ?2 RETURNING *", 2)]
     compound = {name for name, sql in sqlite_store.QUERIES.items() if len(sqlite_store.statements_of(sql)) > 1}
-    assert compound == {"lease_grant", "offer_grant", "task_complete_lease"}
+    assert compound == {"lease_grant", "offer_grant", "task_complete_lease", "task_report_held"}
     assert all(re.search(r"^WITH ", postgres_store.QUERIES[name], re.MULTILINE) for name in compound)

@@ -183,10 +183,15 @@ def complete_lease(task: Row, new: TaskStatus, now: float, actor: str, pr_url: s
     """`end_lease(COMPLETED)` then `move_task` (the lease holder keeps the task), in one statement: the task as
     it is now, with the lease that ended, if one was active (columns lease_id, lease_worker_id)."""
     moved: Row = yield one("task_complete_lease", task["id"], new.value, task["worker_id"], now, pr_url, pr_number)
-    if moved["lease_id"] is not None:
-        yield emit(now, f"lease.{LeaseState.COMPLETED.value}", actor, task["id"], task["repo"],
-                    lease_id=moved["lease_id"], worker_id=moved["lease_worker_id"])
+    yield from lease_completed(moved, now, actor)
     return moved
+
+
+def lease_completed(moved: Row, now: float, actor: str) -> Op[None]:
+    """The event of the lease that a statement returning the task's row with lease_id, lease_worker_id ended."""
+    if moved["lease_id"] is not None:
+        yield emit(now, f"lease.{LeaseState.COMPLETED.value}", actor, moved["id"], moved["repo"],
+                   lease_id=moved["lease_id"], worker_id=moved["lease_worker_id"])
 
 
 def end_offer(task: Row, state: OfferState, now: float, actor: str, reason: str | None = None) -> Op[None]:
@@ -469,6 +474,7 @@ def renew_lease(worker_id: str, lease_id: str, now: float, settings: Settings) -
 # ------------------------------------------------------------------ task status
 
 WORKER_REPORTS = frozenset({"in_progress", "blocked", "pr_opened", "released"})
+HOLDER_MOVES = frozenset({"in_progress", "blocked", "pr_opened"})  # allowed from leased, in_progress, blocked
 ADMIN_REPORTS = WORKER_REPORTS | {"merged", "cancelled", "ready"}
 _PR_NUMBER = re.compile(r"/pull/(\d+)(?:[/?#].*)?$")
 
@@ -478,8 +484,19 @@ def report_status(
     pr_url: str | None = None, actor: str | None = None,
 ) -> Op[Row]:
     """A status report from the lease holder (`worker_id`) or, with `worker_id=None`, from an admin/GitHub."""
-    task = yield from load_task(task_id)
     actor = actor or worker_id or ADMIN
+    match = _PR_NUMBER.search(pr_url) if pr_url else None
+    pr_number = int(match.group(1)) if match else None
+    if worker_id is not None and status in HOLDER_MOVES and (pr_url or status != "pr_opened"):
+        # the common case, one statement: the holder moving its task along (the rules below, in its WHERE)
+        link = (pr_url, pr_number) if status == "pr_opened" else (None, None)
+        moved: Row | None = yield one("task_report_held", task_id, worker_id, status, now, *link)
+        if moved is not None:
+            yield from lease_completed(moved, now, actor)
+            yield emit(now, f"task.{status}", actor, task_id, moved["repo"], message=message, worker_id=worker_id,
+                       previous=moved["previous"], **({"pr_url": link[0]} if link[0] else {}))
+            return moved
+    task = yield from load_task(task_id)
     if worker_id is not None:
         if status not in WORKER_REPORTS:
             raise Problem(403, f"a worker may report {', '.join(sorted(WORKER_REPORTS))}; "
@@ -498,8 +515,7 @@ def report_status(
         yield from end_offer(task, OfferState.REVOKED, now, actor)
         moved = yield from move_task(task, new, None, now)
     elif new in (TaskStatus.PR_OPENED, TaskStatus.MERGED):
-        match = _PR_NUMBER.search(pr_url) if pr_url else None
-        moved = yield from complete_lease(task, new, now, actor, pr_url, int(match.group(1)) if match else None)
+        moved = yield from complete_lease(task, new, now, actor, pr_url, pr_number)
         if pr_url:
             details["pr_url"] = pr_url
     elif new is TaskStatus.CANCELLED:

@@ -200,6 +200,21 @@ UPDATE tasks SET status = $2, worker_id = $3, updated_at = $4,
   pr_url = coalesce($5::text, pr_url), pr_number = CASE WHEN $5::text IS NULL THEN pr_number ELSE $6 END
 WHERE id = $1 RETURNING tasks.*, (SELECT id FROM lease) AS lease_id, (SELECT worker_id FROM lease) AS lease_worker_id;
 
+-- name: task_report_held
+-- mirrors sqlite fba6321d4604
+WITH held AS (
+  SELECT id, status FROM tasks WHERE id = $1 AND worker_id = $2 AND status IN ('leased', 'in_progress', 'blocked')
+), lease AS (
+  UPDATE leases SET state = 'completed', ended_at = $4
+  WHERE $3 = 'pr_opened' AND task_id = (SELECT id FROM held) AND state = 'active'
+  RETURNING id, worker_id
+)
+UPDATE tasks SET status = $3, updated_at = $4,
+  pr_url = coalesce($5::text, pr_url), pr_number = CASE WHEN $5::text IS NULL THEN pr_number ELSE $6 END
+FROM held WHERE tasks.id = held.id
+RETURNING tasks.*, held.status AS previous, (SELECT id FROM lease) AS lease_id,
+  (SELECT worker_id FROM lease) AS lease_worker_id;
+
 -- name: tasks_list
 -- mirrors sqlite 69ffbb85835e
 SELECT * FROM tasks t

@@ -160,6 +160,20 @@ UPDATE tasks SET status = ?2, worker_id = ?3, updated_at = ?4,
   pr_url = coalesce(?5, pr_url), pr_number = CASE WHEN ?5 IS NULL THEN pr_number ELSE ?6 END
 WHERE id = ?1 RETURNING *;
 
+-- name: task_report_held
+-- A worker's report (?3: in_progress, blocked or pr_opened) on a task it holds (?2) and has not yet opened a PR
+-- for, without reading the task first: the task as it is now, its status before (previous) and, for pr_opened,
+-- the lease that ended (lease_id, lease_worker_id). No row when the worker does not hold it so: then the
+-- operation reads the task to say why.
+SELECT status AS previous FROM tasks WHERE id = ?1 AND worker_id = ?2 AND status IN ('leased', 'in_progress', 'blocked');
+UPDATE leases SET state = 'completed', ended_at = ?4
+WHERE ?3 = 'pr_opened' AND task_id = ?1 AND state = 'active'
+  AND EXISTS (SELECT 1 FROM tasks WHERE id = ?1 AND worker_id = ?2 AND status IN ('leased', 'in_progress', 'blocked'))
+RETURNING id AS lease_id, worker_id AS lease_worker_id;
+UPDATE tasks SET status = ?3, updated_at = ?4,
+  pr_url = coalesce(?5, pr_url), pr_number = CASE WHEN ?5 IS NULL THEN pr_number ELSE ?6 END
+WHERE id = ?1 AND worker_id = ?2 AND status IN ('leased', 'in_progress', 'blocked') RETURNING *;
+
 -- name: tasks_list
 SELECT * FROM tasks t
 WHERE t.id > ?1
