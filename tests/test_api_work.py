@@ -7,7 +7,9 @@ from typing import Any
 import pytest
 
 from owp_bot.keys import SETTINGS
+from owp_bot.scheduler import operations as ops
 from owp_bot.scheduler import postgres_store, sqlite_store
+from owp_bot.scheduler.policy import Ineligible
 from tests.conftest import Pool
 
 PR = {"artifact": {"pr_url": "https://github.com/acme/api/pull/9"}}
@@ -251,6 +253,22 @@ async def test_the_holders_reports_move_the_task_and_say_where_it_came_from(
     assert (await pool.call("GET", "/v1/work", token=ann))["leases"] == []
     repo = await pool.call("GET", "/v1/repos/acme/api", admin=True)
     assert (repo["budget"]["open_prs"], repo["budget"]["leases"]) == (1, 0)
+
+
+async def test_a_grant_the_policy_refuses_is_undone(pool: Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The statement that picks a task grants it at once; the policy checks the grant after, and if the two ever
+    disagree the operation is rolled back: no offer, no lease, no event."""
+    await pool.repo()
+    task = await pool.task()
+    _, ann = await pool.worker("ann")
+    monkeypatch.setattr(ops, "ineligibility", lambda *args, **kwargs: Ineligible.REVIEW_BUDGET_FULL)
+    for path, method in (("/v1/work", "GET"), ("/v1/work/offers", "POST")):
+        failed = await pool.call(method, path, token=ann, expect=500)
+        assert failed["status"] == 500
+    assert (await pool.get_task(task))["status"] == "ready"
+    assert [e["type"] for e in await pool.events(target=task)] == ["task.created"]
+    monkeypatch.undo()
+    assert [lease["task_id"] for lease in (await pool.work(ann))["leases"]] == [task]
 
 
 async def test_work_answers_are_not_cached(pool: Pool) -> None:

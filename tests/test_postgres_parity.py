@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sqlite3
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from owp_bot.scheduler import postgres_store, sqlite_store
 from owp_bot.scheduler.models import IN_FLIGHT
 from owp_bot.scheduler.reputation import OUTCOME_EVENTS
-from owp_bot.scheduler.store import load_queries, migrations
+from owp_bot.scheduler.store import Stmt, load_queries, migrations
 
 SCHEDULER = Path(postgres_store.__file__).parent
 
@@ -120,14 +122,31 @@ async def test_only_the_outcome_trigger_reacts_to_events(postgres_url: str) -> N
             assert set(re.findall(r"'([a-z_.]+)'::text", trigger["def"])) == OUTCOME_EVENTS, trigger["def"]
     assert "rep_outcomes_get" in postgres_store.SEES_EVENTS and "task_get" not in postgres_store.SEES_EVENTS
     assert "worker_claimant" in postgres_store.SEES_OUTCOMES and "task_get" not in postgres_store.SEES_OUTCOMES
-    assert "lease_grant" in postgres_store.WRITES and "next_candidate" not in postgres_store.WRITES
+    assert "grant_next" in postgres_store.WRITES and "ready_window" not in postgres_store.WRITES
 
 
 def test_a_named_statement_may_be_several_statements_on_sqlite() -> None:
     """Where PostgreSQL saves a round trip with a data-modifying WITH, SQLite runs the parts in order, each bound
     to the parameters it names (a comment ending in ';' splits nothing)."""
     assert sqlite_store.statements_of("INSERT INTO a VALUES (?1, ?2); -- first;\nUPDATE b SET c = ?2 RETURNING *") == [
-        ("INSERT INTO a VALUES (?1, ?2)", 2), ("UPDATE b SET c = ?2 RETURNING *", 2)]
+        ("INSERT INTO a VALUES (?1, ?2)", 2, False), ("UPDATE b SET c = ?2 RETURNING *", 2, False)]
+
+
+def test_a_later_statement_may_name_the_columns_an_earlier_one_returned(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`:column` in a later part is what the earlier part returned (null when it returned no row), beside the
+    operation's own `?n` (which SQLite would otherwise number after `:column`, binding `?2` to it)."""
+    parts = sqlite_store.statements_of("SELECT ?2 * 10 AS tens WHERE ?1;\nSELECT :tens + ?2 AS total, ?3 AS third")
+    assert parts[1] == ("SELECT :tens + :p2 AS total, :p3 AS third", 3, True)
+    conn = sqlite3.connect(":memory:")
+    conn.row_factory = sqlite3.Row
+    monkeypatch.setitem(sqlite_store._STATEMENTS, "test_named", parts)
+    found = sqlite_store._execute(conn, Stmt("test_named", (1, 4, "c"), "one"))
+    assert dict(found) == {"tens": 40, "total": 44, "third": "c"}
+    none = sqlite_store._execute(conn, Stmt("test_named", (0, 4, "c"), "one"))
+    assert dict(none) == {"tens": None, "total": None, "third": "c"}
+
+
+def test_the_compound_statements_are_one_on_postgresql() -> None:
     compound = {name for name, sql in sqlite_store.QUERIES.items() if len(sqlite_store.statements_of(sql)) > 1}
-    assert compound == {"lease_grant", "offer_grant", "task_complete_lease", "task_report_held"}
+    assert compound == {"grant_next", "lease_grant", "task_complete_lease", "task_report_held"}
     assert all(re.search(r"^WITH ", postgres_store.QUERIES[name], re.MULTILINE) for name in compound)

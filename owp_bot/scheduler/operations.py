@@ -217,14 +217,13 @@ def ttl(repo: Row, column: str, default: float) -> float:
     return float(value) if value is not None else default
 
 
-def grant_offer(task: Row, repo: Row, worker_id: str, now: float, settings: Settings) -> Op[Row]:
-    """Offer the task to the worker: the task offered, with its offer (as `offers_pending_of_worker` lists it)."""
-    offer_id = new_id("o", now)
-    expires_at = now + ttl(repo, "offer_ttl", settings.offer_ttl)
-    offered: Row = yield one("offer_grant", offer_id, task["id"], worker_id, now, expires_at)
-    yield emit(now, "offer.created", worker_id, task["id"], task["repo"], offer_id=offer_id,
-                worker_id=worker_id, expires_at=iso(expires_at))
-    return offered
+def grant_event(row: Row, worker_id: str, now: float, actor: str) -> Emit:
+    """The event of an offer or a lease granted: `row` is the task with it (as `grant_next` returns them)."""
+    if row["status"] == TaskStatus.OFFERED:
+        return emit(now, "offer.created", actor, row["id"], row["repo"], offer_id=row["offer_id"],
+                    worker_id=worker_id, expires_at=iso(row["expires_at"]))
+    return emit(now, "lease.granted", actor, row["id"], row["repo"], lease_id=row["lease_id"], worker_id=worker_id,
+                expires_at=iso(row["lease_expires_at"]))
 
 
 def grant_lease(task: Row, repo: Row, worker_id: str, now: float, settings: Settings,
@@ -234,8 +233,7 @@ def grant_lease(task: Row, repo: Row, worker_id: str, now: float, settings: Sett
     cap = now + settings.lease_max
     expires_at = min(now + ttl(repo, "lease_ttl", settings.lease_ttl), cap)
     leased: Row = yield one("lease_grant", lease_id, task["id"], worker_id, now, expires_at, cap)
-    yield emit(now, "lease.granted", actor, task["id"], task["repo"], lease_id=lease_id, worker_id=worker_id,
-                expires_at=iso(expires_at))
+    yield grant_event(leased, worker_id, now, actor)
     return leased
 
 
@@ -346,26 +344,28 @@ def _fill(worker_id: str, now: float, settings: Settings, as_offers: bool) -> Op
     # when every urgent task is still in its head start (a bulk import), walk from below them, not past them
     below = HEAD_START_PRIORITY if rival and not worker["urgent_settled"] else BOTTOM
     head_start = (int(HEAD_START_PRIORITY), settled, int(rival), int(below))
-    granted: list[Row] = []
+    kind, prefix, default_ttl, cap = ((TaskStatus.OFFERED, "o", settings.offer_ttl, None) if as_offers else
+                                      (TaskStatus.LEASED, "l", settings.lease_ttl, now + settings.lease_max))
+    grants: list[Row] = []
     while view.online and not view.paused and view.tasks_in_use < view.max_concurrent_tasks:
         free = view.capacity_points - view.points_in_use
         if free <= 0:
             break
-        task = yield one("next_candidate", free, int(view.trust_tier), skills, worker_id,
-                         now - settings.decline_cooldown, *head_start)
+        task = yield one("grant_next", free, int(view.trust_tier), skills, worker_id,
+                         now - settings.decline_cooldown, *head_start, kind.value, new_id(prefix, now), now,
+                         default_ttl, cap)
         if task is None:
             break
-        repo = repo_of(task)
-        reason = ineligibility(task_view(task), view, repo_load(repo), recently_declined=False)
-        if reason is not None:  # the SQL pre-filter and the policy must agree; never grant on doubt
-            raise RuntimeError(f"candidate {task['id']} passed the query but not the policy: {reason}")
-        if as_offers:
-            granted.append((yield from grant_offer(task, repo, worker_id, now, settings)))
-        else:
-            granted.append((yield from grant_lease(task, repo, worker_id, now, settings, worker_id)))
+        # the statement chose a ready task and granted it; the policy must agree, or the operation is undone
+        chosen = replace(task_view(task), status=TaskStatus.READY)
+        reason = ineligibility(chosen, view, repo_load(repo_of(task)), recently_declined=False)
+        if reason is not None:
+            raise RuntimeError(f"task {task['id']} passed the query but not the policy: {reason}")
+        yield grant_event(task, worker_id, now, worker_id)
+        grants.append(task)
         view = replace(view, tasks_in_use=view.tasks_in_use + 1,
                        points_in_use=view.points_in_use + task["estimate_points"])
-    return view, worker["offers_pending" if as_offers else "leases_active"], granted
+    return view, worker["offers_pending" if as_offers else "leases_active"], grants
 
 
 def fetch_work(worker_id: str, now: float, settings: Settings) -> Op[list[Row]]:

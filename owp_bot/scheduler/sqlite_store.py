@@ -64,16 +64,24 @@ QUERIES = load_queries(_HERE / "sql" / "sqlite")
 MIGRATIONS = migrations(_HERE / "migrations" / "sqlite")
 
 
-def statements_of(sql: str) -> list[tuple[str, int]]:
-    """The statements of a named statement, each with how many parameters it binds (its highest `?n`).
+def statements_of(sql: str) -> list[tuple[str, int, bool]]:
+    """The statements of a named statement, each with how many parameters it binds (its highest `?n`) and
+    whether it names a column an earlier one returned.
 
-    A few named statements are two statements here and one on PostgreSQL, where a data-modifying `WITH` saves a
-    round trip (`lease_grant`: insert the lease, lease the task); they run in order in the operation's
+    A few named statements are several statements here and one on PostgreSQL, where a data-modifying `WITH` saves
+    round trips (`lease_grant`: insert the lease, lease the task); they run in order in the operation's
     transaction, and the answer is the last one's, with the columns an earlier one returned (as the `WITH`'s
-    `RETURNING …, (SELECT … FROM earlier)`: null when it returned no row)."""
+    `RETURNING …, (SELECT … FROM earlier)`: null when it returned no row). A later statement may name those
+    columns as parameters, `:column` (as the `WITH` names `earlier.column`); its `?n` become `:pn` then, because
+    SQLite numbers `:name` parameters after the highest `?n`, and `?2` beside `:column` may be the same one."""
     code = re.sub(r"--[^\n]*", "", sql)  # a comment may end in ";" too
     parts = [part.strip() for part in re.split(r";\s*\n", code) if part.strip()]
-    return [(part, max((int(n) for n in re.findall(r"\?(\d+)", part)), default=0)) for part in parts]
+    found = []
+    for index, part in enumerate(parts):
+        arity = max((int(n) for n in re.findall(r"\?(\d+)", part)), default=0)
+        named = index > 0 and re.search(r"(?<![:\w]):[a-z_]+", part) is not None
+        found.append((re.sub(r"\?(\d+)", r":p\1", part) if named else part, arity, named))
+    return found
 
 
 _STATEMENTS = {name: statements_of(sql) for name, sql in QUERIES.items()}
@@ -284,13 +292,19 @@ def _drive(conn: sqlite3.Connection, op: Op[T]) -> tuple[T, list[Event]]:
 
 
 def _execute(conn: sqlite3.Connection, stmt: Stmt) -> Any:
-    *earlier, (sql, arity) = _STATEMENTS[stmt.name]
+    *earlier, last = _STATEMENTS[stmt.name]
     returned: dict[str, Any] = {}
-    for part, part_arity in earlier:
-        cursor = conn.execute(part, stmt.params[:part_arity])
+
+    def bound(arity: int, named: bool) -> Any:
+        params = stmt.params[:arity]
+        return {**{f"p{n}": value for n, value in enumerate(params, 1)}, **returned} if named else params
+
+    for part, arity, named in earlier:
+        cursor = conn.execute(part, bound(arity, named))
         row = cursor.fetchone()
         returned.update(dict(row) if row is not None else dict.fromkeys(d[0] for d in cursor.description or ()))
-    cursor = conn.execute(sql, stmt.params[:arity])
+    sql, arity, named = last
+    cursor = conn.execute(sql, bound(arity, named))
     if returned and stmt.fetch == "one":
         row = cursor.fetchone()
         return None if row is None else {**dict(row), **returned}

@@ -216,7 +216,7 @@ RETURNING tasks.*, held.status AS previous, (SELECT id FROM lease) AS lease_id,
   (SELECT worker_id FROM lease) AS lease_worker_id;
 
 -- name: tasks_list
--- mirrors sqlite 69ffbb85835e
+-- mirrors sqlite 353578159724
 SELECT * FROM tasks t
 WHERE t.id > $1
   AND ($2::text IS NULL OR t.repo = $2::text)
@@ -226,34 +226,50 @@ WHERE t.id > $1
   AND ($6::text IS NULL OR t.worker_id = $6::text)
 ORDER BY t.id LIMIT $7;
 
--- The assignment hot path: the best ready task this worker may take, walking tasks_ready in order.
--- $1 free points, $2 trust tier, $3 skills (JSON list), $4 worker id, $5 declines count since.
--- Reputation head start (docs/protocol.md "Reputation"): a task of priority >= $6 that became ready after $7
--- is skipped when $8 = 1, i.e. a better-reputed online worker with a free slot exists (rep_better_rival,
--- asked once per request): the hot query compares constants, it never scans workers per candidate.
--- name: next_candidate
--- mirrors sqlite 06b5845dfcd9
--- The candidate's repo comes along (columns repo_*: what repo_load and the TTLs read): the policy checks both.
-SELECT t.*, r.max_open_prs AS repo_max_open_prs, r.area_locks AS repo_area_locks, r.lease_ttl AS repo_lease_ttl,
-       r.offer_ttl AS repo_offer_ttl, r.in_flight AS repo_in_flight, r.external_open_prs AS repo_external_open_prs,
-       r.sensitive_areas AS repo_sensitive_areas,
-       (SELECT coalesce(json_agg(a.area), '[]')::text FROM area_locks a WHERE a.repo = r.id) AS repo_locked_areas
-FROM tasks t
-JOIN repos r ON r.id = t.repo
-WHERE t.status = 'ready' AND t.priority < $9
-  AND t.estimate_points <= $1
-  AND t.min_trust <= $2
-  AND r.in_flight + r.external_open_prs < r.max_open_prs
-  AND NOT EXISTS (SELECT 1 FROM area_locks a WHERE a.repo = t.repo AND a.area = t.area)
-  AND NOT EXISTS (SELECT 1 FROM task_skills s WHERE s.task_id = t.id
-                    AND s.skill NOT IN (SELECT json_array_elements_text($3::text::json)))
-  AND NOT EXISTS (SELECT 1 FROM offers o
-                    WHERE o.worker_id = $4 AND o.task_id = t.id AND o.state = 'rejected' AND o.resolved_at > $5)
-  AND ($2 >= 2 OR t.area IS NULL
-       OR NOT EXISTS (SELECT 1 FROM json_array_elements_text(r.sensitive_areas::json) j WHERE j = t.area))
-  AND (t.priority < $6 OR t.updated_at <= $7::float8 OR $8::int = 0)
-ORDER BY t.priority DESC, t.created_at, t.id
-LIMIT 1;
+-- name: grant_next
+-- The assignment hot path: the best ready task this worker may take, granted to it at once (sqlite/core.sql
+-- says what each parameter and column is). One round trip: every part runs on one snapshot, so `candidate`
+-- holds the repo as it was before the task was taken.
+-- mirrors sqlite 631ea472f454
+WITH candidate AS (
+  SELECT t.id AS candidate_id, r.max_open_prs AS repo_max_open_prs, r.area_locks AS repo_area_locks,
+         r.lease_ttl AS repo_lease_ttl, r.offer_ttl AS repo_offer_ttl, r.in_flight AS repo_in_flight,
+         r.external_open_prs AS repo_external_open_prs, r.sensitive_areas AS repo_sensitive_areas,
+         (SELECT coalesce(json_agg(a.area), '[]')::text FROM area_locks a WHERE a.repo = r.id) AS repo_locked_areas
+  FROM tasks t
+  JOIN repos r ON r.id = t.repo
+  WHERE t.status = 'ready' AND t.priority < $9
+    AND t.estimate_points <= $1
+    AND t.min_trust <= $2
+    AND r.in_flight + r.external_open_prs < r.max_open_prs
+    AND NOT EXISTS (SELECT 1 FROM area_locks a WHERE a.repo = t.repo AND a.area = t.area)
+    AND NOT EXISTS (SELECT 1 FROM task_skills s WHERE s.task_id = t.id
+                      AND s.skill NOT IN (SELECT json_array_elements_text($3::text::json)))
+    AND NOT EXISTS (SELECT 1 FROM offers o
+                      WHERE o.worker_id = $4 AND o.task_id = t.id AND o.state = 'rejected' AND o.resolved_at > $5)
+    AND ($2 >= 2 OR t.area IS NULL
+         OR NOT EXISTS (SELECT 1 FROM json_array_elements_text(r.sensitive_areas::json) j WHERE j = t.area))
+    AND (t.priority < $6 OR t.updated_at <= $7::float8 OR $8::int = 0)
+  ORDER BY t.priority DESC, t.created_at, t.id
+  LIMIT 1
+), offer AS (
+  INSERT INTO offers (id, task_id, worker_id, state, created_at, expires_at)
+  SELECT $11, candidate_id, $4, 'pending', $12::float8, $12::float8 + coalesce(repo_offer_ttl, $13::float8)
+  FROM candidate WHERE $10::text = 'offered'
+  RETURNING expires_at
+), lease AS (
+  INSERT INTO leases (id, task_id, worker_id, state, granted_at, expires_at, max_expires_at)
+  SELECT $11, candidate_id, $4, 'active', $12::float8,
+         LEAST($12::float8 + coalesce(repo_lease_ttl, $13::float8), $14::float8), $14::float8
+  FROM candidate WHERE $10::text = 'leased'
+  RETURNING expires_at
+)
+UPDATE tasks SET status = $10::text, worker_id = $4, updated_at = $12::float8
+FROM candidate WHERE tasks.id = candidate.candidate_id
+RETURNING tasks.*, candidate.*,
+  CASE WHEN $10::text = 'offered' THEN $11::text END AS offer_id, (SELECT expires_at FROM offer) AS expires_at,
+  CASE WHEN $10::text = 'leased' THEN $11::text END AS lease_id, (SELECT expires_at FROM lease) AS lease_expires_at,
+  CASE WHEN $10::text = 'leased' THEN $14::float8 END AS max_expires_at;
 
 -- A window of ready tasks in assignment order, for explaining why a worker gets none.
 -- name: ready_window
@@ -270,15 +286,6 @@ SELECT count(*) AS n FROM tasks WHERE status = 'ready';
 SELECT DISTINCT task_id FROM offers WHERE worker_id = $1 AND state = 'rejected' AND resolved_at > $2;
 
 -- ---------------------------------------------------------------- offers
-
--- name: offer_grant
--- mirrors sqlite e13381644cef
--- one round trip: both parts run on one snapshot, and the task's row is not in the offer's insert
-WITH offer AS (
-  INSERT INTO offers (id, task_id, worker_id, state, created_at, expires_at) VALUES ($1, $2, $3, 'pending', $4, $5)
-)
-UPDATE tasks SET status = 'offered', worker_id = $3, updated_at = $4 WHERE id = $2
-RETURNING *, $1 AS offer_id, $5 AS expires_at;
 
 -- name: offer_to_answer
 -- mirrors sqlite 18a909e65dd0

@@ -184,16 +184,21 @@ WHERE t.id > ?1
   AND (?6 IS NULL OR t.worker_id = ?6)
 ORDER BY t.id LIMIT ?7;
 
--- The assignment hot path: the best ready task this worker may take, walking tasks_ready in order.
+-- name: grant_next
+-- The assignment hot path: the best ready task this worker may take, walking tasks_ready in order, granted to
+-- it at once (?10: 'offered' or 'leased'; ?11 the offer's or lease's id, ?12 now, ?13 the pool's TTL for
+-- that, ?14 a lease's cap). The answer: the task as it is now, with what was granted (offer_id, expires_at;
+-- or lease_id, lease_expires_at, max_expires_at, as offers_pending_of_worker and leases_active_of_worker list
+-- them), and its repo as it was when the task was chosen (columns repo_*): the operation checks the grant
+-- against the policy, and is undone if they disagree. No row when no task fits.
 -- ?1 free points, ?2 trust tier, ?3 skills (JSON list), ?4 worker id, ?5 declines count since.
 -- Reputation head start (docs/protocol.md "Reputation"): a task of priority >= ?6 that became ready after ?7
 -- is skipped when ?8 = 1, i.e. a better-reputed online worker with a free slot exists (rep_better_rival,
 -- asked once per request): the hot query compares constants, it never scans workers per candidate.
--- name: next_candidate
--- The candidate's repo comes along (columns repo_*: what repo_load and the TTLs read): the policy checks both.
-SELECT t.*, r.max_open_prs AS repo_max_open_prs, r.area_locks AS repo_area_locks, r.lease_ttl AS repo_lease_ttl,
-       r.offer_ttl AS repo_offer_ttl, r.in_flight AS repo_in_flight, r.external_open_prs AS repo_external_open_prs,
-       r.sensitive_areas AS repo_sensitive_areas,
+-- Four statements here, one on PostgreSQL: the later ones name the columns the first returned (:candidate_id).
+SELECT t.id AS candidate_id, r.max_open_prs AS repo_max_open_prs, r.area_locks AS repo_area_locks,
+       r.lease_ttl AS repo_lease_ttl, r.offer_ttl AS repo_offer_ttl, r.in_flight AS repo_in_flight,
+       r.external_open_prs AS repo_external_open_prs, r.sensitive_areas AS repo_sensitive_areas,
        (SELECT json_group_array(a.area) FROM area_locks a WHERE a.repo = r.id) AS repo_locked_areas
 FROM tasks t INDEXED BY tasks_ready
 JOIN repos r ON r.id = t.repo
@@ -210,8 +215,20 @@ WHERE t.status = 'ready' AND t.priority < ?9
   AND (t.priority < ?6 OR t.updated_at <= ?7 OR ?8 = 0)
 ORDER BY t.priority DESC, t.created_at, t.id
 LIMIT 1;
+INSERT INTO offers (id, task_id, worker_id, state, created_at, expires_at)
+SELECT ?11, :candidate_id, ?4, 'pending', ?12, ?12 + coalesce(:repo_offer_ttl, ?13)
+WHERE ?10 = 'offered' AND :candidate_id IS NOT NULL;
+INSERT INTO leases (id, task_id, worker_id, state, granted_at, expires_at, max_expires_at)
+SELECT ?11, :candidate_id, ?4, 'active', ?12, min(?12 + coalesce(:repo_lease_ttl, ?13), ?14), ?14
+WHERE ?10 = 'leased' AND :candidate_id IS NOT NULL;
+UPDATE tasks SET status = ?10, worker_id = ?4, updated_at = ?12 WHERE id = :candidate_id
+RETURNING *,
+  CASE WHEN ?10 = 'offered' THEN ?11 END AS offer_id,
+  (SELECT expires_at FROM offers WHERE ?10 = 'offered' AND id = ?11) AS expires_at,
+  CASE WHEN ?10 = 'leased' THEN ?11 END AS lease_id,
+  (SELECT expires_at FROM leases WHERE ?10 = 'leased' AND id = ?11) AS lease_expires_at,
+  CASE WHEN ?10 = 'leased' THEN ?14 END AS max_expires_at;
 
--- Is any urgent task (?1: a JSON list of priorities) past its head start (ready since before ?2)?
 -- A window of ready tasks in assignment order, for explaining why a worker gets none.
 -- name: ready_window
 SELECT * FROM tasks INDEXED BY tasks_ready WHERE status = 'ready'
@@ -225,15 +242,8 @@ SELECT DISTINCT task_id FROM offers WHERE worker_id = ?1 AND state = 'rejected' 
 
 -- ---------------------------------------------------------------- offers
 
--- name: offer_grant
--- the offer, then its task offered to the worker (one statement on PostgreSQL): the task with its offer, as
--- offers_pending_of_worker lists it
-INSERT INTO offers (id, task_id, worker_id, state, created_at, expires_at) VALUES (?1, ?2, ?3, 'pending', ?4, ?5);
-UPDATE tasks SET status = 'offered', worker_id = ?3, updated_at = ?4 WHERE id = ?2
-RETURNING *, ?1 AS offer_id, ?5 AS expires_at;
-
 -- name: offer_to_answer
--- An offer (columns offer_*) with its task (t.*) and the task's repo (columns repo_*, as next_candidate's):
+-- An offer (columns offer_*) with its task (t.*) and the task's repo (columns repo_*, as grant_next's):
 -- what accepting or declining it reads, in one statement.
 SELECT o.id AS offer_id, o.worker_id AS offer_worker_id, o.state AS offer_state, t.*,
        r.max_open_prs AS repo_max_open_prs, r.area_locks AS repo_area_locks, r.lease_ttl AS repo_lease_ttl,
