@@ -17,6 +17,7 @@ from owp_bot.config import Settings
 from owp_bot.errors import Problem
 from owp_bot.events import EventHub
 from owp_bot.scheduler import operations as ops
+from owp_bot.scheduler import postgres_store
 from owp_bot.scheduler.postgres_store import ANALYZE_AFTER_CREATED, PostgresStore
 from owp_bot.scheduler.service import Scheduler
 from owp_bot.scheduler.store import Op
@@ -152,7 +153,7 @@ async def test_a_listener_that_loses_its_connection_catches_up(postgres_url: str
 
 
 async def test_a_bulk_import_refreshes_the_planner_statistics(postgres_url: str, clock: ManualClock) -> None:
-    """Else next_candidate keeps a plan made for an empty table and walks every ready task (100 ms at 20k)."""
+    """Else grant_next keeps a plan made for an empty table and walks every ready task (100 ms at 20k)."""
     async with replicas(postgres_url, clock, count=1) as (a,):
         specs = [(i, ops.TaskSpec("acme/api", f"task {i}", key=f"k{i}")) for i in range(ANALYZE_AFTER_CREATED)]
         await a.run(lambda now: ops.import_tasks([ops.RepoSpec("acme/api", 3)], specs, now))
@@ -162,3 +163,25 @@ async def test_a_bulk_import_refreshes_the_planner_statistics(postgres_url: str,
         finally:
             await conn.close()
         assert counted == ANALYZE_AFTER_CREATED
+
+
+async def test_a_workers_load_reads_only_its_tasks_in_flight(postgres_url: str) -> None:
+    """A worker's finished tasks keep its id; counting its load must not walk them (migration 013)."""
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        await postgres_store.migrate(conn)
+        await conn.execute(postgres_store.QUERIES["repo_insert"], "acme/api", 3, 1, None, None, 0.0)
+        await conn.execute(postgres_store.QUERIES["worker_insert"], "w_1", "ann", None, "[]", 5, 2, 1, "h", 0.0)
+        await conn.execute(
+            "INSERT INTO tasks (id, repo, title, estimate_points, required_skills, priority, min_trust, status,"
+            " worker_id, source, created_at, updated_at)"
+            " SELECT 't_' || n, 'acme/api', 'done', 1, '[]', 1, 0, CASE WHEN n < 3 THEN 'leased' ELSE 'merged' END,"
+            " 'w_1', 'api', n, n FROM generate_series(1, 5000) n")
+        await conn.execute("ANALYZE tasks")
+        plan = "\n".join(r[0] for r in await conn.fetch(
+            "EXPLAIN (ANALYZE, BUFFERS) " + postgres_store.QUERIES["worker_claimant"], "w_1", 0.0, 1, "[3]", 0.0))
+        load = await conn.fetchrow(postgres_store.QUERIES["worker_claimant"], "w_1", 0.0, 1, "[3]", 0.0)
+    finally:
+        await conn.close()
+    assert (load["tasks_in_use"], load["points_in_use"]) == (2, 2)
+    assert "tasks_in_use_by_worker" in plan and "tasks_by_worker" not in plan, plan
