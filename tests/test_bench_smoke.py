@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 
 from tests.conftest import TEST_DATABASE_URL
 
@@ -71,7 +72,7 @@ def test_claim_mode_only_leases_and_finishes(tmp_path: Path) -> None:
 def assert_statements_timed(result: dict[str, Any]) -> None:
     """--statements: the loop's statements, counted in the server (bench/statements.py)."""
     timings = result["statements"]
-    assert timings["statements"]["grant_next"]["count"] >= result["leases_granted"]  # one per lease granted
+    assert timings["statements"]["lease_next"]["count"] >= result["leases_granted"]  # one per lease granted
     assert timings["statements"]["(events inserted)"]["count"] > 0
     assert timings["transactions"]["count"] > 0 and timings["transactions"]["operations"] >= timings[
         "transactions"]["count"]
@@ -92,3 +93,16 @@ def test_claim_mode_on_postgres_uses_a_schema_of_its_own_and_drops_it(tmp_path: 
             await conn.close()
 
     assert result["schema"].startswith("owp_bench_") and not asyncio.run(schema_exists())
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+def test_the_store_claim_loop_runs_without_http(store: str) -> None:
+    """bench.store_claim: the claim loop on the store alone, on either backend, no task leased twice."""
+    on_postgres = ["--postgres", TEST_DATABASE_URL] if store == "postgres" else []
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.store_claim", "--workers", "4", "--tasks", "200", "--seconds", "1",
+         *on_postgres], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    summary, *statements = done.stdout.splitlines()
+    assert summary.startswith(f"{'postgresql' if on_postgres else 'sqlite'}: ") and "leases/s without HTTP" in summary
+    assert {line.split()[0] for line in statements} >= {"lease_next", "task_report_held", "worker_claimant"}

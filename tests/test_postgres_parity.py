@@ -122,7 +122,7 @@ async def test_only_the_outcome_trigger_reacts_to_events(postgres_url: str) -> N
             assert set(re.findall(r"'([a-z_.]+)'::text", trigger["def"])) == OUTCOME_EVENTS, trigger["def"]
     assert "rep_outcomes_get" in postgres_store.SEES_EVENTS and "task_get" not in postgres_store.SEES_EVENTS
     assert "worker_claimant" in postgres_store.SEES_OUTCOMES and "task_get" not in postgres_store.SEES_OUTCOMES
-    assert "grant_next" in postgres_store.WRITES and "ready_window" not in postgres_store.WRITES
+    assert "lease_next" in postgres_store.WRITES and "ready_window" not in postgres_store.WRITES
 
 
 def test_a_named_statement_may_be_several_statements_on_sqlite() -> None:
@@ -148,5 +148,5 @@ def test_a_later_statement_may_name_the_columns_an_earlier_one_returned(monkeypa
 
 def test_the_compound_statements_are_one_on_postgresql() -> None:
     compound = {name for name, sql in sqlite_store.QUERIES.items() if len(sqlite_store.statements_of(sql)) > 1}
-    assert compound == {"grant_next", "lease_grant", "task_complete_lease", "task_report_held"}
+    assert compound == {"lease_grant", "lease_next", "offer_next", "task_complete_lease", "task_report_held"}
     assert all(re.search(r"^WITH ", postgres_store.QUERIES[name], re.MULTILINE) for name in compound)

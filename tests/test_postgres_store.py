@@ -153,7 +153,7 @@ async def test_a_listener_that_loses_its_connection_catches_up(postgres_url: str
 
 
 async def test_a_bulk_import_refreshes_the_planner_statistics(postgres_url: str, clock: ManualClock) -> None:
-    """Else grant_next keeps a plan made for an empty table and walks every ready task (100 ms at 20k)."""
+    """Else lease_next keeps a plan made for an empty table and walks every ready task (100 ms at 20k)."""
     async with replicas(postgres_url, clock, count=1) as (a,):
         specs = [(i, ops.TaskSpec("acme/api", f"task {i}", key=f"k{i}")) for i in range(ANALYZE_AFTER_CREATED)]
         await a.run(lambda now: ops.import_tasks([ops.RepoSpec("acme/api", 3)], specs, now))

@@ -47,7 +47,7 @@ SYSTEM = "system"
 ADMIN = "admin"
 EXPLAIN_WINDOW = 500  # ready tasks examined, in assignment order, when explaining why a worker gets none
 URGENT = json.dumps([int(p) for p in Priority if p >= HEAD_START_PRIORITY])  # the priorities with a head start
-BOTTOM = max(Priority) + 1  # next_candidate walks the priorities below this one: all of them
+BOTTOM = max(Priority) + 1  # ready_candidate walks the priorities below this one: all of them
 
 
 # ------------------------------------------------------------------ plain data in and out
@@ -145,8 +145,8 @@ def repo_load(repo: Row) -> RepoLoad:
 
 
 def repo_of(task: Row) -> Row:
-    """The repo that `next_candidate` and `offer_to_answer` bring with a task (columns repo_*): what `repo_load`
-    and `ttl` read."""
+    """The repo that `offer_next`, `lease_next` and `offer_to_answer` bring with a task (columns repo_*): what
+    `repo_load` and `ttl` read."""
     columns = task.keys()  # database rows iterate over their values, not their keys
     return {"id": task["repo"], **{key[5:]: task[key] for key in columns if key.startswith("repo_")}}
 
@@ -218,7 +218,8 @@ def ttl(repo: Row, column: str, default: float) -> float:
 
 
 def grant_event(row: Row, worker_id: str, now: float, actor: str) -> Emit:
-    """The event of an offer or a lease granted: `row` is the task with it (as `grant_next` returns them)."""
+    """The event of an offer or a lease granted: `row` is the task with it (as `offer_next` and `lease_next`
+    return them)."""
     if row["status"] == TaskStatus.OFFERED:
         return emit(now, "offer.created", actor, row["id"], row["repo"], offer_id=row["offer_id"],
                     worker_id=worker_id, expires_at=iso(row["expires_at"]))
@@ -344,16 +345,15 @@ def _fill(worker_id: str, now: float, settings: Settings, as_offers: bool) -> Op
     # when every urgent task is still in its head start (a bulk import), walk from below them, not past them
     below = HEAD_START_PRIORITY if rival and not worker["urgent_settled"] else BOTTOM
     head_start = (int(HEAD_START_PRIORITY), settled, int(rival), int(below))
-    kind, prefix, default_ttl, cap = ((TaskStatus.OFFERED, "o", settings.offer_ttl, None) if as_offers else
-                                      (TaskStatus.LEASED, "l", settings.lease_ttl, now + settings.lease_max))
+    statement, prefix, terms = (("offer_next", "o", (settings.offer_ttl,)) if as_offers else
+                                ("lease_next", "l", (settings.lease_ttl, now + settings.lease_max)))
     grants: list[Row] = []
     while view.online and not view.paused and view.tasks_in_use < view.max_concurrent_tasks:
         free = view.capacity_points - view.points_in_use
         if free <= 0:
             break
-        task = yield one("grant_next", free, int(view.trust_tier), skills, worker_id,
-                         now - settings.decline_cooldown, *head_start, kind.value, new_id(prefix, now), now,
-                         default_ttl, cap)
+        task = yield one(statement, free, int(view.trust_tier), skills, worker_id, now - settings.decline_cooldown,
+                         *head_start, new_id(prefix, now), now, *terms)
         if task is None:
             break
         # the statement chose a ready task and granted it; the policy must agree, or the operation is undone
@@ -415,7 +415,7 @@ def _explain(worker: WorkerView, now: float, settings: Settings) -> Op[Explanati
         reason: Ineligible | None = ineligibility(view, worker, loads[task["repo"]], task["id"] in declined)
         if reason is None and held_for_reputation(task["priority"], task["updated_at"], now,
                                                   settings.reputation_head_start):
-            reason = Ineligible.REPUTATION_HEAD_START  # eligible, yet next_candidate kept it for a rival
+            reason = Ineligible.REPUTATION_HEAD_START  # eligible, yet ready_candidate kept it for a rival
         if reason is not None:
             verdicts.append((view, reason))
     reasons = explain(verdicts, loads, worker)

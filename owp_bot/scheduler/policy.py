@@ -55,7 +55,7 @@ class RepoLoad:
 
 
 def held_for_reputation(priority: int, ready_since: float, now: float, head_start: float) -> bool:
-    """A task this fresh and this urgent goes first to the best-reputed eligible worker (next_candidate)."""
+    """A task this fresh and this urgent goes first to the best-reputed eligible worker (ready_candidate in sql/)."""
     return priority >= HEAD_START_PRIORITY and now - ready_since < head_start
 
 

@@ -129,7 +129,7 @@ SERVER_SETTINGS = {"plan_cache_mode": "force_generic_plan"}
 _BEGIN_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 _EVENT_PAGE = 1000
 # After a bulk import the planner's statistics still describe the table before it (autovacuum catches up within
-# a minute or so): next_candidate then took 100 ms walking every ready task instead of 3 ms down tasks_ready.
+# a minute or so): finding a candidate then took 100 ms walking every ready task instead of 3 ms down tasks_ready.
 ANALYZE_AFTER_CREATED = 500
 _CLOSE_TIMEOUT = 10.0  # seconds to wait for busy connections on close before cutting them
 

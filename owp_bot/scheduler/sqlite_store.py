@@ -3,7 +3,7 @@
 Why writes run on the loop's thread: an operation (a generator, see store.py) is a handful of statements of
 a few microseconds each. Handing it to a database thread costs more than running it: every statement
 releases the GIL, and getting it back from a busy event loop waited up to a switch interval (measured: 0.5
-ms per `BEGIN`, next_candidate 270 µs instead of 60; bench/RESULTS.md). So a write operation runs start to
+ms per `BEGIN`, the candidate search 270 µs instead of 60; bench/RESULTS.md). So a write operation runs start to
 finish on the loop's thread inside `BEGIN IMMEDIATE … COMMIT` without awaiting anything: write operations are
 serialised by construction and no other coroutine sees one half done.
 
@@ -52,7 +52,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 MAX_GROUP = 64  # operations per group commit: bounds how long the first one in a group waits for the others
 # seconds between checkpoint rounds (a no-op when nothing was written). Not more often: restarting the WAL
-# makes every connection drop its page cache, and next_candidate then took 150 µs instead of 45 (bench/RESULTS.md)
+# makes every connection drop its page cache, and the candidate search then took 150 µs instead of 45 (bench/RESULTS.md)
 CHECKPOINT_EVERY = 10.0
 # When the WAL starts again it is cut back to this size if it grew past it. Cutting a WAL of a few hundred MB
 # back to 64 MB took 50-100 ms every round in the benchmark's worker loop, all of it with the writes waiting;

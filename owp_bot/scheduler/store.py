@@ -121,22 +121,32 @@ def share_prelude(events: list[Event], outcomes: list[Outcome]) -> bool:
     return False
 
 
-_NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
+_NAME = re.compile(r"^--\s*(name|fragment):\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
+_INCLUDE = re.compile(r"^--\s*include:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 
 
 def load_queries(folder: Path) -> dict[str, str]:
     """Read every `*.sql` file of named statements in `folder` (one file per concern: core, github, …).
 
     Each statement begins with a `-- name: <name>` line; a name may be defined only once across the files.
+    A `-- fragment: <name>` is SQL that several statements share: a line `-- include: <name>` in a statement
+    stands for it.
     """
     queries: dict[str, str] = {}
+    fragments: dict[str, str] = {}
     for path in sorted(folder.glob("*.sql")):
         parts = _NAME.split(path.read_text(encoding="utf-8"))
-        for name, body in zip(parts[1::2], parts[2::2], strict=True):
-            if name in queries:
-                raise ValueError(f"{path.name}: statement {name!r} is defined twice")
-            queries[name] = body.strip().rstrip(";")
-    return queries
+        for kind, name, body in zip(parts[1::3], parts[2::3], parts[3::3], strict=True):
+            if name in queries or name in fragments:
+                raise ValueError(f"{path.name}: {name!r} is defined twice")
+            (queries if kind == "name" else fragments)[name] = body.strip().rstrip(";")
+
+    def include(match: re.Match[str]) -> str:
+        if match.group(1) not in fragments:
+            raise ValueError(f"{folder.name}: no fragment {match.group(1)!r} to include")
+        return fragments[match.group(1)]
+
+    return {name: _INCLUDE.sub(include, sql) for name, sql in queries.items()}
 
 
 def migrations(folder: Path) -> list[tuple[int, str, str]]:

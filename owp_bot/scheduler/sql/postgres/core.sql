@@ -226,50 +226,59 @@ WHERE t.id > $1
   AND ($6::text IS NULL OR t.worker_id = $6::text)
 ORDER BY t.id LIMIT $7;
 
--- name: grant_next
--- The assignment hot path: the best ready task this worker may take, granted to it at once (sqlite/core.sql
--- says what each parameter and column is). One round trip: every part runs on one snapshot, so `candidate`
--- holds the repo as it was before the task was taken.
--- mirrors sqlite 631ea472f454
+-- fragment: ready_candidate
+-- The best ready task this worker may take, with its repo (sqlite/core.sql says what each parameter is).
+SELECT t.id AS candidate_id, r.max_open_prs AS repo_max_open_prs, r.area_locks AS repo_area_locks,
+       r.lease_ttl AS repo_lease_ttl, r.offer_ttl AS repo_offer_ttl, r.in_flight AS repo_in_flight,
+       r.external_open_prs AS repo_external_open_prs, r.sensitive_areas AS repo_sensitive_areas,
+       (SELECT coalesce(json_agg(a.area), '[]')::text FROM area_locks a WHERE a.repo = r.id) AS repo_locked_areas
+FROM tasks t
+JOIN repos r ON r.id = t.repo
+WHERE t.status = 'ready' AND t.priority < $9
+  AND t.estimate_points <= $1
+  AND t.min_trust <= $2
+  AND r.in_flight + r.external_open_prs < r.max_open_prs
+  AND NOT EXISTS (SELECT 1 FROM area_locks a WHERE a.repo = t.repo AND a.area = t.area)
+  AND NOT EXISTS (SELECT 1 FROM task_skills s WHERE s.task_id = t.id
+                    AND s.skill NOT IN (SELECT json_array_elements_text($3::text::json)))
+  AND NOT EXISTS (SELECT 1 FROM offers o
+                    WHERE o.worker_id = $4 AND o.task_id = t.id AND o.state = 'rejected' AND o.resolved_at > $5)
+  AND ($2 >= 2 OR t.area IS NULL
+       OR NOT EXISTS (SELECT 1 FROM json_array_elements_text(r.sensitive_areas::json) j WHERE j = t.area))
+  AND (t.priority < $6 OR t.updated_at <= $7::float8 OR $8::int = 0)
+ORDER BY t.priority DESC, t.created_at, t.id
+LIMIT 1
+
+-- name: offer_next
+-- mirrors sqlite cd5525ad8cb2
+-- One round trip: every part runs on one snapshot, so `candidate` holds the repo as it was before.
 WITH candidate AS (
-  SELECT t.id AS candidate_id, r.max_open_prs AS repo_max_open_prs, r.area_locks AS repo_area_locks,
-         r.lease_ttl AS repo_lease_ttl, r.offer_ttl AS repo_offer_ttl, r.in_flight AS repo_in_flight,
-         r.external_open_prs AS repo_external_open_prs, r.sensitive_areas AS repo_sensitive_areas,
-         (SELECT coalesce(json_agg(a.area), '[]')::text FROM area_locks a WHERE a.repo = r.id) AS repo_locked_areas
-  FROM tasks t
-  JOIN repos r ON r.id = t.repo
-  WHERE t.status = 'ready' AND t.priority < $9
-    AND t.estimate_points <= $1
-    AND t.min_trust <= $2
-    AND r.in_flight + r.external_open_prs < r.max_open_prs
-    AND NOT EXISTS (SELECT 1 FROM area_locks a WHERE a.repo = t.repo AND a.area = t.area)
-    AND NOT EXISTS (SELECT 1 FROM task_skills s WHERE s.task_id = t.id
-                      AND s.skill NOT IN (SELECT json_array_elements_text($3::text::json)))
-    AND NOT EXISTS (SELECT 1 FROM offers o
-                      WHERE o.worker_id = $4 AND o.task_id = t.id AND o.state = 'rejected' AND o.resolved_at > $5)
-    AND ($2 >= 2 OR t.area IS NULL
-         OR NOT EXISTS (SELECT 1 FROM json_array_elements_text(r.sensitive_areas::json) j WHERE j = t.area))
-    AND (t.priority < $6 OR t.updated_at <= $7::float8 OR $8::int = 0)
-  ORDER BY t.priority DESC, t.created_at, t.id
-  LIMIT 1
+-- include: ready_candidate
 ), offer AS (
   INSERT INTO offers (id, task_id, worker_id, state, created_at, expires_at)
-  SELECT $11, candidate_id, $4, 'pending', $12::float8, $12::float8 + coalesce(repo_offer_ttl, $13::float8)
-  FROM candidate WHERE $10::text = 'offered'
-  RETURNING expires_at
-), lease AS (
-  INSERT INTO leases (id, task_id, worker_id, state, granted_at, expires_at, max_expires_at)
-  SELECT $11, candidate_id, $4, 'active', $12::float8,
-         LEAST($12::float8 + coalesce(repo_lease_ttl, $13::float8), $14::float8), $14::float8
-  FROM candidate WHERE $10::text = 'leased'
+  SELECT $10, candidate_id, $4, 'pending', $11::float8, $11::float8 + coalesce(repo_offer_ttl, $12::float8)
+  FROM candidate
   RETURNING expires_at
 )
-UPDATE tasks SET status = $10::text, worker_id = $4, updated_at = $12::float8
+UPDATE tasks SET status = 'offered', worker_id = $4, updated_at = $11::float8
 FROM candidate WHERE tasks.id = candidate.candidate_id
-RETURNING tasks.*, candidate.*,
-  CASE WHEN $10::text = 'offered' THEN $11::text END AS offer_id, (SELECT expires_at FROM offer) AS expires_at,
-  CASE WHEN $10::text = 'leased' THEN $11::text END AS lease_id, (SELECT expires_at FROM lease) AS lease_expires_at,
-  CASE WHEN $10::text = 'leased' THEN $14::float8 END AS max_expires_at;
+RETURNING tasks.*, candidate.*, $10::text AS offer_id, (SELECT expires_at FROM offer) AS expires_at;
+
+-- name: lease_next
+-- mirrors sqlite ffdaced4167b
+WITH candidate AS (
+-- include: ready_candidate
+), lease AS (
+  INSERT INTO leases (id, task_id, worker_id, state, granted_at, expires_at, max_expires_at)
+  SELECT $10, candidate_id, $4, 'active', $11::float8,
+         LEAST($11::float8 + coalesce(repo_lease_ttl, $12::float8), $13::float8), $13::float8
+  FROM candidate
+  RETURNING expires_at
+)
+UPDATE tasks SET status = 'leased', worker_id = $4, updated_at = $11::float8
+FROM candidate WHERE tasks.id = candidate.candidate_id
+RETURNING tasks.*, candidate.*, $10::text AS lease_id, (SELECT expires_at FROM lease) AS lease_expires_at,
+  $13::float8 AS max_expires_at;
 
 -- A window of ready tasks in assignment order, for explaining why a worker gets none.
 -- name: ready_window

@@ -184,18 +184,14 @@ WHERE t.id > ?1
   AND (?6 IS NULL OR t.worker_id = ?6)
 ORDER BY t.id LIMIT ?7;
 
--- name: grant_next
--- The assignment hot path: the best ready task this worker may take, walking tasks_ready in order, granted to
--- it at once (?10: 'offered' or 'leased'; ?11 the offer's or lease's id, ?12 now, ?13 the pool's TTL for
--- that, ?14 a lease's cap). The answer: the task as it is now, with what was granted (offer_id, expires_at;
--- or lease_id, lease_expires_at, max_expires_at, as offers_pending_of_worker and leases_active_of_worker list
--- them), and its repo as it was when the task was chosen (columns repo_*): the operation checks the grant
--- against the policy, and is undone if they disagree. No row when no task fits.
+-- fragment: ready_candidate
+-- The assignment hot path: the best ready task this worker may take, walking tasks_ready in order, with its
+-- repo as it is before the task is taken (columns repo_*: the policy checks the grant against them).
 -- ?1 free points, ?2 trust tier, ?3 skills (JSON list), ?4 worker id, ?5 declines count since.
 -- Reputation head start (docs/protocol.md "Reputation"): a task of priority >= ?6 that became ready after ?7
 -- is skipped when ?8 = 1, i.e. a better-reputed online worker with a free slot exists (rep_better_rival,
 -- asked once per request): the hot query compares constants, it never scans workers per candidate.
--- Four statements here, one on PostgreSQL: the later ones name the columns the first returned (:candidate_id).
+-- ?9: only priorities below this one.
 SELECT t.id AS candidate_id, r.max_open_prs AS repo_max_open_prs, r.area_locks AS repo_area_locks,
        r.lease_ttl AS repo_lease_ttl, r.offer_ttl AS repo_offer_ttl, r.in_flight AS repo_in_flight,
        r.external_open_prs AS repo_external_open_prs, r.sensitive_areas AS repo_sensitive_areas,
@@ -214,20 +210,31 @@ WHERE t.status = 'ready' AND t.priority < ?9
   AND (?2 >= 2 OR t.area IS NULL OR NOT EXISTS (SELECT 1 FROM json_each(r.sensitive_areas) j WHERE j.value = t.area))
   AND (t.priority < ?6 OR t.updated_at <= ?7 OR ?8 = 0)
 ORDER BY t.priority DESC, t.created_at, t.id
-LIMIT 1;
+LIMIT 1
+
+-- name: offer_next
+-- The best ready task for this worker (ready_candidate: ?1-?9), offered to it at once (?10 the offer's id, ?11
+-- now, ?12 the pool's offer TTL when the repo sets none): the task as it is now, with its offer (as
+-- offers_pending_of_worker lists it) and its repo as it was (repo_*). No row when no task fits. Three
+-- statements here, one on PostgreSQL: the later ones name what the first returned (:candidate_id).
+-- include: ready_candidate
+;
 INSERT INTO offers (id, task_id, worker_id, state, created_at, expires_at)
-SELECT ?11, :candidate_id, ?4, 'pending', ?12, ?12 + coalesce(:repo_offer_ttl, ?13)
-WHERE ?10 = 'offered' AND :candidate_id IS NOT NULL;
+SELECT ?10, :candidate_id, ?4, 'pending', ?11, ?11 + coalesce(:repo_offer_ttl, ?12) WHERE :candidate_id IS NOT NULL;
+UPDATE tasks SET status = 'offered', worker_id = ?4, updated_at = ?11 WHERE id = :candidate_id
+RETURNING *, ?10 AS offer_id, (SELECT expires_at FROM offers WHERE id = ?10) AS expires_at;
+
+-- name: lease_next
+-- As offer_next, leased (?12 the pool's lease TTL, ?13 the lease's cap): with its lease, as
+-- leases_active_of_worker lists it.
+-- include: ready_candidate
+;
 INSERT INTO leases (id, task_id, worker_id, state, granted_at, expires_at, max_expires_at)
-SELECT ?11, :candidate_id, ?4, 'active', ?12, min(?12 + coalesce(:repo_lease_ttl, ?13), ?14), ?14
-WHERE ?10 = 'leased' AND :candidate_id IS NOT NULL;
-UPDATE tasks SET status = ?10, worker_id = ?4, updated_at = ?12 WHERE id = :candidate_id
-RETURNING *,
-  CASE WHEN ?10 = 'offered' THEN ?11 END AS offer_id,
-  (SELECT expires_at FROM offers WHERE ?10 = 'offered' AND id = ?11) AS expires_at,
-  CASE WHEN ?10 = 'leased' THEN ?11 END AS lease_id,
-  (SELECT expires_at FROM leases WHERE ?10 = 'leased' AND id = ?11) AS lease_expires_at,
-  CASE WHEN ?10 = 'leased' THEN ?14 END AS max_expires_at;
+SELECT ?10, :candidate_id, ?4, 'active', ?11, min(?11 + coalesce(:repo_lease_ttl, ?12), ?13), ?13
+WHERE :candidate_id IS NOT NULL;
+UPDATE tasks SET status = 'leased', worker_id = ?4, updated_at = ?11 WHERE id = :candidate_id
+RETURNING *, ?10 AS lease_id, (SELECT expires_at FROM leases WHERE id = ?10) AS lease_expires_at,
+  ?13 AS max_expires_at;
 
 -- A window of ready tasks in assignment order, for explaining why a worker gets none.
 -- name: ready_window
@@ -243,7 +250,7 @@ SELECT DISTINCT task_id FROM offers WHERE worker_id = ?1 AND state = 'rejected' 
 -- ---------------------------------------------------------------- offers
 
 -- name: offer_to_answer
--- An offer (columns offer_*) with its task (t.*) and the task's repo (columns repo_*, as grant_next's):
+-- An offer (columns offer_*) with its task (t.*) and the task's repo (columns repo_*, as ready_candidate's):
 -- what accepting or declining it reads, in one statement.
 SELECT o.id AS offer_id, o.worker_id AS offer_worker_id, o.state AS offer_state, t.*,
        r.max_open_prs AS repo_max_open_prs, r.area_locks AS repo_area_locks, r.lease_ttl AS repo_lease_ttl,
