@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aiohttp import ClientSession, web
 
-from owp_bot.config import ConfigError, Settings, load_settings
+from owp_bot.config import ConfigError, Settings, cannot_listen, load_settings
 from owp_bot.eventloop import loop_factory
 
 EXIT_CONFIG = 2
@@ -143,8 +143,11 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None,
     loop = loop_factory(settings.event_loop)()
     print(f"OWP Pool listening on http://{settings.host}:{settings.port} ({type(loop).__module__.split('.')[0]})",
           flush=True)
-    web.run_app(app, host=settings.host, port=settings.port, shutdown_timeout=10, print=None,
-                access_log=None, handle_signals=True, loop=loop)
+    try:
+        web.run_app(app, host=settings.host, port=settings.port, shutdown_timeout=10, print=None,
+                    access_log=None, handle_signals=True, loop=loop)
+    except OSError as exc:
+        raise cannot_listen(exc, settings.host, settings.port) from None
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from collections.abc import Mapping
@@ -16,6 +17,23 @@ _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 class ConfigError(ValueError):
     """Invalid configuration; the message says which variable and what is accepted."""
+
+
+_CANNOT_LISTEN = {
+    errno.EADDRINUSE: "the port is in use (another owp, or another server); stop it, or choose another port with "
+                      "--port or OWP_PORT",
+    errno.EACCES: "this user may not listen there (ports below 1024 need privileges); choose another port with "
+                  "--port or OWP_PORT",
+    errno.EADDRNOTAVAIL: "this machine has no such address; choose one with --host or OWP_HOST (127.0.0.1 for "
+                         "this machine only, 0.0.0.0 for every interface)",
+}
+
+
+def cannot_listen(exc: OSError, host: str, port: int) -> ConfigError | OSError:
+    """The error to raise when the server cannot listen on host:port: a ConfigError that says what to do when
+    the address is the cause (taken, privileged, not this machine's), else `exc` itself."""
+    advice = _CANNOT_LISTEN.get(exc.errno or 0)
+    return ConfigError(f"cannot listen on http://{host}:{port}: {advice}") if advice else exc
 
 
 def parse_duration(value: str | int | float, name: str = "duration") -> float:

@@ -102,6 +102,21 @@ def test_the_server_runs_on_the_loop_chosen(choice: str, loop: str, tmp_path: Pa
             assert server.wait(timeout=30) == 0
 
 
+@pytest.mark.parametrize("command", [["serve"], ["demo", "--workers", "1"]])
+def test_a_port_in_use_is_a_clear_error_with_exit_code_2(command: list[str], tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "OWP_DB_PATH": str(tmp_path / "p.db"), "OWP_ADMIN_TOKEN": TOKEN}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        extra = ["--data", str(tmp_path / "demo")] if command[0] == "demo" else []
+        result = subprocess.run([sys.executable, "-m", "owp_bot", *command, "--port", str(port), *extra],
+                                capture_output=True, text=True, timeout=60, env=env, check=False)
+    assert result.returncode == 2, result.stderr
+    assert f"cannot listen on http://127.0.0.1:{port}: the port is in use" in result.stderr
+    assert "--port" in result.stderr and "Traceback" not in result.stderr
+
+
 def _wait_until_healthy(port: int) -> None:
     deadline = time.monotonic() + 30
     while True:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from aiohttp import web
 
-from owp_bot.config import ConfigError, Settings, load_settings
+from owp_bot.config import ConfigError, Settings, cannot_listen, load_settings
 from owp_bot.eventloop import loop_factory
 
 DB_FILES = ("pool.db", "pool.db-wal", "pool.db-shm")
@@ -98,7 +98,10 @@ async def _serve(runner: web.AppRunner, settings: Settings, args: argparse.Names
     from owp_bot.demo.view import render, summary
 
     site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        raise cannot_listen(exc, settings.host, settings.port) from None
     url = f"http://{settings.host}:{runner.addresses[0][1]}"
     console.print(f"[bold]OWP Pool demo[/]\n  dashboard and API: {url}/\n  admin token:       "
                   f"{settings.admin_token}\n  database:          {settings.db_path}\n"
