@@ -32,7 +32,7 @@ _CANNOT_LISTEN = {
 def cannot_listen(exc: OSError, host: str, port: int) -> ConfigError | OSError:
     """The error to raise when the server cannot listen on host:port: a ConfigError that says what to do when
     the address is the cause (taken, privileged, not this machine's), else `exc` itself."""
-    advice = _CANNOT_LISTEN.get(exc.errno or 0)
+    advice = _CANNOT_LISTEN.get(exc.errno or 0) if exc.filename is None else None  # a file's error is not this
     return ConfigError(f"cannot listen on http://{host}:{port}: {advice}") if advice else exc
 
 

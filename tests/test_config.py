@@ -59,6 +59,10 @@ def test_lease_cap_must_cover_one_lease() -> None:
     ({}, "OWP_ADMIN_TOKEN is not set"),
     ({"OWP_ADMIN_TOKEN": "short"}, "too short"),
     ({"OWP_ADMIN_TOKEN": TOKEN, "OWP_HEARTBEAT_TIMEOUT": "forever"}, "OWP_HEARTBEAT_TIMEOUT"),
+    ({"OWP_ADMIN_TOKEN": TOKEN, "OWP_DB_PATH": "/proc/no-such-dir/pool.db"},
+     "cannot open the SQLite database /proc/no-such-dir/pool.db"),
+    ({"OWP_ADMIN_TOKEN": TOKEN, "OWP_DATABASE_URL": "postgresql://owp:s3cret@127.0.0.1:1/owp"},
+     "cannot connect to PostgreSQL at postgresql://owp:***@127.0.0.1:1/owp"),  # the password masked
 ])
 def test_the_server_refuses_to_start_with_exit_code_2(env: dict[str, str], expected: str, tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "owp_bot", "serve"], capture_output=True, text=True, timeout=60,

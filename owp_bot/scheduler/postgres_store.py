@@ -70,9 +70,11 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from owp_bot.config import ConfigError
 from owp_bot.events import EventHub
 from owp_bot.scheduler.reputation import OUTCOME_EVENTS
 from owp_bot.scheduler.store import (
@@ -138,6 +140,15 @@ def is_postgres_url(url: str | None) -> bool:
     return bool(url) and url.split(":", 1)[0] in {"postgresql", "postgres"}  # type: ignore[union-attr]
 
 
+def without_password(url: str) -> str:
+    """The URL as it may be shown: its password masked."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 class PostgresStore:
     """The store interface of store.py on an asyncpg pool; `hub` is the replica's event hub (see below)."""
 
@@ -156,8 +167,14 @@ class PostgresStore:
     # -- lifecycle
 
     async def open(self) -> None:
-        self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=self.pool_size,
-                                               server_settings=SERVER_SETTINGS, reset=_no_session_state)
+        try:
+            self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=self.pool_size,
+                                                   server_settings=SERVER_SETTINGS, reset=_no_session_state)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            reason = str(exc) or type(exc).__name__
+            raise ConfigError(f"cannot connect to PostgreSQL at {without_password(self.url)}: {reason}; check "
+                              "OWP_DATABASE_URL (user, password, host, port, database) and that the server is "
+                              "running") from None
         async with self._pool.acquire() as conn:
             await migrate(conn)
             self.hub.last_seq = await conn.fetchval(QUERIES["events_last_seq"])

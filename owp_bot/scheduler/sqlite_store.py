@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from owp_bot.config import ConfigError
 from owp_bot.scheduler.store import (
     Committed,
     Emit,
@@ -121,8 +122,12 @@ class SQLiteStore:
     # -- lifecycle
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        writer = _connect(self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            writer = _connect(self.path)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(f"cannot open the SQLite database {self.path}: {exc}; set OWP_DB_PATH to a file in "
+                              "a directory this user may write") from None
         try:
             writer.execute("PRAGMA journal_mode=WAL")
             writer.execute("PRAGMA synchronous=NORMAL")
