@@ -141,11 +141,11 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None,
     app = app or create_app(settings)
     app.on_startup.append(freeze_startup_objects)  # last: after the store, the scheduler and the routes
     loop = loop_factory(settings.event_loop)()
-    print(f"OWP Pool listening on http://{settings.host}:{settings.port} ({type(loop).__module__.split('.')[0]})",
-          flush=True)
-    try:
-        web.run_app(app, host=settings.host, port=settings.port, shutdown_timeout=10, print=None,
-                    access_log=None, handle_signals=True, loop=loop)
+    listening = f"OWP Pool listening on http://{settings.host}:{settings.port} ({type(loop).__module__.split('.')[0]})"
+    try:  # run_app calls `print` once the server listens: our line, not aiohttp's banner
+        web.run_app(app, host=settings.host, port=settings.port, shutdown_timeout=10,
+                    print=lambda _banner: print(listening, flush=True), access_log=None, handle_signals=True,
+                    loop=loop)
     except OSError as exc:
         raise cannot_listen(exc, settings.host, settings.port) from None
     return 0

@@ -119,6 +119,7 @@ def test_a_port_in_use_is_a_clear_error_with_exit_code_2(command: list[str], tmp
     assert result.returncode == 2, result.stderr
     assert f"cannot listen on http://127.0.0.1:{port}: the port is in use" in result.stderr
     assert "--port" in result.stderr and "Traceback" not in result.stderr
+    assert "listening on" not in result.stdout and "dashboard and API" not in result.stdout  # said once it is
 
 
 def _wait_until_healthy(port: int) -> None:
