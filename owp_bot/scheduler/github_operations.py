@@ -58,7 +58,7 @@ class IssueRef:
     title: str
     url: str
     labels: tuple[str, ...]
-    state: str
+    state: str  # open | closed; deleted | transferred (the issue is gone from the repo)
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,7 +261,7 @@ def reconcile_issue(
         return "none", None
     if TaskStatus(task["status"]) in (TaskStatus.PR_OPENED, TaskStatus.MERGED, TaskStatus.CANCELLED):
         return "none", None
-    why = "closed" if issue.state != "open" else f"{label} removed"
+    why = issue.state if issue.state != "open" else f"{label} removed"  # closed, deleted, transferred
     yield from ops.report_status(
         task["id"], "cancelled", now, worker_id=None, actor=actor, message=f"issue #{issue.number} {why}"
     )
@@ -330,10 +330,19 @@ def pull_changed(pull: PullRef, actor: str, now: float) -> Op[str | None]:
     """opened/reopened/edited: link → `pr_opened`; merged → `merged`; closed unmerged → back to `ready`.
     PRs that name no pool task count against the repo's review budget as external PRs."""
     tasks = yield from linked_tasks(pull)
-    known = yield one("gh_pull_get", pull.repo, pull.number)
-    if known is not None and known["task_id"] and all(t["id"] != known["task_id"] for t in tasks):
-        tasks.append((yield one("task_get", known["task_id"])))
     state = "open" if pull.state == "open" else ("merged" if pull.merged else "closed")
+    known = yield one("gh_pull_get", pull.repo, pull.number)
+    dropped: list[Row] = []
+    if known is not None and known["task_id"] and all(t["id"] != known["task_id"] for t in tasks):
+        task = yield one("task_get", known["task_id"])
+        if tasks and state == "open":
+            dropped.append(task)  # edited to name other tasks: the one it named before goes back to the pool
+        else:
+            tasks.append(task)  # the reference was removed, or the PR ended: it stays the task's PR
+    # a task its worker reported pr_opened with this PR's URL is followed too, whatever the PR says
+    for task in (yield rows("gh_tasks_of_pr", pull.repo, pull.number)):
+        if all(t["id"] != task["id"] for t in tasks + dropped):
+            tasks.append(task)
     yield run(
         "gh_pull_upsert",
         pull.repo,
@@ -346,6 +355,8 @@ def pull_changed(pull: PullRef, actor: str, now: float) -> Op[str | None]:
     )
     yield run("gh_repo_recount_external", pull.repo)
     notes: list[str] = []
+    for task in dropped:
+        notes.append((yield from close_pull(task, pull, actor, now, "no longer names this issue")))
     for task in tasks:
         if state == "open":
             notes.append((yield from link_pull(task, pull, actor, now)))
@@ -439,9 +450,9 @@ def merge_pull(task: Row, pull: PullRef, actor: str, now: float) -> Op[str]:
     return f"PR #{pull.number} merged; task {task['id']} is {status.value}, unchanged"
 
 
-def close_pull(task: Row, pull: PullRef, actor: str, now: float) -> Op[str]:
+def close_pull(task: Row, pull: PullRef, actor: str, now: float, why: str = "closed without merging") -> Op[str]:
     if TaskStatus(task["status"]) is not TaskStatus.PR_OPENED or task["pr_number"] != pull.number:
-        return f"PR #{pull.number} closed; task {task['id']} is {task['status']}, unchanged"
+        return f"PR #{pull.number} {why}; task {task['id']} is {task['status']}, unchanged"
     yield ops.emit(
         now,
         "github.pr_closed",
@@ -458,9 +469,9 @@ def close_pull(task: Row, pull: PullRef, actor: str, now: float) -> Op[str]:
         now,
         worker_id=None,
         actor=actor,
-        message=f"PR #{pull.number} closed without merging",
+        message=f"PR #{pull.number} {why}",
     )
-    return f"PR #{pull.number} closed unmerged: task {task['id']} ready again"
+    return f"PR #{pull.number} {why}: task {task['id']} ready again"
 
 
 def review_submitted(
@@ -674,8 +685,14 @@ def plan_writebacks(now: float, limit: int = 1000) -> Op[int]:
     return len(found)
 
 
-def due_jobs(now: float, limit: int) -> Op[list[Row]]:
-    return list((yield rows("gh_outbox_due", now, limit)))
+def claim_jobs(now: float, limit: int, hold: float, plan: bool = False) -> Op[list[Row]]:
+    """The due jobs, each claimed for `hold` seconds (after planning write-backs, with `plan`): a job is made
+    by the replica that claimed it, not by every replica whose outbox woke; one whose replica died while
+    making it is due again when the hold ends."""
+    if plan:
+        yield from plan_writebacks(now)
+    claimed = yield rows("gh_outbox_claim", now, limit, now + hold)
+    return sorted(claimed, key=lambda r: r["id"])
 
 
 def finish_job(job_id: int, state: str, error: str | None, now: float) -> Op[None]:

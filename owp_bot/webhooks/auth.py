@@ -75,6 +75,8 @@ class AppAuth:
         self.token_requests = 0
 
     def use(self, credentials: AppCredentials) -> None:
+        if credentials == self.credentials:
+            return  # the cached tokens stay good
         self.credentials = credentials
         self._tokens.clear()
 

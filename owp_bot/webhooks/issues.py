@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from gidgethub import routing, sansio
@@ -11,6 +12,7 @@ from owp_bot.webhooks.context import Changes, login_of
 
 router = routing.Router()
 ACTIONS = ("opened", "edited", "labeled", "unlabeled", "closed", "reopened")
+GONE = ("deleted", "transferred")  # the payload shows the issue as it was (open, labelled); it is not here now
 
 
 def issue_ref(data: dict[str, Any]) -> gh.IssueRef:
@@ -29,10 +31,12 @@ async def issue_changed(event: sansio.Event, changes: Changes) -> None:
     if "pull_request" in event.data["issue"]:
         return  # pull requests are issues too; pulls.py follows them
     issue = issue_ref(event.data)
+    if event.data["action"] in GONE:
+        issue = replace(issue, state=str(event.data["action"]))
     actor = gh.actor_of(login_of(event.data["sender"]))
     settings = changes.settings
     changes.add(lambda now: gh.issue_changed(issue, actor, settings, now))
 
 
-for _action in ACTIONS:
+for _action in ACTIONS + GONE:
     router.add(issue_changed, "issues", action=_action)

@@ -16,14 +16,17 @@ import logging
 from owp_bot.scheduler import github_operations as gh
 from owp_bot.scheduler.service import Scheduler
 from owp_bot.scheduler.store import Row
-from owp_bot.webhooks.auth import AppAuth
+from owp_bot.webhooks.auth import AppAuth, credentials_from
 from owp_bot.webhooks.client import GitHubClient, GitHubError, repo_path
 
 log = logging.getLogger(__name__)
 BACKOFF_BASE = 30.0
 BACKOFF_MAX = 3600.0
 MAX_ATTEMPTS = 8  # transient failures; rate limits wait as long as GitHub says
-BATCH = 50
+BATCH = 10
+# A replica claims BATCH due jobs for this long (the other replicas skip them): longer than a batch takes even
+# when GitHub times out, short enough that the jobs of a replica that died are made soon after by another.
+CLAIM_HOLD = 600.0
 # After a wake-up, the worker waits this long for more commits before its round. Planning write-backs is a
 # write transaction, and woken by every commit it was half of all transactions under load (bench/RESULTS.md);
 # a second more before GitHub shows a change is nothing beside GitHub's own delays.
@@ -45,15 +48,19 @@ class Outbox:
     async def run_due(self) -> int:
         """Plan write-backs from new events, then make every call that is due; returns how many jobs ran."""
         async with self._lock:
-            await self.scheduler.run(lambda now: gh.plan_writebacks(now))
+            if not self.auth.credentials.can_sign:  # the manifest flow may have stored some since, on any replica
+                stored = await self.scheduler.run(lambda now: gh.stored_credentials(), write=False)
+                if stored is not None:
+                    self.auth.use(credentials_from(self.scheduler.settings, stored))
+            jobs = await self.scheduler.run(lambda now: gh.claim_jobs(now, BATCH, CLAIM_HOLD, plan=True))
             done = 0
             while True:
-                jobs = await self.scheduler.run(lambda now: gh.due_jobs(now, BATCH), write=False)  # a read
                 for job in jobs:
                     await self._run(job)
                 done += len(jobs)
                 if len(jobs) < BATCH:
                     return done
+                jobs = await self.scheduler.run(lambda now: gh.claim_jobs(now, BATCH, CLAIM_HOLD))
 
     async def _run(self, job: Row) -> None:
         job_id, attempts = job["id"], job["attempts"]

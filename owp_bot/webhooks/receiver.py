@@ -101,12 +101,18 @@ class SyncReport(BaseModel):
 # ------------------------------------------------------------------ receiving
 
 
+def signed(body: bytes, header: str | None, secret: str | None) -> bool:
+    return bool(header and secret) and hmac.compare_digest(
+        str(header).strip().encode(), sign(str(secret), body).encode()
+    )
+
+
 def verify_signature(body: bytes, header: str | None, secret: str) -> None:
     if not header:
         raise Problem(
             401, "X-Hub-Signature-256 is missing; set the app's webhook secret so GitHub signs deliveries"
         )
-    if not hmac.compare_digest(header.strip().encode(), sign(secret, body).encode()):
+    if not signed(body, header, secret):
         raise Problem(
             401,
             "X-Hub-Signature-256 does not match the body; check that GITHUB_WEBHOOK_SECRET equals "
@@ -127,12 +133,16 @@ async def receive(call: Call) -> tuple[int, BaseModel]:
     request, github = call.request, call.request.app[GITHUB]
     body = await request.read()
     secret = github.auth.credentials.webhook_secret
+    header = request.headers.get("X-Hub-Signature-256")
+    if not github.scheduler.settings.github_webhook_secret and not signed(body, header, secret):
+        await github.reload_credentials()  # the app may have been created (again) on another replica
+        secret = github.auth.credentials.webhook_secret
     if not secret:
         raise Problem(
             503,
             "this pool has no webhook secret; set GITHUB_WEBHOOK_SECRET or create the app at /github/setup",
         )
-    verify_signature(body, request.headers.get("X-Hub-Signature-256"), secret)
+    verify_signature(body, header, secret)
     event = request.headers.get("X-GitHub-Event", "")
     delivery_id = request.headers.get("X-GitHub-Delivery", "")
     if not event or not delivery_id:

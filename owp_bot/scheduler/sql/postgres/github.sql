@@ -65,8 +65,12 @@ UPDATE repos SET external_open_prs =
 WHERE id = $1;
 
 -- name: gh_task_by_pr
--- mirrors sqlite 5adfc8fc369b
+-- mirrors sqlite 4877a7cc9932
 SELECT * FROM tasks WHERE repo = $1 AND pr_number = $2 ORDER BY updated_at DESC LIMIT 1;
+
+-- name: gh_tasks_of_pr
+-- mirrors sqlite a0f00a287bff
+SELECT * FROM tasks WHERE repo = $1 AND pr_number = $2 AND status = 'pr_opened' ORDER BY id;
 
 -- ---------------------------------------------------------------- outbox
 
@@ -81,9 +85,11 @@ INSERT INTO gh_outbox (kind, repo, issue_number, body, state, attempts, not_befo
 VALUES ('sync_issue', $1, $2, NULL, 'pending', 0, $3, $3, $3)
 ON CONFLICT DO NOTHING;
 
--- name: gh_outbox_due
--- mirrors sqlite f7a9a5ae6d29
-SELECT * FROM gh_outbox WHERE state = 'pending' AND not_before <= $1 ORDER BY not_before, id LIMIT $2;
+-- name: gh_outbox_claim
+-- mirrors sqlite e34884837eff
+UPDATE gh_outbox SET not_before = $3 WHERE id IN
+    (SELECT id FROM gh_outbox WHERE state = 'pending' AND not_before <= $1 ORDER BY not_before, id LIMIT $2)
+RETURNING *;
 
 -- name: gh_outbox_finish
 -- mirrors sqlite c7c1d2c89749

@@ -55,6 +55,10 @@ WHERE id = ?1;
 -- name: gh_task_by_pr
 SELECT * FROM tasks WHERE repo = ?1 AND pr_number = ?2 ORDER BY updated_at DESC LIMIT 1;
 
+-- name: gh_tasks_of_pr
+-- Tasks waiting on this PR (also when a worker reported it by URL, without a closing reference).
+SELECT * FROM tasks WHERE repo = ?1 AND pr_number = ?2 AND status = 'pr_opened' ORDER BY id;
+
 -- ---------------------------------------------------------------- outbox
 
 -- name: gh_outbox_insert
@@ -66,8 +70,11 @@ INSERT OR IGNORE INTO gh_outbox (kind, repo, issue_number, body, state, attempts
                                  updated_at)
 VALUES ('sync_issue', ?1, ?2, NULL, 'pending', 0, ?3, ?3, ?3);
 
--- name: gh_outbox_due
-SELECT * FROM gh_outbox WHERE state = 'pending' AND not_before <= ?1 ORDER BY not_before, id LIMIT ?2;
+-- name: gh_outbox_claim
+-- The due jobs, held (not_before moved on) by the outbox that makes them.
+UPDATE gh_outbox SET not_before = ?3 WHERE id IN
+    (SELECT id FROM gh_outbox WHERE state = 'pending' AND not_before <= ?1 ORDER BY not_before, id LIMIT ?2)
+RETURNING *;
 
 -- name: gh_outbox_finish
 UPDATE gh_outbox SET state = ?2, last_error = ?3, attempts = attempts + 1, updated_at = ?4 WHERE id = ?1;

@@ -1,0 +1,151 @@
+"""Event shapes GitHub really sends that move a task: issues deleted or transferred away, PRs reported by a
+worker's API call, PRs edited to name another issue."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from aiohttp import ClientSession
+
+from owp_bot.clock import ManualClock
+from owp_bot.config import Settings
+from owp_bot.devtools import github_payloads as gp
+from owp_bot.devtools.fake_github import FakeGitHub
+from owp_bot.webhooks.service import GITHUB
+from tests.conftest import ADMIN_TOKEN, start_server
+from tests.webhooks.conftest import INSTALLATION_ID, REPO, GitHubWorld, example
+
+
+def issue_gone(action: str, number: int, title: str) -> gp.Payload:
+    """`issues.deleted` / `issues.transferred` as GitHub sends them: the issue as it was, still open and
+    labelled (a transfer also says where it went, in `changes`)."""
+    issue = gp.issue(REPO, number, title, labels=["pool:ready"], state="open")
+    return gp.issues_event(action, issue, REPO, installation_id=INSTALLATION_ID, base=example("issues", action))
+
+
+async def test_deleted_issue_leaves_the_pool(world: GitHubWorld) -> None:
+    pool, fake = world.pool, world.fake
+    number = await world.ready_issue("Spam, deleted by a maintainer")
+    task = await world.task_of_issue(number)
+    del fake.repos[REPO].issues[number]
+    delivered = await fake.deliver(None, "issues", issue_gone("deleted", number, "Spam, deleted by a maintainer"))
+    assert delivered.status == 200, delivered.answer
+    assert (await pool.get_task(task["task_id"]))["status"] == "cancelled"
+    _, token = await world.online_worker("ann")
+    assert (await pool.work(token))["leases"] == []  # nobody is sent to work on an issue that does not exist
+
+
+async def test_transferred_issue_leaves_the_pool_of_its_old_repo(world: GitHubWorld) -> None:
+    pool, fake = world.pool, world.fake
+    number = await world.ready_issue("Belongs in the docs repo")
+    task = await world.task_of_issue(number)
+    _, token = await world.online_worker("ann")
+    await pool.work(token)
+    assert (await pool.get_task(task["task_id"]))["status"] == "leased"
+    delivered = await fake.deliver(None, "issues", issue_gone("transferred", number, "Belongs in the docs repo"))
+    assert delivered.status == 200, delivered.answer
+    assert (await pool.get_task(task["task_id"]))["status"] == "cancelled"
+    repo = await pool.call("GET", f"/v1/repos/{REPO}")
+    assert repo["budget"]["in_flight"] == 0  # the lease no longer holds the review budget
+
+
+async def test_pr_reported_through_the_api_follows_its_merge(world: GitHubWorld) -> None:
+    """A worker reports `pr_opened` with the PR's URL (protocol.md); its PR says neither `Closes #N` nor uses
+    branch `owp/<task>`. GitHub's events for that PR are the task's: not an external PR, and its merge
+    merges the task."""
+    pool, fake = world.pool, world.fake
+    number = await world.ready_issue("Reported by API")
+    task = await world.task_of_issue(number)
+    _, token = await world.online_worker("ann")
+    await pool.work(token)
+    pr_number = fake.repos[REPO].next_number
+    pr_url = f"https://github.com/{REPO}/pull/{pr_number}"
+    await pool.status(task["task_id"], "pr_opened", token=token, artifact={"pr_url": pr_url})
+    pull = await fake.open_pull(REPO, body="Part of the README work", user="ann", head_ref="readme")
+    assert pull.number == pr_number
+    repo = await pool.call("GET", f"/v1/repos/{REPO}")
+    assert repo["budget"]["in_flight"] == 1, repo["budget"]  # the task's PR, counted once
+    await fake.merge_pull(REPO, pull.number)
+    assert (await pool.get_task(task["task_id"]))["status"] == "merged"
+    repo = await pool.call("GET", f"/v1/repos/{REPO}")
+    assert repo["budget"]["in_flight"] == 0, repo["budget"]
+
+
+async def test_pr_edited_to_name_another_issue_does_not_strand_the_first(world: GitHubWorld) -> None:
+    pool, fake = world.pool, world.fake
+    first = await world.ready_issue("First")
+    second = await world.ready_issue("Second")
+    task_1, task_2 = await world.task_of_issue(first), await world.task_of_issue(second)
+    pull = await fake.open_pull(REPO, body=f"Closes #{first}", user="zed")
+    assert (await pool.get_task(task_1["task_id"]))["status"] == "pr_opened"
+    await fake.edit_pull(REPO, pull.number, body=f"Closes #{second}")  # oops, it was the other one
+    assert (await pool.get_task(task_2["task_id"]))["status"] == "pr_opened"
+    await fake.close_pull(REPO, pull.number)
+    assert (await pool.get_task(task_2["task_id"]))["status"] == "ready"
+    assert (await pool.get_task(task_1["task_id"]))["status"] == "ready"  # back in the pool, not holding the budget
+    repo = await pool.call("GET", f"/v1/repos/{REPO}")
+    assert repo["budget"]["in_flight"] == 0, repo["budget"]
+
+
+async def test_two_replicas_post_each_reply_once(
+    settings: Settings, postgres_url: str, fake_github: FakeGitHub, clock: ManualClock
+) -> None:
+    """On PostgreSQL every replica runs the outbox worker, and every commit wakes them all (LISTEN): a job
+    is made by one of them, not by each."""
+    shared = settings.with_overrides(database_url=postgres_url)
+    first, second = await start_server(shared, clock), await start_server(shared, clock)
+    try:
+        fake_github.connect(str(first.make_url("/")))
+        fake_github.add_repo(REPO, INSTALLATION_ID)
+        async with (
+            ClientSession() as http,
+            http.put(
+                first.make_url(f"/v1/repos/{REPO}"),
+                headers={"X-Admin-Token": ADMIN_TOKEN},
+                json={"max_open_prs": 3},
+            ) as answer,
+        ):
+            assert answer.status in (200, 201), await answer.text()
+        item = await fake_github.open_issue(REPO, "Asked about")
+        delivered = await fake_github.comment(REPO, item.number, "/owp status", author="ann")
+        assert delivered is not None and delivered.status == 200, delivered.answer
+        await asyncio.gather(first.app[GITHUB].outbox.run_due(), second.app[GITHUB].outbox.run_due())
+        assert len(fake_github.bot_comments(REPO, item.number)) == 1
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_an_app_created_on_one_replica_is_used_by_the_others(
+    settings: Settings, postgres_url: str, fake_github: FakeGitHub, clock: ManualClock
+) -> None:
+    """The manifest flow's callback reaches one replica; GitHub's deliveries and the outbox work reach any."""
+    shared = settings.with_overrides(
+        database_url=postgres_url, github_app_id=None, github_private_key=None, github_webhook_secret=None
+    )
+    first, second = await start_server(shared, clock), await start_server(shared, clock)
+    admin = {"X-Admin-Token": ADMIN_TOKEN}
+    try:
+        async with ClientSession() as http:
+            async with http.post(first.make_url("/github/setup"), data={"admin_token": ADMIN_TOKEN}) as answer:
+                page = await answer.text()
+            state = re.search(r"state=([\w-]+)", page).group(1)  # type: ignore[union-attr]
+            async with http.get(
+                first.make_url("/github/setup/callback"), params={"code": "c0de", "state": state}
+            ) as answer:
+                assert answer.status == 200, await answer.text()
+            async with http.put(
+                second.make_url(f"/v1/repos/{REPO}"), headers=admin, json={"max_open_prs": 3}
+            ) as answer:
+                assert answer.status in (200, 201), await answer.text()
+        fake_github.connect(str(second.make_url("/")))
+        fake_github.add_repo(REPO, INSTALLATION_ID)
+        item = await fake_github.open_issue(REPO, "Asked about")
+        delivered = await fake_github.comment(REPO, item.number, "/owp status", author="ann")
+        assert delivered is not None and delivered.status == 200, delivered.answer
+        await second.app[GITHUB].outbox.run_due()
+        assert [c.body for c in fake_github.bot_comments(REPO, item.number)] == ["@ann this issue is not in the pool."]
+    finally:
+        await first.close()
+        await second.close()
