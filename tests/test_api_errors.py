@@ -115,3 +115,46 @@ async def test_repo_durations_and_names(pool: Pool) -> None:
     assert (repo["lease_ttl_seconds"], repo["offer_ttl_seconds"]) == (7200, 90)
     await problem(pool, "PUT", "/v1/repos/acme/a%20b", 422, json={"max_open_prs": 1},
                   headers={"X-Admin-Token": ADMIN_TOKEN})
+
+
+async def test_an_issue_number_past_32_bits_is_a_422_not_a_500(pool: Pool) -> None:
+    await pool.repo()
+    body = await problem(pool, "POST", "/v1/tasks", 422, headers={"X-Admin-Token": ADMIN_TOKEN},
+                         json={"repo": "acme/api", "title": "x", "issue_number": 2**31})
+    assert "issue_number" in str(body["detail"])
+
+
+@pytest.mark.parametrize("ttl", [{"lease_ttl": 10**400}, {"offer_ttl": 10**12}, {"offer_ttl": "9" * 400},
+                                 {"lease_ttl": "400d"}])
+async def test_a_repo_ttl_past_a_year_is_a_422_and_never_breaks_offers(pool: Pool, ttl: dict[str, object]) -> None:
+    """A TTL too long for a date (an offer expiring in the year 33714) would turn every offer of the repo's tasks
+    into a 500; and an int too large for a float was a 500 itself."""
+    body = await problem(pool, "PUT", "/v1/repos/acme/slow", 422, headers={"X-Admin-Token": ADMIN_TOKEN},
+                         json={"max_open_prs": 1, **ttl})
+    assert "365d" in str(body["detail"]) or "less than or equal" in str(body["detail"]), body
+    await problem(pool, "GET", "/v1/repos/acme/slow", 404)
+    assert (await pool.repo("acme/slow", offer_ttl="365d"))["offer_ttl_seconds"] == 365 * 86400
+    await pool.task(repo="acme/slow")
+    _, ann = await pool.worker("ann")
+    assert len((await pool.offers(ann))["offers"]) == 1  # an offer a year long still has a date
+
+
+async def test_a_pr_url_whose_number_cannot_exist_is_a_422_not_a_500(pool: Pool) -> None:
+    await pool.repo()
+    task = await pool.task()
+    _, ann = await pool.worker("ann")
+    await pool.work(ann)
+    body = await problem(pool, "POST", f"/v1/tasks/{task}/status", 422, headers={"Authorization": f"Bearer {ann}"},
+                         json={"status": "pr_opened",
+                               "artifact": {"pr_url": "https://github.com/acme/api/pull/" + "9" * 11}})
+    assert "pr_url" in str(body["detail"])
+    assert (await pool.get_task(task))["status"] == "leased"
+
+
+async def test_an_unknown_query_parameter_is_a_400_on_every_endpoint(pool: Pool) -> None:
+    """docs/protocol.md, Errors: 400 for an unknown query parameter, whether or not the endpoint takes others."""
+    admin = {"X-Admin-Token": ADMIN_TOKEN}
+    for path in ("/v1/repos", "/v1/tasks", "/v1/workers", "/v1/audit/events", "/v1/analytics/pool"):
+        body = await problem(pool, "GET", path, 400, headers=admin, params={"bogus": "1"})
+        assert "bogus" in str(body["detail"])
+    await problem(pool, "GET", "/v1/tasks", 422, headers=admin, params={"limit": "0"})  # a known one, invalid

@@ -349,3 +349,25 @@ async def test_asking_for_offers_answers_what_the_pending_offers_are(pool: Pool)
     made = (await pool.offers(token))["offers"]  # none pending: three made at once
     listed = (await pool.offers(token))["offers"]  # three pending, no room: nothing new, the query lists them
     assert [o["priority"] for o in made] == ["critical", "high", "normal"] and made == listed
+
+
+async def test_an_area_lock_outlives_the_first_of_two_tasks_in_flight_in_its_area(pool: Pool) -> None:
+    """Turning area locks on while two tasks of one area are in flight locks the area by the older; when that
+    one ends, the lock passes to the other, and a third task in the area waits (rule 9)."""
+    await pool.repo(max_open_prs=5, area_locks=False)
+    first = await pool.task("one", area="auth")
+    second = await pool.task("two", area="auth")
+    _, ann = await pool.worker("ann", max_concurrent_tasks=1)
+    _, bob = await pool.worker("bob", max_concurrent_tasks=1)
+    assert [lease["task_id"] for lease in (await pool.work(ann))["leases"]] == [first]
+    assert [lease["task_id"] for lease in (await pool.work(bob))["leases"]] == [second]
+    await pool.repo(max_open_prs=5, area_locks=True)
+    await pool.task("three", area="auth")
+    await pool.status(first, "pr_opened", token=ann, **PR)
+    await pool.status(first, "merged", admin=True)
+    _, cy = await pool.worker("cy", max_concurrent_tasks=1)
+    none = await pool.offers(cy)
+    assert none["offers"] == [], "a third task offered while the second of its area is still leased"
+    assert [r["reason"] for r in none["why_none"]["reasons"]] == ["area_locked"]
+    await pool.status(second, "released", token=bob)  # the area is free once the last one leaves flight
+    assert len((await pool.offers(cy))["offers"]) == 1

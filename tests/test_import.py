@@ -70,3 +70,23 @@ def test_owp_import_writes_straight_into_a_database(tmp_path: Path) -> None:
         capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "OWP_ADMIN_TOKEN": ADMIN_TOKEN}, check=False)
     assert result.returncode == 1, result.stderr  # some entries were rejected: say so in the exit code
     assert '"created": 2' in result.stdout and '"rejected": 5' in result.stdout
+
+
+async def test_a_key_written_twice_is_refused_not_kept_last(pool: Pool) -> None:
+    """YAML keys are unique: PyYAML would keep the last silently, and a second `tasks:` would drop the first's."""
+    await pool.repo()
+    twice = "tasks:\n  - {repo: acme/api, key: a, title: A}\ntasks:\n  - {repo: acme/api, key: b, title: B}\n"
+    body = await import_yaml(pool, twice, 400)
+    assert "'tasks' twice" in body["detail"] and "line 3" in body["detail"]
+    body = await import_yaml(pool, "tasks:\n  - {repo: acme/api, title: A, title: B}\n", 400)
+    assert "'title' twice" in body["detail"]
+    assert (await pool.call("GET", "/v1/tasks"))["tasks"] == []
+    merged = "tasks:\n  - <<: {repo: acme/api, title: default}\n    title: mine\n"  # a merge key may be overridden
+    report = await import_yaml(pool, merged)
+    assert report["created"] == 1 and (await pool.get_task(report["entries"][0]["task_id"]))["title"] == "mine"
+
+
+async def test_import_refuses_a_repo_name_that_is_not_owner_name(pool: Pool) -> None:
+    body = await import_yaml(pool, "repos:\n  not a repo: {max_open_prs: 3}\ntasks: []\n", 422)
+    assert "repos.not a repo" in body["detail"] and "owner/name" in body["detail"]
+    assert (await pool.call("GET", "/v1/repos"))["repos"] == []

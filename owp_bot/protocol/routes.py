@@ -80,6 +80,7 @@ def _serve(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamRe
         call = Call(request)
         await _authorise(endpoint.auth, call)
         if endpoint.query is not None:
+            _known_parameters(endpoint, endpoint.query, request)
             call.query = _validate(endpoint.query, dict(request.query), "query")
         elif request.query:
             raise Problem(400, f"{endpoint.method} {endpoint.path} takes no query parameters; "
@@ -95,6 +96,16 @@ def _serve(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamRe
         return web.Response(body=model.model_dump_json().encode(), status=status, headers=call.headers,
                             content_type="application/json")
     return serve
+
+
+def _known_parameters(endpoint: Endpoint, query: type[BaseModel], request: web.Request) -> None:
+    """An unknown query parameter is a 400, as on the endpoints that take none (docs/protocol.md, Errors)."""
+    if query.model_config.get("extra") != "forbid":
+        return
+    unknown = sorted(set(request.query) - set(query.model_fields))
+    if unknown:
+        raise Problem(400, f"{endpoint.method} {endpoint.path} takes no query parameter {', '.join(unknown)}; "
+                           f"remove it (known: {', '.join(query.model_fields)})")
 
 
 async def _authorise(auth: Auth, call: Call) -> None:

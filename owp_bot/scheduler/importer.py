@@ -18,16 +18,40 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from owp_bot.config import parse_duration
 from owp_bot.errors import Problem
-from owp_bot.protocol.models import NewTask, RepoSettings
+from owp_bot.protocol.models import NewTask, RepoName, RepoSettings
 from owp_bot.scheduler.models import Priority, TrustTier
 from owp_bot.scheduler.operations import RepoSpec, TaskSpec
 
 # libyaml's safe loader when PyYAML was built with it (about 10x faster on large imports), else the Python one
-_SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BASE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_REPO_NAME: TypeAdapter[str] = TypeAdapter(RepoName)
+
+
+class _SafeLoader(_BASE_LOADER):  # type: ignore[valid-type,misc]
+    """The safe loader, refusing a key used twice in one mapping: PyYAML would keep the last silently, and a
+    second `tasks:` would drop every task of the first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *defaults`: the keys written beside it override the merged ones, as YAML says
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, list | dict):
+                continue  # unhashable: PyYAML's own error
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    f"found the key {key!r} twice; each key may appear once", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+
+
+_SAFE_LOADER = _SafeLoader
 
 
 @dataclass
@@ -80,6 +104,10 @@ def parse_import(text: str) -> ParsedImport:
     if not isinstance(repos, dict):
         raise Problem(422, "`repos:` maps owner/name to settings, e.g. `acme/api: {max_open_prs: 3}`")
     for name, settings in repos.items():
+        try:
+            _REPO_NAME.validate_python(str(name))
+        except ValidationError:
+            raise Problem(422, f"repos.{name}: not a GitHub repository name (owner/name)") from None
         try:
             parsed.repos.append(repo_spec(str(name), RepoSettings.model_validate(settings or {})))
         except ValidationError as exc:

@@ -23,6 +23,8 @@ IN_FLIGHT = frozenset(
 # Held by a worker's lease: counts against the worker's capacity and can expire.
 LEASED = frozenset({TaskStatus.LEASED, TaskStatus.IN_PROGRESS, TaskStatus.BLOCKED})
 HELD = LEASED | {TaskStatus.OFFERED}
+# Issue and pull request numbers are 32-bit integers in the database, as on GitHub.
+MAX_ISSUE_NUMBER = 2**31 - 1
 
 TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.READY: frozenset({TaskStatus.OFFERED, TaskStatus.LEASED, TaskStatus.CANCELLED}),

@@ -21,6 +21,7 @@ from owp_bot.scheduler.ids import new_id
 from owp_bot.scheduler.models import (
     IN_FLIGHT,
     LEASED,
+    MAX_ISSUE_NUMBER,
     TRANSITIONS,
     Ineligible,
     LeaseState,
@@ -487,6 +488,9 @@ def report_status(
     actor = actor or worker_id or ADMIN
     match = _PR_NUMBER.search(pr_url) if pr_url else None
     pr_number = int(match.group(1)) if match else None
+    if pr_number is not None and pr_number > MAX_ISSUE_NUMBER:
+        raise Problem(422, f"artifact.pr_url {pr_url} names pull request {pr_number}, which cannot exist; "
+                           "send the pull request's URL as GitHub shows it")
     if worker_id is not None and status in HOLDER_MOVES and (pr_url or status != "pr_opened"):
         # the common case, one statement: the holder moving its task along (the rules below, in its WHERE)
         link = (pr_url, pr_number) if status == "pr_opened" else (None, None)
