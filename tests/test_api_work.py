@@ -203,6 +203,25 @@ async def test_release_and_status_rules(pool: Pool) -> None:
     assert final["status"] == "ready"
 
 
+async def test_a_task_whose_pr_is_open_is_not_released_by_its_worker(pool: Pool) -> None:
+    """Once its PR is open the task is in review: a worker's release would put it back in the pool with the PR
+    still open, uncounted by the budget and unpenalised; the PR's close (from GitHub) or a maintainer does it."""
+    await pool.repo()
+    task = await pool.task()
+    _, ann = await pool.worker("ann")
+    await pool.work(ann)
+    await pool.status(task, "pr_opened", token=ann, **PR)
+    refused = await pool.status(task, "released", token=ann, expect=409)
+    assert refused["current_status"] == "pr_opened" and refused["allowed"] == ["pr_opened"]
+    assert "close the pull request" in refused["detail"]
+    assert (await pool.get_task(task))["status"] == "pr_opened"
+    assert (await pool.call("GET", "/v1/repos/acme/api"))["budget"]["in_flight"] == 1
+    moved = await pool.status(task, "pr_opened", token=ann,  # a new URL for its PR is still the holder's to give
+                              artifact={"pr_url": "https://github.com/acme/api/pull/10"})
+    assert moved["pr_url"].endswith("/pull/10")
+    await pool.status(task, "ready", admin=True)  # a maintainer requeues it
+
+
 def record_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The names of the statements the stores run from now on (both backends)."""
     names: list[str] = []

@@ -508,6 +508,12 @@ def report_status(
         holds = task["worker_id"] == worker_id and TaskStatus(task["status"]) in LEASED | {TaskStatus.PR_OPENED}
         if not holds:
             raise Problem(403, f"you do not hold task {task_id}; only the lease holder may report its status")
+        if status == "released" and task["status"] == TaskStatus.PR_OPENED:
+            raise Problem(  # its PR is in review: back in the pool it would be open and uncounted by the budget
+                409, f"task {task_id} is in review: its pull request {task['pr_url']} is open; close the pull request "
+                     "(the pool puts the task back when GitHub says it closed) or ask a maintainer to requeue the task",
+                current_status=task["status"], allowed=[TaskStatus.PR_OPENED.value],
+            )
     new = TaskStatus.READY if status == "released" else TaskStatus(status)
     check_transition(task, new)
     if new is TaskStatus.PR_OPENED and not pr_url:
