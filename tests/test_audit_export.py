@@ -8,6 +8,7 @@ import io
 import itertools
 import json
 import sqlite3
+import time
 from typing import Any
 
 import pytest
@@ -74,6 +75,26 @@ async def test_exports_honour_the_cursor_and_time_range(pool: Pool) -> None:
     assert len(recent) == 5
     page = await pool.call("GET", "/v1/audit/events", admin=True, params={"limit": 4, "type": "test.*"})
     assert len(page["events"]) == 4 and page["next_cursor"] == page["events"][-1]["seq"]
+
+
+async def test_a_time_without_a_zone_is_utc_whatever_the_servers_zone(
+    pool: Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        await pool.app[SCHEDULER].run(many_events(2))  # 2026-01-01T00:00:00Z
+        pool.clock.advance(3600)
+        await pool.app[SCHEDULER].run(many_events(3))  # 01:00Z
+        page = await pool.call("GET", "/v1/audit/events", admin=True,
+                               params={"type": "test.note", "since": "2026-01-01T01:00:00"})
+        assert len(page["events"]) == 3
+        page = await pool.call("GET", "/v1/audit/events", admin=True,
+                               params={"type": "test.note", "until": "2026-01-01T01:00:00"})
+        assert len(page["events"]) == 2
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 async def test_export_needs_the_admin_token_and_a_known_format(pool: Pool) -> None:

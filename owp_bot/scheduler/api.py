@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from aiohttp import web
@@ -354,7 +354,8 @@ class EventQuery(BaseModel):
     actor: str | None = Field(None, max_length=100)
     target: str | None = Field(None, max_length=201)
     repo: str | None = Field(None, max_length=201)
-    since: datetime | None = Field(None, description="ISO 8601 date-time, e.g. 2026-11-01T00:00:00Z")
+    since: datetime | None = Field(
+        None, description="ISO 8601 date-time, e.g. 2026-11-01T00:00:00Z (UTC without a zone)")
     until: datetime | None = Field(None, description="ISO 8601 date-time; events before it")
     format: Literal["json", "csv", "jsonl"] | None = Field(
         None, description="csv or jsonl streams every matching event after `after` (no limit); "
@@ -366,6 +367,12 @@ class EventQuery(BaseModel):
         if isinstance(value, str) and value.strip().replace(".", "", 1).lstrip("-").isdigit():
             raise ValueError("use an ISO 8601 date-time such as 2026-11-01T00:00:00Z, not a number")
         return value
+
+    @field_validator("since", "until")
+    @classmethod
+    def _utc_unless_said(cls, value: datetime | None) -> datetime | None:
+        """A time without a zone is UTC, as every time the pool answers with, not the server's local time."""
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 EXPORT_TYPES = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
