@@ -36,8 +36,13 @@ def cannot_listen(exc: OSError, host: str, port: int) -> ConfigError | OSError:
     return ConfigError(f"cannot listen on http://{host}:{port}: {advice}") if advice else exc
 
 
-def parse_duration(value: str | int | float, name: str = "duration") -> float:
-    """`90`, `90s`, `5m`, `4h`, `1d` -> seconds. Zero and negatives are rejected."""
+# A lease's, an offer's or liveness's duration, pool-wide or a repo's: longer ones would overflow the dates the
+# pool answers with (an offer expiring in the year 33714 made every offer of its repo a 500).
+MAX_TTL = 365 * 86400
+
+
+def parse_duration(value: str | int | float, name: str = "duration", most: float | None = None) -> float:
+    """`90`, `90s`, `5m`, `4h`, `1d` -> seconds. Zero and negatives are rejected, and more than `most`."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         seconds = float(value)
     else:
@@ -49,6 +54,8 @@ def parse_duration(value: str | int | float, name: str = "duration") -> float:
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     if seconds <= 0:
         raise ConfigError(f"{name}={value!r} must be longer than zero")
+    if most is not None and seconds > most:
+        raise ConfigError(f"{name}={value!r} is too long; use at most {most / 86400:g}d")
     return seconds
 
 
@@ -208,7 +215,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_admin_token: 
         raw = env.get(name)
         if raw:
             try:
-                values[attr] = parse_duration(raw, name)
+                values[attr] = parse_duration(raw, name, most=MAX_TTL)
             except ConfigError as exc:
                 problems.append(str(exc))
     try:

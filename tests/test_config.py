@@ -59,6 +59,8 @@ def test_lease_cap_must_cover_one_lease() -> None:
     ({}, "OWP_ADMIN_TOKEN is not set"),
     ({"OWP_ADMIN_TOKEN": "short"}, "too short"),
     ({"OWP_ADMIN_TOKEN": TOKEN, "OWP_HEARTBEAT_TIMEOUT": "forever"}, "OWP_HEARTBEAT_TIMEOUT"),
+    ({"OWP_ADMIN_TOKEN": TOKEN, "OWP_OFFER_TTL": "400d"}, "OWP_OFFER_TTL='400d' is too long; use at most 365d"),
+    ({"OWP_ADMIN_TOKEN": TOKEN, "OWP_LEASE_TTL": "9" * 400}, "OWP_LEASE_TTL"),  # a float's infinity
     ({"OWP_ADMIN_TOKEN": TOKEN, "OWP_DB_PATH": "/proc/no-such-dir/pool.db"},
      "cannot open the SQLite database /proc/no-such-dir/pool.db"),
     ({"OWP_ADMIN_TOKEN": TOKEN, "OWP_DATABASE_URL": "postgresql://owp:s3cret@127.0.0.1:1/owp"},

@@ -12,10 +12,9 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, field_validator, model_validator
 
-from owp_bot.config import ConfigError, parse_duration
+from owp_bot.config import MAX_TTL, ConfigError, parse_duration
 from owp_bot.scheduler.models import MAX_ISSUE_NUMBER, normalise_skills
 
-MAX_DURATION = 365 * 86400  # a repo's lease or offer TTL: longer ones would overflow the dates in answers
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Skill = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50,
                                          pattern=r"^[A-Za-z0-9][A-Za-z0-9 .+#_/-]*$")]
@@ -27,7 +26,7 @@ Note = Annotated[str, StringConstraints(max_length=2000)]
 # printable ASCII, as URLs are sent (percent-encoded); `\S` would differ between ECMA and Rust regex
 Url = Annotated[str, StringConstraints(pattern=r"^https?://[!-~]+$", max_length=2000)]
 Duration = Annotated[
-    Annotated[int, Field(ge=1, le=MAX_DURATION)]
+    Annotated[int, Field(ge=1, le=MAX_TTL)]
     | Annotated[str, StringConstraints(pattern=r"^\s*[1-9][0-9]*(\.[0-9]+)?\s*[smhd]?\s*$")],
     Field(description="seconds, or a number with s/m/h/d: 300, 5m, 4h, 1d; at most 365d"),
 ]
@@ -359,11 +358,9 @@ class RepoSettings(Request):
     def _duration(cls, value: int | str | None) -> int | str | None:
         if value is not None:
             try:
-                seconds = parse_duration(value)
+                parse_duration(value, most=MAX_TTL)
             except ConfigError as exc:
                 raise ValueError(str(exc)) from None
-            if seconds > MAX_DURATION:
-                raise ValueError(f"{value!r} is too long; use at most 365d")
         return value
 
 
