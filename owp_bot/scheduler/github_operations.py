@@ -120,6 +120,12 @@ def apply_delivery(
     return Applied(outcome, detail)
 
 
+def pool_repo_named(name: str) -> Op[str | None]:
+    """The pool repo that GitHub's `name` means, in the letter case the pool knows it by."""
+    found: Row | None = yield one("gh_repo_named", name)
+    return None if found is None else str(found["id"])
+
+
 def record_delivery(delivery: Delivery, outcome: str, detail: str, now: float) -> Op[None]:
     yield run(
         "gh_delivery_upsert",

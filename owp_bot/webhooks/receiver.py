@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -174,6 +175,11 @@ async def process(
     else:
         error = None if isinstance(data, dict) else "the body is not a JSON object"
     delivery = _delivery(delivery_id, event, body, data)
+    if error is None and delivery.repo is not None:  # GitHub's names are case-insensitive; the pool's ids are not
+        named = await scheduler.run(lambda now: gh.pool_repo_named(str(delivery.repo)), write=False)
+        if named is not None and named != delivery.repo:
+            data["repository"]["full_name"] = named
+            delivery = replace(delivery, repo=named)
     if error is None:
         try:
             if event == "ping":

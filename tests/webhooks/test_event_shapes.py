@@ -149,3 +149,17 @@ async def test_an_app_created_on_one_replica_is_used_by_the_others(
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_repo_added_in_other_letter_case_gets_its_deliveries(world: GitHubWorld) -> None:
+    """GitHub's names are case-insensitive: `PUT /v1/repos/Acme/Docs` and GitHub's `acme/docs` are one repo."""
+    pool, fake = world.pool, world.fake
+    fake.add_repo("acme/docs", INSTALLATION_ID)
+    await pool.repo("Acme/Docs", max_open_prs=3)
+    number = await world.ready_issue("Typo in the guide", repo="acme/docs")
+    task = await world.task_of_issue(number, repo="Acme/Docs")
+    assert task["status"] == "ready"
+    pull = await fake.open_pull("acme/docs", body=f"Closes #{number}", user="zed")
+    assert (await pool.get_task(task["task_id"]))["status"] == "pr_opened"
+    await fake.merge_pull("acme/docs", pull.number)
+    assert (await pool.get_task(task["task_id"]))["status"] == "merged"

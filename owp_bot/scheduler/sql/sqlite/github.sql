@@ -52,6 +52,10 @@ UPDATE repos SET external_open_prs =
     (SELECT count(*) FROM gh_pulls WHERE repo = ?1 AND state = 'open' AND task_id IS NULL)
 WHERE id = ?1;
 
+-- name: gh_repo_named
+-- The pool repo GitHub's name means: names are case-insensitive on GitHub; the exact one first.
+SELECT id FROM repos WHERE lower(id) = lower(?1) ORDER BY id = ?1 DESC, id LIMIT 1;
+
 -- name: gh_task_by_pr
 SELECT * FROM tasks WHERE repo = ?1 AND pr_number = ?2 ORDER BY updated_at DESC LIMIT 1;
 
