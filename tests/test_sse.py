@@ -173,6 +173,22 @@ async def test_private_pool_needs_the_admin_or_a_fresh_stream_token(pool: Pool, 
     await pool.call("POST", "/v1/events/stream-token", expect=401)
 
 
+async def test_a_last_event_id_past_the_log_starts_again_from_the_log(pool: Pool) -> None:
+    """A new database behind the same address (a fresh `owp demo`, a restored backup) numbers its events from
+    1 again: a client resuming after its old, higher id must get them, not wait until seq passes that id."""
+    await busy_pool(pool)  # seq 1..4
+    stream = await open_stream(pool, headers={**ADMIN, "Last-Event-ID": "5000"})
+    ready = await stream.next()
+    assert ready["event"] == "ready" and ready["data"]["after"] == 4 and ready["id"] == "4"
+    await pool.repo("acme/web")  # seq 5
+    assert [(f["id"], f["event"]) for f in await stream.events(1)] == [("5", "repo.created")]
+    stream.response.close()
+    backlog = await open_stream(pool, last_event_id=5000, backlog=2)
+    assert (await backlog.next())["data"]["after"] == 3
+    assert [f["id"] for f in await backlog.events(2)] == ["4", "5"]
+    backlog.response.close()
+
+
 async def test_bad_last_event_id_is_a_clear_400(pool: Pool) -> None:
     response = await pool.http.get("/v1/events/stream", headers={"Last-Event-ID": "yesterday"})
     assert response.status == 400

@@ -19,6 +19,7 @@ import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
+from owp_bot.app import create_app
 from owp_bot.cli import build_parser
 from owp_bot.config import Settings
 from owp_bot.worker import cli as worker_cli
@@ -194,3 +195,53 @@ async def test_run_heartbeats_shows_offers_and_takes_answers_from_stdin(server: 
         assert rejection["details"]["reason"] == "unclear_requirements"
         assert worker["online"] and worker["status"] == "working"
         await stop_with_ctrl_c(run, seen)
+
+
+async def test_run_rides_out_a_server_restart_and_keeps_offering(tmp_path: Path) -> None:
+    """`run` stays up: the pool restarting (unreachable for a while) is reported and waited out, and the
+    offers come again once it is back, instead of the command exiting with an error."""
+    settings = Settings(admin_token=ADMIN_TOKEN, db_path=tmp_path / "pool.db")
+    server = await start_server(settings)
+    port = server.port
+    env = {**os.environ, "OWP_WORKER_CONFIG": str(tmp_path / "worker.json")}
+    async with owp_process("worker", "--url", url_of(server), "register", "--name", "cy",
+                           "--skills", "python", "--capacity", "4", env=env) as register:
+        out, _ = await register.communicate()
+    assert register.returncode == 0, out.decode()
+    seen: list[str] = []
+    try:
+        async with owp_process("worker", "run", "--interval", "0.2", "--heartbeat-every", "0.2", env=env,
+                               stdin=True) as run:
+            assert run.stdout is not None
+            await _line_with(run.stdout, "no offers", seen)
+            await server.close()
+            await _line_with(run.stdout, "cannot reach the pool", seen)
+            server = TestServer(create_app(settings), host="127.0.0.1", port=port)
+            await server.start_server()
+            await seed(server, "Back after the restart")
+            await _line_with(run.stdout, "Back after the restart", seen)
+            await stop_with_ctrl_c(run, seen)
+    finally:
+        await server.close()
+
+
+async def test_run_waits_out_a_rate_limit_as_retry_after_says(tmp_path: Path) -> None:
+    settings = Settings(admin_token=ADMIN_TOKEN, db_path=tmp_path / "pool.db", rate_limit_worker=(3, 3.0))
+    server = await start_server(settings)
+    env = {**os.environ, "OWP_WORKER_CONFIG": str(tmp_path / "worker.json")}
+    try:
+        async with owp_process("worker", "--url", url_of(server), "register", "--name", "di",
+                               "--skills", "python", "--capacity", "4", env=env) as register:
+            out, _ = await register.communicate()
+        assert register.returncode == 0, out.decode()
+        seen: list[str] = []
+        async with owp_process("worker", "run", "--interval", "0.05", "--heartbeat-every", "60", env=env,
+                               stdin=True) as run:
+            assert run.stdout is not None
+            throttled = await _line_with(run.stdout, "too many requests with this worker token", seen)
+            assert "asking again every 1s" in throttled  # Retry-After, not the 0.05 s interval
+            await seed(server, "Offered once the bucket refills")
+            await _line_with(run.stdout, "Offered once the bucket refills", seen)
+            await stop_with_ctrl_c(run, seen)
+    finally:
+        await server.close()

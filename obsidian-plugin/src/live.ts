@@ -93,6 +93,9 @@ export function defaultOpener(): StreamOpener {
 
 export type FeedMode = "stream" | "poll" | "stopped";
 
+const RETRY_FIRST_MS = 3000;
+const RETRY_MAX_MS = 60_000;
+
 export interface FeedOptions {
   credentials: () => Credentials;
   preferStream: () => boolean;
@@ -112,6 +115,8 @@ export class LiveFeed {
   private poller: number | null = null;
   private retry: number | null = null;
   private lastEventId: string | null = null;
+  /** How long until the next attempt at the stream while it is down; doubles up to a minute. */
+  private backoff = RETRY_FIRST_MS;
 
   constructor(private readonly options: FeedOptions) {}
 
@@ -127,6 +132,7 @@ export class LiveFeed {
     if (this.poller !== null) window.clearInterval(this.poller);
     if (this.retry !== null) window.clearTimeout(this.retry);
     this.poller = this.retry = null;
+    this.backoff = RETRY_FIRST_MS;
     this.setMode("stopped", "");
   }
 
@@ -143,15 +149,18 @@ export class LiveFeed {
     try {
       opened = await open(`${baseUrl.replace(/\/+$/, "")}/v1/events/stream`, headers, abort.signal);
     } catch (error) {
-      if (!abort.signal.aborted) this.poll(`the event stream is unreachable (${(error as Error).message})`);
+      if (!abort.signal.aborted) this.fallBack(`the event stream is unreachable (${(error as Error).message})`);
       return;
     }
     const ok = opened.status >= 200 && opened.status < 300;
     if (!ok || !opened.contentType.startsWith("text/event-stream")) {
       opened.close();
-      this.poll(`the event stream answered ${opened.status}${ok ? ` (${opened.contentType || "no type"})` : ""}`);
+      this.fallBack(`the event stream answered ${opened.status}${ok ? ` (${opened.contentType || "no type"})` : ""}`);
       return;
     }
+    if (this.poller !== null) window.clearInterval(this.poller);  // live again: polling is not needed
+    this.poller = null;
+    this.backoff = RETRY_FIRST_MS;
     this.setMode("stream", "live from /v1/events/stream");
     this.options.onChange(null);
     const decoder = new TextDecoder();
@@ -173,10 +182,23 @@ export class LiveFeed {
     if (abort.signal.aborted) return;
     // The stream ended (server restart, slow client dropped): resume from the last id shortly.
     this.setMode("poll", `the event stream closed${failure}; reconnecting`);
+    this.retryStream();
+  }
+
+  /** The stream is unavailable: poll meanwhile, and try the stream again later (the server may be restarting). */
+  private fallBack(reason: string): void {
+    if (this.poller === null) this.poll(reason);
+    else this.setMode("poll", reason);
+    this.retryStream();
+  }
+
+  private retryStream(): void {
+    const wait = this.backoff;
+    this.backoff = Math.min(this.backoff * 2, RETRY_MAX_MS);
     this.retry = window.setTimeout(() => {
       this.retry = null;
       void this.stream();
-    }, 3000);
+    }, wait);
   }
 
   private poll(reason: string): void {

@@ -87,6 +87,22 @@ describe("LiveFeed", () => {
     feed.stop();
   });
 
+  it("goes back to the stream once it answers again (a server restart that outlasts the first retry)", async () => {
+    let calls = 0;
+    const real = OPENERS[0][1];
+    const flaky: StreamOpener = (url, headers, signal) =>
+      ++calls === 1 ? Promise.reject(new Error("connect ECONNREFUSED")) : real(url, headers, signal);
+    const { feed, changes } = feedFor(server.url, true, flaky);
+    feed.start();
+    await eventually(() => expect(feed.mode).toBe("poll"));
+    expect(feed.reason).toContain("the event stream is unreachable");
+    await eventually(() => expect(feed.mode).toBe("stream"), 10000);
+    await server.repo("acme/back-live");
+    await eventually(() => expect(changes.some((e) => e?.event === "repo.created" && e.data.includes("acme/back-live"))).toBe(true));
+    expect((feed as unknown as { poller: number | null }).poller).toBeNull();  // no more polling once live
+    feed.stop();
+  }, 15000);
+
   it("polls when the stream is unreachable or polling is chosen", async () => {
     const down = feedFor(`http://127.0.0.1:${await freePort()}`, true);
     down.feed.start();

@@ -133,8 +133,9 @@ async def event_stream(call: Call) -> web.StreamResponse:
     view: View = admin_view if admin else public_view
     # subscribe before reading the log, so that nothing can fall between the two
     with request.app[HUB].subscribe() as subscription:
-        if after is None:
-            after = max(0, await scheduler.run(lambda now: ops.last_event_seq(), write=False) - query.backlog)
+        newest = await scheduler.run(lambda now: ops.last_event_seq(), write=False)
+        if after is None or after > newest:  # past the log: a new database (a fresh demo, a restored backup)
+            after = max(0, newest - query.backlog)  # start again from it; `ready` tells the client where
         response = EventSourceResponse(headers={"X-Accel-Buffering": "no"},
                                        ping_interval=PING_INTERVAL, send_timeout=SEND_TIMEOUT)
         await response.prepare(request)

@@ -193,11 +193,25 @@ async def run(client: WorkerClient, stdin: IO[str], stdout: IO[str], *, interval
     beats = asyncio.create_task(_heartbeats(client, state, heartbeat_every, say), name="owp-worker-heartbeat")
     seen: set[str] = set()
     last_why = ""
+    last_problem: int | None = None
     try:
         await client.heartbeat("idle")
         say(f"owp worker {client.worker_id} on {client.base_url}: waiting for offers (Ctrl-C or q to stop)")
         while True:
-            answer = await client.offers()
+            try:
+                answer = await client.offers()
+            except ProtocolError as exc:
+                if not exc.transient:
+                    raise
+                wait = max(interval, exc.retry_after)
+                if exc.status != last_problem:  # once per spell, not at every check
+                    last_problem = exc.status
+                    say(f"{exc.detail} (asking again every {wait:g}s)")
+                await asyncio.sleep(wait)
+                continue
+            if last_problem is not None:
+                last_problem = None
+                say("the pool answers again")
             fresh = [o for o in answer.offers if o.offer_id not in seen]
             for offer in fresh:
                 seen.add(offer.offer_id)

@@ -27,11 +27,18 @@ M = TypeVar("M", bound=BaseModel)
 class ProtocolError(Exception):
     """The pool answered with an error; `detail` is its problem+json explanation of what to do."""
 
-    def __init__(self, status: int, detail: str, body: dict[str, Any] | None = None) -> None:
+    def __init__(self, status: int, detail: str, body: dict[str, Any] | None = None, *,
+                 retry_after: float = 0.0) -> None:
         super().__init__(f"{status}: {detail}")
         self.status = status
         self.detail = detail
         self.body = body or {}
+        self.retry_after = retry_after  # seconds, from a 429's or 503's Retry-After
+
+    @property
+    def transient(self) -> bool:
+        """Asking again later may succeed: the pool is unreachable, restarting, busy, or rate-limiting."""
+        return self.status in (0, 408, 429, 502, 503, 504)
 
 
 class WorkerClient:
@@ -75,6 +82,7 @@ class WorkerClient:
                                             params=params, headers=headers) as response:
                 text = await response.text()
                 status = response.status
+                retry_after = _seconds(response.headers.get("Retry-After"))
         except (ClientError, TimeoutError) as exc:
             raise ProtocolError(0, f"cannot reach the pool at {self.base_url}: {exc or type(exc).__name__}; "
                                    "is the server running and the URL right?") from exc
@@ -85,7 +93,7 @@ class WorkerClient:
         if status >= 400:
             detail = body.get("detail") if isinstance(body, dict) else None
             raise ProtocolError(status, str(detail or text[:200] or f"HTTP {status}"),
-                                body if isinstance(body, dict) else None)
+                                body if isinstance(body, dict) else None, retry_after=retry_after)
         return body
 
     def credentials(self) -> dict[str, str]:
@@ -161,6 +169,14 @@ class WorkerClient:
         if not self.worker_id:
             raise ProtocolError(401, "no worker id; run `owp worker register` first")
         return self.worker_id
+
+
+def _seconds(retry_after: str | None) -> float:
+    """Retry-After in seconds (its HTTP-date form is not used by the pool); 0 when absent or unreadable."""
+    try:
+        return max(0.0, float(retry_after)) if retry_after else 0.0
+    except ValueError:
+        return 0.0
 
 
 # ------------------------------------------------------------------ credentials file

@@ -7,13 +7,19 @@ import hashlib
 import hmac
 import json
 import re
+from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from playwright.async_api import expect
 
+from owp_bot.app import create_app
+from owp_bot.config import Settings
 from owp_bot.keys import SETTINGS
 from owp_bot.web.stream import close_streams
 from tests.browser.conftest import ADMIN_TOKEN, DESKTOP, PHONE, Dashboard
+from tests.conftest import Pool
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")  # the tests share one Chromium, started once
 
@@ -74,6 +80,68 @@ async def test_stream_resumes_after_a_drop_with_nothing_missed(dashboard: Dashbo
     assert seqs == sorted(seqs, reverse=True)  # newest first, each once
     assert sorted(seqs) == logged
     assert (await pool.get_task(task_id))["status"] == "ready"
+
+
+async def test_after_a_restart_on_a_new_database_the_page_follows_the_new_log(dashboard: Dashboard,
+                                                                           browser_settings: Settings,
+                                                                           tmp_path: Path) -> None:
+    """A fresh `owp demo` (or a restored backup) numbers its events from 1 again: the open page must drop
+    what it showed of the old pool and show the new one live, not skip every event up to its old id."""
+    pool, page = dashboard.pool, dashboard.page
+    await pool.repo("acme/api", max_open_prs=3)
+    for title in ("one", "two", "three"):
+        await pool.task(title)
+    await dashboard.open("/")
+    feed = page.get_by_test_id("feed").locator("li")
+    await expect(page.get_by_test_id("connection")).to_have_text("live")
+    await expect(feed).to_have_count(4)
+
+    port = dashboard.server.port
+    await dashboard.server.close()
+    await expect(page.get_by_test_id("connection")).to_have_text("reconnecting…")
+    fresh = TestServer(create_app(browser_settings.with_overrides(db_path=tmp_path / "fresh.db")),
+                       host="127.0.0.1", port=port)
+    client: TestClient[Any, Any] = TestClient(fresh)
+    await client.start_server()
+    pool = Pool(client, None)  # type: ignore[arg-type]
+    try:
+        await expect(page.get_by_test_id("connection")).to_have_text("live")
+        await pool.repo("acme/web", max_open_prs=2)  # seq 1 of the new log
+        await expect(page.get_by_test_id("budget-acme/web")).to_be_visible()
+        await expect(page.get_by_test_id("budget-acme/api")).to_have_count(0)
+        await expect(feed).to_have_count(1)
+        await expect(feed.first).to_have_attribute("data-seq", "1")
+        await pool.task("four", repo="acme/web")
+        await expect(feed).to_have_count(2)
+        await expect(page.get_by_test_id("task-stats")).to_contain_text("1")
+    finally:
+        await client.close()
+
+
+async def test_a_rotated_admin_token_signs_the_page_out(dashboard: Dashboard, browser_settings: Settings) -> None:
+    """The server restarts with a new OWP_ADMIN_TOKEN: the page, which finds out from its event stream, must
+    show it is no longer signed in (and offer to sign in again), not keep an admin badge and admin buttons."""
+    pool, page = dashboard.pool, dashboard.page
+    await pool.repo("acme/api", max_open_prs=3)
+    await dashboard.open("/dashboard/repos")
+    await dashboard.sign_in()
+    await expect(page.locator("button[data-edit='acme/api']")).to_have_count(1)
+
+    port = dashboard.server.port
+    await dashboard.server.close()
+    await expect(page.get_by_test_id("connection")).to_have_text("reconnecting…")
+    rotated = TestServer(create_app(browser_settings.with_overrides(admin_token="a-new-admin-token-after-rotation")),
+                         host="127.0.0.1", port=port)
+    await rotated.start_server()
+    try:
+        await expect(page.get_by_test_id("connection")).to_have_text("live")
+        await expect(page.get_by_test_id("signin")).to_be_visible()
+        await expect(page.get_by_test_id("admin-badge")).to_have_count(0)
+        await expect(page.locator("button[data-edit]")).to_have_count(0)
+        await expect(page.get_by_text("Sign in with the admin token to change budgets.")).to_be_visible()
+        await expect(page.get_by_test_id("budget-acme/api")).to_be_visible()
+    finally:
+        await rotated.close()
 
 
 async def test_tasks_filter_search_and_history(dashboard: Dashboard) -> None:
@@ -227,6 +295,20 @@ async def test_every_page_renders_its_states_at_phone_width(dashboard: Dashboard
     await page.get_by_role("link", name="Analytics").click()
     await expect(page.get_by_test_id("analytics-summary")).to_contain_text("tasks completed")
     await expect(page.locator("canvas[aria-label=throughput]")).to_be_visible()
+
+
+async def test_analytics_opened_directly_offers_every_repository(dashboard: Dashboard) -> None:
+    """Opened by its URL (a reload, a bookmark), the page mounts before the repos have loaded: its repository
+    filter must still fill in once they do."""
+    pool, page = dashboard.pool, dashboard.page
+    await pool.repo("acme/api")
+    await pool.repo("acme/web")
+    await dashboard.open("/dashboard/analytics")
+    await expect(page.get_by_test_id("analytics-summary")).to_be_visible()
+    repo = page.get_by_label("Repository")
+    await expect(repo.locator("option")).to_have_count(3)
+    await repo.select_option("acme/web")
+    await expect(page.get_by_test_id("analytics-summary").get_by_role("heading")).to_contain_text("acme/web")
 
 
 async def test_admin_sets_a_workers_trust_tier_and_sees_its_reputation(dashboard: Dashboard) -> None:

@@ -181,13 +181,22 @@ export class Live {
       else if (field === "event") type = value;
       else if (field === "data") data.push(value);
     }
-    if (id !== null && /^\d+$/.test(id)) this.state.lastSeq = Math.max(this.state.lastSeq ?? 0, Number(id));
+    const seq = id !== null && /^\d+$/.test(id) ? Number(id) : null;
     if (type === "ready") {
+      // `id` is where the server starts. Behind our last seq, its log is another one (a fresh demo, a restored
+      // backup) that numbers from 1 again: forget the old feed. After any drop, reload the lists once.
+      if (seq !== null && this.state.lastSeq !== null && seq < this.state.lastSeq) {
+        this.state.feed = [];
+        this.seen.clear();
+      }
+      if (this.state.lastSeq !== null) this.markStale(ALL_LISTS);
+      if (seq !== null) this.state.lastSeq = seq;
       onReady();
       this.state.connection = "live";
       this.emit();
       return;
     }
+    if (seq !== null) this.state.lastSeq = Math.max(this.state.lastSeq ?? 0, seq);
     if (data.length === 0) return;
     const event = JSON.parse(data.join("\n")) as AuditEvent;
     if (this.seen.has(event.seq)) return;

@@ -24,6 +24,7 @@ const adminArea = el("div", { class: "admin-area" });
 const nav = el("nav", { class: "nav", "aria-label": "Pages" });
 const main = el("main", { id: "main" });
 let cleanup: () => void = () => undefined;
+let shownAdmin = false;  // whether the header shows the admin signed in
 
 const ctx: Ctx = { live, navigate };
 
@@ -67,7 +68,8 @@ function privateNotice(): HTMLElement {
 }
 
 function renderAdmin(): void {
-  if (adminToken.get()) {
+  shownAdmin = adminToken.get() !== null;
+  if (shownAdmin) {
     replace(adminArea, el("span", { class: "badge badge-admin", "data-testid": "admin-badge" }, "admin"),
       el("button", { type: "button", class: "link", onclick: signOut }, "Sign out"));
     return;
@@ -107,6 +109,10 @@ function signOut(): void {
 live.subscribe((state) => {
   status.textContent = CONNECTION_TEXT[state.connection];
   status.dataset.state = state.connection;
+  if (shownAdmin && !state.admin) {  // the stream found the token rotated (401): show what the public sees
+    shownAdmin = false;
+    queueMicrotask(() => { renderAdmin(); render(); });
+  }
 });
 
 replace(app,

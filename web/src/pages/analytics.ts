@@ -4,6 +4,7 @@ import type { Chart } from "chart.js";
 import { get, type Schemas } from "../api";
 import { chartOn, lines, type Series } from "../charts";
 import { el, field, notice, replace, select } from "../dom";
+import type { State } from "../live";
 import type { Page } from "../page";
 
 type Metrics = Schemas["AnalyticsMetrics"];
@@ -53,7 +54,15 @@ export const analyticsPage: Page = {
   mount(root, { live }) {
     const period = select("period", [["7d", "7 days"], ["30d", "30 days"], ["90d", "90 days"]], "7d");
     const bucket = select("bucket", [["day", "by day"], ["hour", "by hour"]], "day");
-    const repo = select("repo", [["", "all repositories"], ...(live.state.repos ?? []).map((r): [string, string] => [r.repo, r.repo])]);
+    const repo = select("repo", [["", "all repositories"]]);
+    const fillRepos = (state: State): void => {  // the repos may load after the page mounts (opened by its URL)
+      const names = (state.repos ?? []).map((r) => r.repo);
+      if (repo.options.length === names.length + 1) return;
+      const current = repo.value;
+      replace(repo, el("option", { value: "" }, "all repositories"), names.map((r) => el("option", { value: r }, r)));
+      repo.value = names.includes(current) ? current : "";
+    };
+    fillRepos(live.state);
     const form = el("form", { class: "filters" }, field("Period", period), field("Buckets", bucket), field("Repository", repo));
     const pool = el("div", { class: "card card-wide", "data-testid": "analytics-summary" });
     const canvases = {
@@ -107,7 +116,8 @@ export const analyticsPage: Page = {
       ];
     };
     form.addEventListener("change", () => void load());
+    const unsubscribe = live.subscribe(fillRepos);
     void load();
-    return () => { generation++; for (const chart of charts) chart.destroy(); };
+    return () => { unsubscribe(); generation++; for (const chart of charts) chart.destroy(); };
   },
 };
