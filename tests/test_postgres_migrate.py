@@ -4,8 +4,10 @@ leases, workers (their tokens still work), the event log with its numbers — an
 from __future__ import annotations
 
 import asyncio
+import socket
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from owp_bot.clock import ManualClock
 from owp_bot.config import Settings
@@ -85,3 +87,19 @@ async def test_a_sqlite_pool_moves_to_postgres_and_carries_on(tmp_path: Path, po
     assert code == 1 and "already holds a pool" in output
     code, output = await owp("migrate-db", "--from", str(tmp_path / "pool.db"), "--to", postgres_url)
     assert code == 2 and "sqlite:PATH" in output
+
+
+async def test_a_database_it_cannot_reach_is_a_clear_error(tmp_path: Path, postgres_url: str) -> None:
+    sqlite = SQLiteStore(tmp_path / "pool.db")
+    await sqlite.open()
+    await sqlite.close()
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    parts = urlsplit(postgres_url)
+    closed_port = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{port}"))
+    no_database = urlunsplit(parts._replace(path="/owp_no_such_database"))
+    for target, reason in [(closed_port, "Connect call failed"), (no_database, "does not exist")]:
+        code, output = await owp("migrate-db", "--from", f"sqlite:{tmp_path / 'pool.db'}", "--to", target)
+        assert code == 2, output
+        assert "cannot connect to PostgreSQL" in output and reason in output and "Traceback" not in output

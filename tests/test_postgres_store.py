@@ -5,9 +5,11 @@ hubs in order without gaps, a listener that loses its connection, and a rolled-b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from itertools import cycle
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -185,3 +187,90 @@ async def test_a_workers_load_reads_only_its_tasks_in_flight(postgres_url: str) 
         await conn.close()
     assert (load["tasks_in_use"], load["points_in_use"]) == (2, 2)
     assert "tasks_in_use_by_worker" in plan and "tasks_by_worker" not in plan, plan
+
+
+class Link:
+    """A TCP proxy to PostgreSQL whose connections can go silent: no byte passes either way and neither end is
+    told, as when a NAT or load balancer between a replica and the database forgets an idle connection."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.server: asyncio.Server | None = None
+        self.silent: dict[int, asyncio.Event] = {}  # the local port of each upstream connection -> silenced
+        self.sockets: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        reader, writer = await asyncio.open_connection(*self.upstream)
+        self.sockets += [client_writer, writer]
+        silent = self.silent.setdefault(writer.get_extra_info("sockname")[1], asyncio.Event())
+
+        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            while data := await source.read(65536):
+                if silent.is_set():
+                    continue  # lost on the way; the connection stays open
+                sink.write(data)
+                await sink.drain()
+            sink.close()
+
+        with contextlib.suppress(OSError):
+            await asyncio.gather(pump(client_reader, writer), pump(reader, client_writer))
+
+    async def close(self) -> None:
+        """Cut every connection (both ends see it closed) and stop listening."""
+        assert self.server is not None
+        self.server.close()
+        for socket in self.sockets:
+            socket.close()
+        await self.server.wait_closed()
+
+
+async def test_a_listener_whose_connection_goes_silent_reconnects_and_catches_up(
+        postgres_url: str, clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connection that drops without a word (an idle timeout on the network path) ends no read: the listener
+    must find out by itself, or replica b stops streaming a's events for good."""
+    monkeypatch.setattr(postgres_store.EventBridge, "CHECK_EVERY", 0.2)
+    monkeypatch.setattr(postgres_store.EventBridge, "CHECK_TIMEOUT", 0.5)
+    parts = urlsplit(postgres_url)
+    link = Link((parts.hostname or "127.0.0.1", parts.port or 5432))
+    port = await link.start()
+    via_link = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{port}"))
+    a, b = PostgresStore(postgres_url, pool_size=2), PostgresStore(via_link, pool_size=2)
+    await a.open()
+    await b.open()
+    try:
+        writer = Scheduler(a, SETTINGS, clock, a.hub)
+        assert b.bridge is not None
+        listener_port = await a._pool.fetchval(  # type: ignore[union-attr]
+            "SELECT client_port FROM pg_stat_activity WHERE pid = $1", b.bridge.listener_pid)
+        link.silent[listener_port].set()
+        for i in range(3):  # committed while nothing reaches replica b's listener
+            await writer.run(lambda now, i=i: ops.upsert_repo(ops.RepoSpec(f"acme/r{i}", 1), now))
+        await reaches(b.hub, 3, seconds=5.0)
+    finally:
+        await link.close()
+        await a.close()
+        await b.close()
+
+
+async def test_an_import_whose_statistics_cannot_be_refreshed_is_still_answered(
+        postgres_url: str, clock: ManualClock) -> None:
+    """Refreshing the planner's statistics comes after the commit: when it fails (here: lock_timeout, while
+    another session holds the lock ANALYZE needs), the import was kept and its caller must be told so."""
+    async with replicas(postgres_url + "&lock_timeout=300", clock, count=1) as (a,):
+        await a.run(lambda now: ops.upsert_repo(ops.RepoSpec("acme/api", 3), now))
+        holder = await asyncpg.connect(postgres_url)
+        try:
+            async with holder.transaction():
+                await holder.execute("LOCK TABLE task_skills IN SHARE UPDATE EXCLUSIVE MODE")
+                specs = [(i, ops.TaskSpec("acme/api", f"task {i}", key=f"k{i}"))
+                         for i in range(ANALYZE_AFTER_CREATED)]
+                results = await a.run(lambda now: ops.import_tasks([], specs, now))
+        finally:
+            await holder.close()
+        assert len(results) == ANALYZE_AFTER_CREATED
+        created = await a.run(lambda now: all_events("task.created"), write=False)
+        assert len(created) == ANALYZE_AFTER_CREATED

@@ -195,6 +195,15 @@ async def test_bad_last_event_id_is_a_clear_400(pool: Pool) -> None:
     assert "not an event sequence number" in (await response.json())["detail"]
 
 
+async def test_a_last_event_id_no_sequence_can_reach_is_a_clear_400(pool: Pool) -> None:
+    """Digits Python reads but no number is (a superscript two), and numbers past the log's range: a 400, not a
+    500, nor a stream that starts and fails at once (its client would come back with the same id for ever)."""
+    for value in ["\u00b2", str(2**63), "9" * 30]:
+        response = await pool.http.get("/v1/events/stream", headers={"Last-Event-ID": value})
+        assert response.status == 400, value
+        assert "not an event sequence number" in (await response.json())["detail"]
+
+
 async def test_a_client_that_falls_behind_is_dropped_and_resumes_from_the_log(pool: Pool) -> None:
     await busy_pool(pool)
     hub = pool.app[HUB]

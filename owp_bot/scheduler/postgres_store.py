@@ -67,7 +67,7 @@ import json
 import logging
 import re
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
@@ -149,6 +149,12 @@ def without_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def cannot_connect(url: str, exc: Exception, setting: str) -> ConfigError:
+    reason = str(exc) or type(exc).__name__
+    return ConfigError(f"cannot connect to PostgreSQL at {without_password(url)}: {reason}; check {setting} (user, "
+                       "password, host, port, database) and that the server is running")
+
+
 class PostgresStore:
     """The store interface of store.py on an asyncpg pool; `hub` is the replica's event hub (see below)."""
 
@@ -171,10 +177,7 @@ class PostgresStore:
             self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=self.pool_size,
                                                    server_settings=SERVER_SETTINGS, reset=_no_session_state)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            reason = str(exc) or type(exc).__name__
-            raise ConfigError(f"cannot connect to PostgreSQL at {without_password(self.url)}: {reason}; check "
-                              "OWP_DATABASE_URL (user, password, host, port, database) and that the server is "
-                              "running") from None
+            raise cannot_connect(self.url, exc, "OWP_DATABASE_URL") from None
         async with self._pool.acquire() as conn:
             await migrate(conn)
             self.hub.last_seq = await conn.fetchval(QUERIES["events_last_seq"])
@@ -241,9 +244,14 @@ class PostgresStore:
             prelude = next((p for _, p, _ in group if p is not None), None)
             try:
                 outcomes = await self._write_group([make_op for make_op, _, _ in group], prelude)
-                await self._after_commit([e for o in outcomes if not isinstance(o, Exception) for e in o[1]])
             except Exception as exc:  # BEGIN, the prelude, COMMIT or the connection failed: nothing was kept
                 outcomes = [exc] * len(group)
+            else:
+                try:  # committed: whatever happens now, the callers get their answers
+                    await self._after_commit([e for o in outcomes if not isinstance(o, Exception) for e in o[1]])
+                except Exception:  # a gap it leaves in the hub, the event stream fills from the log
+                    log.warning("after a commit, reading others' events or refreshing statistics failed",
+                                exc_info=True)
             for (_, _, answer), outcome in zip(group, outcomes, strict=True):
                 if answer.done():  # the caller went away; its operation ran all the same
                     continue
@@ -478,9 +486,14 @@ class EventBridge:
     raises the `committed` mark, and one task reads the log from `hub.last_seq` up to it (this replica's
     own commits are notified too, which covers callers that run operations without publishing). If the
     listening connection drops, it reconnects and catches up from the log: nothing is missed meanwhile.
+    A connection can also drop without either end being told (a NAT, firewall or load balancer on the way
+    forgets it when idle): a listener only reads, so it would wait forever; it asks the database something
+    every CHECK_EVERY seconds (which also keeps it from looking idle), and reconnects when no answer comes.
     """
 
     RECONNECT_DELAY = 1.0
+    CHECK_EVERY = 30.0
+    CHECK_TIMEOUT = 10.0
 
     def __init__(self, store: PostgresStore, hub: SequencedHub) -> None:
         self._store = store
@@ -525,14 +538,19 @@ class EventBridge:
                 self.listener_pid = conn.get_server_pid()
                 self.committed(await conn.fetchval(QUERIES["events_last_seq"]))  # what passed while away
                 listening.set()
-                await lost.wait()
+                while not await _within(self.CHECK_EVERY, lost.wait()):
+                    if not await _within(self.CHECK_TIMEOUT, conn.fetchval("SELECT 1")):
+                        log.warning("the PostgreSQL event listener's connection stopped answering")
+                        conn.terminate()
+                        break
                 log.warning("the PostgreSQL event listener lost its connection; reconnecting")
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("the PostgreSQL event listener cannot connect (%s); retrying", exc)
                 listening.set()  # start-up goes on; the pool itself reports the database state
             finally:
-                if conn is not None and not conn.is_closed():
-                    await conn.close()
+                if conn is not None and not conn.is_closed():  # cut after CHECK_TIMEOUT if it does not answer
+                    with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                        await conn.close(timeout=self.CHECK_TIMEOUT)
             await asyncio.sleep(self.RECONNECT_DELAY)
 
     async def _catch_up(self) -> None:
@@ -549,6 +567,16 @@ class EventBridge:
                 log.warning("reading events from PostgreSQL failed (%s); retrying", exc)
                 await asyncio.sleep(self.RECONNECT_DELAY)
                 self._wake.set()
+
+
+async def _within(seconds: float, awaitable: Awaitable[object]) -> bool:
+    """Whether `awaitable` finished within `seconds` (it is cancelled if not)."""
+    try:
+        async with asyncio.timeout(seconds):
+            await awaitable
+    except TimeoutError:
+        return False
+    return True
 
 
 # ------------------------------------------------------------------ moving a SQLite pool to PostgreSQL
@@ -578,7 +606,10 @@ async def copy_from_sqlite(sqlite_path: Path, url: str) -> dict[str, int]:
     await sqlite_store.close()
     source = sqlite3.connect(f"file:{sqlite_path}?mode=ro", uri=True)
     try:
-        conn = await asyncpg.connect(url)
+        try:
+            conn = await asyncpg.connect(url)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise cannot_connect(url, exc, "--to") from None
         try:
             await migrate(conn)
             if await conn.fetchval("SELECT (SELECT seq FROM event_counter) + (SELECT count(*) FROM repos)"):

@@ -40,6 +40,7 @@ PING_INTERVAL = 15.0
 SEND_TIMEOUT = 10.0  # a client that does not take a frame within this is cut off
 RETRY_MS = 2000
 LOG_PAGE = 500
+MAX_SEQ = 2**62  # past any event's number, within the databases' 64-bit integers
 
 View = Callable[[Event], "dict[str, Any] | None"]
 
@@ -113,7 +114,7 @@ class StreamQuery(BaseModel):
     model_config = {"extra": "forbid"}
     token: str | None = Field(None, max_length=200, description="a token from POST /v1/events/stream-token: "
                                                                 "the admin stream")
-    last_event_id: int | None = Field(None, ge=0, le=2**62, description="resume after this sequence number "
+    last_event_id: int | None = Field(None, ge=0, le=MAX_SEQ, description="resume after this sequence number "
                                                                          "(the Last-Event-ID header wins)")
     backlog: int = Field(0, ge=0, le=500, description="on a fresh start, first replay up to this many "
                                                       "recent events")
@@ -177,9 +178,10 @@ def _resume_point(request: web.Request, query: StreamQuery) -> int | None:
     header = request.headers.get("Last-Event-ID")
     if header is None or not header.strip():
         return query.last_event_id
-    if not header.strip().isdigit():
+    digits = header.strip()
+    if not (digits.isascii() and digits.isdigit()) or int(digits) > MAX_SEQ:
         raise Problem(400, f"Last-Event-ID {header!r} is not an event sequence number; reconnect without it")
-    return int(header)
+    return int(digits)
 
 
 async def _pump(response: EventSourceResponse, subscription: Subscription, scheduler: Scheduler, after: int,
