@@ -9,10 +9,12 @@ import contextlib
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from itertools import cycle
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from aiohttp import ClientSession
 
 from owp_bot.clock import ManualClock
 from owp_bot.config import Settings
@@ -23,6 +25,7 @@ from owp_bot.scheduler import postgres_store
 from owp_bot.scheduler.postgres_store import ANALYZE_AFTER_CREATED, PostgresStore
 from owp_bot.scheduler.service import Scheduler
 from owp_bot.scheduler.store import Op
+from tests.conftest import ADMIN_TOKEN, start_server
 
 SETTINGS = Settings(admin_token="x" * 20, sweep_interval=3600, heartbeat_flush_interval=3600, offer_ttl=60)
 
@@ -274,3 +277,30 @@ async def test_an_import_whose_statistics_cannot_be_refreshed_is_still_answered(
         assert len(results) == ANALYZE_AFTER_CREATED
         created = await a.run(lambda now: all_events("task.created"), write=False)
         assert len(created) == ANALYZE_AFTER_CREATED
+
+
+async def test_a_database_that_cannot_be_reached_is_a_503_to_retry(
+        postgres_url: str, clock: ManualClock, tmp_path: Path) -> None:
+    """PostgreSQL restarting or unreachable: the API answers 503 with Retry-After, which clients (the worker
+    CLI among them) wait out, not a 500 that says the server failed."""
+    parts = urlsplit(postgres_url)
+    link = Link((parts.hostname or "127.0.0.1", parts.port or 5432))
+    port = await link.start()
+    via_link = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{port}"))
+    settings = Settings(admin_token=ADMIN_TOKEN, db_path=tmp_path / "unused.db", database_url=via_link,
+                        sweep_interval=3600, heartbeat_flush_interval=3600)
+    server = await start_server(settings, clock)
+    try:
+        async with ClientSession() as http:
+            async with http.get(server.make_url("/v1/tasks")) as answer:
+                assert answer.status == 200
+            await link.close()  # every connection cut, and no new one gets through
+            admin = {"X-Admin-Token": ADMIN_TOKEN}
+            for method, path, body in (("GET", "/v1/tasks", None), ("PUT", "/v1/repos/acme/api", {"max_open_prs": 1})):
+                async with http.request(method, server.make_url(path), headers=admin, json=body) as answer:
+                    problem = await answer.json(content_type=None)
+                    assert answer.status == 503, problem
+                    assert int(answer.headers["Retry-After"]) > 0
+                    assert "database" in problem["detail"] and "again" in problem["detail"]
+    finally:
+        await server.close()

@@ -75,6 +75,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from owp_bot.config import ConfigError
+from owp_bot.errors import Problem
 from owp_bot.events import EventHub
 from owp_bot.scheduler.reputation import OUTCOME_EVENTS
 from owp_bot.scheduler.store import (
@@ -134,6 +135,11 @@ _EVENT_PAGE = 1000
 # a minute or so): finding a candidate then took 100 ms walking every ready task instead of 3 ms down tasks_ready.
 ANALYZE_AFTER_CREATED = 500
 _CLOSE_TIMEOUT = 10.0  # seconds to wait for busy connections on close before cutting them
+# The database is down, restarting or out of connections: a 503 with Retry-After, not a 500.
+_UNREACHABLE = (OSError, asyncpg.ConnectionDoesNotExistError, asyncpg.PostgresConnectionError,
+                asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, asyncpg.CrashShutdownError,
+                asyncpg.TooManyConnectionsError)
+RETRY_AFTER = 5
 
 
 def is_postgres_url(url: str | None) -> bool:
@@ -220,16 +226,20 @@ class PostgresStore:
         way. (Every statement is awaited: `slow` changes nothing here.)"""
         if self._pool is None:
             raise RuntimeError("the PostgreSQL store is not open")
-        if write:
-            answer: asyncio.Future[tuple[Any, list[Event]]] = asyncio.get_running_loop().create_future()
-            self._waiting.append((make_op, prelude, answer))
-            if self._committer is None or self._committer.done():
-                self._committer = asyncio.create_task(self._commit_waiting(), name="owp-pg-group-commit")
-            return await answer
-        work = asyncio.ensure_future(self._read(make_op))
-        self._running.add(work)
-        work.add_done_callback(self._finished)
-        return await asyncio.shield(work)
+        try:
+            if write:
+                answer: asyncio.Future[tuple[Any, list[Event]]] = asyncio.get_running_loop().create_future()
+                self._waiting.append((make_op, prelude, answer))
+                if self._committer is None or self._committer.done():
+                    self._committer = asyncio.create_task(self._commit_waiting(), name="owp-pg-group-commit")
+                return await answer
+            work = asyncio.ensure_future(self._read(make_op))
+            self._running.add(work)
+            work.add_done_callback(self._finished)
+            return await asyncio.shield(work)
+        except _UNREACHABLE as exc:  # a client asks again once the database is back
+            raise Problem(503, f"the database cannot be reached right now ({type(exc).__name__}); try again in "
+                               f"{RETRY_AFTER} s", headers={"Retry-After": RETRY_AFTER}) from exc
 
     def _finished(self, work: asyncio.Future[Any]) -> None:
         self._running.discard(work)
