@@ -65,6 +65,9 @@ def test_lease_cap_must_cover_one_lease() -> None:
      "cannot open the SQLite database /proc/no-such-dir/pool.db"),
     ({"OWP_ADMIN_TOKEN": TOKEN, "OWP_DATABASE_URL": "postgresql://owp:s3cret@127.0.0.1:1/owp"},
      "cannot connect to PostgreSQL at postgresql://owp:***@127.0.0.1:1/owp"),  # the password masked
+    ({"OWP_ADMIN_TOKEN": TOKEN,
+      "OWP_DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/test?search_path=owp_no_such_schema"},
+     "has no schema to create the pool's tables in"),
 ])
 def test_the_server_refuses_to_start_with_exit_code_2(env: dict[str, str], expected: str, tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "owp_bot", "serve"], capture_output=True, text=True, timeout=60,

@@ -103,3 +103,6 @@ async def test_a_database_it_cannot_reach_is_a_clear_error(tmp_path: Path, postg
         code, output = await owp("migrate-db", "--from", f"sqlite:{tmp_path / 'pool.db'}", "--to", target)
         assert code == 2, output
         assert "cannot connect to PostgreSQL" in output and reason in output and "Traceback" not in output
+    no_schema = urlunsplit(parts._replace(query="search_path=owp_no_such_schema"))
+    code, output = await owp("migrate-db", "--from", f"sqlite:{tmp_path / 'pool.db'}", "--to", no_schema)
+    assert code == 2 and "has no schema to create the pool's tables in" in output and "Traceback" not in output

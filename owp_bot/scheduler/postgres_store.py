@@ -161,6 +161,12 @@ def cannot_connect(url: str, exc: Exception, setting: str) -> ConfigError:
                        "password, host, port, database) and that the server is running")
 
 
+def no_schema(url: str, setting: str) -> ConfigError:
+    return ConfigError(f"PostgreSQL at {without_password(url)} has no schema to create the pool's tables in: the "
+                       f"search_path of {setting} names one that does not exist; create it (CREATE SCHEMA …) or "
+                       "name another")
+
+
 class PostgresStore:
     """The store interface of store.py on an asyncpg pool; `hub` is the replica's event hub (see below)."""
 
@@ -184,9 +190,13 @@ class PostgresStore:
                                                    server_settings=SERVER_SETTINGS, reset=_no_session_state)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise cannot_connect(self.url, exc, "OWP_DATABASE_URL") from None
-        async with self._pool.acquire() as conn:
-            await migrate(conn)
-            self.hub.last_seq = await conn.fetchval(QUERIES["events_last_seq"])
+        try:
+            async with self._pool.acquire() as conn:
+                await migrate(conn)
+                self.hub.last_seq = await conn.fetchval(QUERIES["events_last_seq"])
+        except asyncpg.InvalidSchemaNameError:
+            await self._pool.close()
+            raise no_schema(self.url, "OWP_DATABASE_URL") from None
         self.bridge = EventBridge(self, self.hub)
         await self.bridge.start()
 
@@ -621,7 +631,10 @@ async def copy_from_sqlite(sqlite_path: Path, url: str) -> dict[str, int]:
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise cannot_connect(url, exc, "--to") from None
         try:
-            await migrate(conn)
+            try:
+                await migrate(conn)
+            except asyncpg.InvalidSchemaNameError:
+                raise no_schema(url, "--to") from None
             if await conn.fetchval("SELECT (SELECT seq FROM event_counter) + (SELECT count(*) FROM repos)"):
                 raise MigrationRefused("the PostgreSQL database already holds a pool; migrate into an empty "
                                        "database (or schema) so that nothing is overwritten")
