@@ -72,8 +72,8 @@ async def owp(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
 async def test_one_shot_commands_follow_the_protocol(server: TestServer, credentials: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     first, second = await seed(server, "Rate-limit /login", "Paginate /invoices")
-    registered = await owp(capsys, "--url", url_of(server), "register", "--name", "ann", "--skills",
-                           "Python, sql", "--capacity", "4", "--github", "ann-dev")
+    registered = await owp(capsys, "register", "--url", url_of(server), "--name", "ann", "--skills",
+                           "Python, sql", "--capacity", "4", "--github", "ann-dev")  # as the README writes it
     assert registered["token"] == "(saved)"
     assert stat.S_IMODE(os.stat(credentials).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(credentials.parent).st_mode) == 0o700
@@ -106,6 +106,18 @@ async def test_one_shot_commands_follow_the_protocol(server: TestServer, credent
     with pytest.raises(ProtocolError) as failure:
         await worker_cli._dispatch(args)
     assert failure.value.status == 404 and "o_nope" in failure.value.detail
+
+
+@pytest.mark.parametrize("argv", [
+    ["--url", "http://pool:8787", "--json", "register", "--name", "ann", "--capacity", "5"],
+    ["register", "--url", "http://pool:8787", "--json", "--name", "ann", "--capacity", "5"],  # README's order
+    ["--json", "register", "--url", "http://pool:8787", "--name", "ann", "--capacity", "5"],
+])
+def test_url_and_json_go_before_or_after_the_command(argv: list[str]) -> None:
+    args = build_parser().parse_args(["worker", *argv])
+    assert (args.url, args.json, args.worker_command, args.name) == ("http://pool:8787", True, "register", "ann")
+    args = build_parser().parse_args(["worker", "--url", "http://pool:8787", "offers"])
+    assert (args.url, args.json) == ("http://pool:8787", False)  # not overwritten by the command's defaults
 
 
 async def test_commands_explain_missing_credentials_and_an_unreachable_pool(tmp_path: Path) -> None:

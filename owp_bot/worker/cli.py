@@ -38,9 +38,12 @@ REASON_SHORTCUTS = {"time": "insufficient_time", "unclear": "unclear_requirement
 
 def add_parser(commands: Any) -> None:
     worker = commands.add_parser("worker", help="work for a pool from the terminal (register, run, …)")
-    worker.add_argument("--url", help="the pool's URL (default: the one saved at registration)")
-    worker.add_argument("--json", action="store_true", help="print the server's answers as JSON")
-    sub = worker.add_subparsers(dest="worker_command", required=True)
+    _common_options(worker)
+    # the same two options after the command too (`owp worker register --url …`, `owp worker offers --json`);
+    # SUPPRESS: left out there, they do not overwrite the ones given before it
+    common = argparse.ArgumentParser(add_help=False)
+    _common_options(common, default=argparse.SUPPRESS)
+    sub = _WithCommon(worker.add_subparsers(dest="worker_command", required=True), common)
     register = sub.add_parser("register", help="register as a worker and save the token (mode 0600)")
     register.add_argument("--name", required=True)
     register.add_argument("--skills", default="", help="comma-separated: python,sql,docs")
@@ -68,6 +71,22 @@ def add_parser(commands: Any) -> None:
     run = sub.add_parser("run", help="stay up: heartbeat, show offers as they come, accept/decline them")
     run.add_argument("--interval", type=float, default=30.0, help="seconds between offer checks (default 30)")
     run.add_argument("--heartbeat-every", type=float, default=60.0, help="seconds between heartbeats")
+
+
+def _common_options(parser: argparse.ArgumentParser, **default: Any) -> None:
+    parser.add_argument("--url", help="the pool's URL (default: the one saved at registration)", **default)
+    parser.add_argument("--json", action="store_true", help="print the server's answers as JSON", **default)
+
+
+class _WithCommon:
+    """A subparsers action whose every parser also takes `common`'s options."""
+
+    def __init__(self, subparsers: Any, common: argparse.ArgumentParser) -> None:
+        self._subparsers, self._common = subparsers, common
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = self._subparsers.add_parser(name, parents=[self._common], **kwargs)
+        return parser
 
 
 def main(args: argparse.Namespace) -> int:
