@@ -252,6 +252,27 @@ async def test_the_buffered_heartbeats_of_many_workers_are_written_together(sett
         ("busy" if i % 2 else "idle", f"note {i}" if i else None, clock.now()) for i in range(5)]
 
 
+async def test_a_heartbeat_older_than_the_one_recorded_changes_nothing(settings: Settings) -> None:
+    """Replicas buffer heartbeats apart: a worker's later beat may be written first (by the replica it reached),
+    and the earlier one, flushed after it by another replica, must not take its place or its status."""
+    clock = ManualClock()
+    store = make_store(settings)
+    await store.open()
+    scheduler = Scheduler(store, settings, clock, EventHub())
+    try:
+        worker_id, _ = await scheduler.register("ann", None, ["python"], 3, 1)
+        now = clock.now()
+        await scheduler.run(lambda _: ops.apply_heartbeats({worker_id: (now + 20, "paused", "lunch")}))
+        await scheduler.run(lambda _: ops.apply_heartbeats({worker_id: (now + 10, "busy", None)}))
+        worker = await scheduler.run(lambda _: ops.get_worker(worker_id), write=False)
+        events = await scheduler.run(lambda _: ops.list_events(0, "worker.status", None, None, None, None, None, 10),
+                                     write=False)
+    finally:
+        await store.close()
+    assert (worker["status"], worker["note"], worker["last_heartbeat"]) == ("paused", "lunch", now + 20)
+    assert [e.details["status"] for e in events] == ["paused"]  # no event for the beat that was not kept
+
+
 async def test_every_waiting_operation_is_answered_and_close_waits_for_them(settings: Settings) -> None:
     store = make_store(settings)
     await store.open()

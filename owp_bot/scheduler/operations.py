@@ -265,16 +265,21 @@ def load_repo(repo_id: str) -> Op[Row]:
 
 def apply_heartbeats(beats: dict[str, tuple[float, str, str | None]]) -> Op[None]:
     """Write buffered heartbeats (worker id -> time, status, note), all in one statement; a status change is an
-    event."""
+    event. A beat older than the one recorded is left out: replicas buffer apart, and a worker's later beat may
+    have been written first by the replica it reached."""
     if not beats:
         return
-    previous = {r["id"]: r["status"] for r in (yield rows("workers_status_of", json.dumps(list(beats))))}
+    recorded = {r["id"]: r for r in (yield rows("workers_status_of", json.dumps(list(beats))))}
+    newer = {worker_id: beat for worker_id, beat in beats.items()
+             if worker_id in recorded and beat[0] >= recorded[worker_id]["last_heartbeat"]}
+    if not newer:
+        return
     yield run("workers_heartbeat", json.dumps([{"id": worker_id, "ts": ts, "status": status, "note": note}
-                                               for worker_id, (ts, status, note) in beats.items()]))
-    for worker_id, (ts, status, note) in beats.items():
-        if worker_id in previous and previous[worker_id] != status:
-            yield emit(ts, "worker.status", worker_id, worker_id, None, status=status, previous=previous[worker_id],
-                        note=note)
+                                               for worker_id, (ts, status, note) in newer.items()]))
+    for worker_id, (ts, status, note) in newer.items():
+        previous = recorded[worker_id]["status"]
+        if previous != status:
+            yield emit(ts, "worker.status", worker_id, worker_id, None, status=status, previous=previous, note=note)
 
 
 def expire_due(now: float, settings: Settings) -> Op[None]:

@@ -89,8 +89,8 @@ SELECT w.*,
 FROM workers w WHERE w.id = $1;
 
 -- name: workers_status_of
--- mirrors sqlite b147c735428b
-SELECT id, status FROM workers WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb));
+-- mirrors sqlite efd6fbda96be
+SELECT id, status, last_heartbeat FROM workers WHERE id IN (SELECT jsonb_array_elements_text($1::jsonb));
 
 -- name: workers_heartbeat
 -- mirrors sqlite 94f1a14b5d1b

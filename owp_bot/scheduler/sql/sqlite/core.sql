@@ -67,7 +67,7 @@ FROM workers w WHERE w.id = ?1;
 
 -- name: workers_status_of
 -- ?1: a JSON list of worker ids
-SELECT id, status FROM workers WHERE id IN (SELECT value FROM json_each(?1));
+SELECT id, status, last_heartbeat FROM workers WHERE id IN (SELECT value FROM json_each(?1));
 
 -- name: workers_heartbeat
 -- ?1: a JSON list of {"id", "ts", "status", "note"}, one per worker: the buffered heartbeats, in one statement
