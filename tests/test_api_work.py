@@ -260,6 +260,9 @@ async def test_the_holders_reports_move_the_task_and_say_where_it_came_from(
     again = await pool.status(task, "pr_opened", token=ann,
                               artifact={"pr_url": "https://github.com/acme/api/pull/10"})
     assert (again["status"], again["pr_number"]) == ("pr_opened", 10)
+    retried = await pool.status(task, "pr_opened", token=ann,  # a client's retry: the same answer, no new event
+                                artifact={"pr_url": "https://github.com/acme/api/pull/10"})
+    assert retried == again
     late = await pool.status(task, "in_progress", token=ann, expect=409)
     assert late["allowed"] == ["cancelled", "merged", "pr_opened", "ready"]
     events = [(e["type"], e["details"].get("previous"), e["details"].get("lease_id"))

@@ -523,6 +523,8 @@ def report_status(
     check_transition(task, new)
     if new is TaskStatus.PR_OPENED and not pr_url:
         raise Problem(422, "pr_opened needs artifact.pr_url, the pull request's URL")
+    if new is TaskStatus.PR_OPENED and task["status"] == new and task["pr_url"] == pr_url:
+        return task  # the same report again (a client's retry): nothing new, and no second event to count
     details: dict[str, Any] = {"message": message, "worker_id": task["worker_id"], "previous": task["status"]}
     if new is TaskStatus.READY:
         lease_state = LeaseState.RELEASED if status == "released" else LeaseState.REVOKED
