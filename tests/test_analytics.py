@@ -120,6 +120,9 @@ async def test_errors(pool: Pool) -> None:
     bad = await pool.call("GET", "/v1/analytics/pool", params={"period": "2y"}, expect=422)
     assert "period" in bad["detail"]
     await pool.call("GET", "/v1/analytics/timeseries", params={"bucket": "minute"}, expect=422)
+    unknown = await pool.call("GET", "/v1/analytics/timeseries", params={"repo": "acme/nope"}, expect=404)
+    assert "acme/nope" in unknown["detail"]  # as the repo's own metrics say, not a chart of zeros
+    await pool.call("GET", "/v1/analytics/timeseries", params={"repo": "not a repo"}, expect=422)
 
 
 class TestPrivatePool:

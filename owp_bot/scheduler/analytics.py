@@ -129,6 +129,8 @@ def pool_analytics(start: float, end: float, lease_max: float) -> Op[tuple[int, 
 
 
 def series(repo: str | None, start: float, end: float, width: int) -> Op[list[Row]]:
+    if repo is not None:
+        yield from ops.load_repo(repo)  # an unknown repo is a 404, not a chart of zeros
     return list((yield rows("an_series", repo, start, end, width)))
 
 
@@ -179,7 +181,7 @@ class PeriodQuery(BaseModel):
 
 
 class TimeSeriesQuery(PeriodQuery):
-    repo: str | None = Field(None, max_length=201, description="owner/name; the whole pool without it")
+    repo: wire.RepoName | None = Field(None, description="owner/name; the whole pool without it")
     bucket: Literal["hour", "day"] = "day"
 
 
