@@ -99,6 +99,26 @@ class TestAutomaticRules:
             "system", "basic", "untrusted")
 
 
+    async def test_the_rules_weigh_only_evidence_after_an_admins_decision(self, pool: Pool) -> None:
+        """An admin who demotes a promoted worker has weighed its merges: the next outcome (here a declined
+        offer) must not promote it again on the same evidence; a merge after the decision may."""
+        await pool.repo(max_open_prs=10)
+        worker_id, token = await pool.worker()
+        await deliver(pool, token, "warm-up")
+        await pool.repo(max_open_prs=10)
+        assert (await pool.call("GET", f"/v1/workers/{worker_id}", admin=True))["trust_tier"] == "trusted"
+        await trust(pool, worker_id, "basic", "a sloppy auth change")
+        await pool.task("declined")
+        await pool.reject(token, (await pool.offers(token))["offers"][0]["offer_id"])  # an outcome: rules run
+        await pool.repo(max_open_prs=10)
+        assert (await pool.call("GET", f"/v1/workers/{worker_id}", admin=True))["trust_tier"] == "basic"
+        await deliver(pool, token, "a merge after the decision")
+        await pool.repo(max_open_prs=10)
+        assert (await pool.call("GET", f"/v1/workers/{worker_id}", admin=True))["trust_tier"] == "trusted"
+        reasons = [e["details"]["reason"] for e in await pool.events(type="worker.trust_tier")]
+        assert reasons[-1].startswith("automatic: 1 merged PRs since an admin set the tier")
+
+
 class TestDefaultTier:
     @pytest.fixture
     def settings(self, settings: Settings) -> Settings:

@@ -84,15 +84,19 @@ def metrics(outcomes: Outcomes) -> dict[str, Any]:
     }
 
 
-def tier_change(tier: TrustTier, outcomes: Outcomes, reputation: float, settings: Settings
-                ) -> tuple[TrustTier, str] | None:
-    """The automatic promotion/demotion rules (each off when its threshold is 0): the new tier and why."""
+def tier_change(worker: Row, outcomes: Outcomes, settings: Settings) -> tuple[TrustTier, str] | None:
+    """The automatic promotion/demotion rules (each off when its threshold is 0): the new tier and why. They count
+    merged PRs and expired leases since an admin last set the worker's tier, if one did: the admin weighed the
+    ones before."""
+    tier, reputation = TrustTier(worker["trust_tier"]), worker["reputation"]
     demote, promote = settings.demote_after_expired, settings.promote_after_merged
-    if demote and tier > TrustTier.UNTRUSTED and outcomes.expired >= demote:
-        return TrustTier.UNTRUSTED, f"automatic: {outcomes.expired} expired leases (limit {demote})"
-    if (promote and tier is TrustTier.BASIC and outcomes.merged >= promote
-            and reputation >= settings.promote_min_score):
-        return TrustTier.TRUSTED, (f"automatic: {outcomes.merged} merged PRs and reputation {reputation:g} "
+    since = "" if worker["tier_merged_base"] is None else " since an admin set the tier"
+    expired = outcomes.expired - (worker["tier_expired_base"] or 0)
+    merged = outcomes.merged - (worker["tier_merged_base"] or 0)
+    if demote and tier > TrustTier.UNTRUSTED and expired >= demote:
+        return TrustTier.UNTRUSTED, f"automatic: {expired} expired leases{since} (limit {demote})"
+    if promote and tier is TrustTier.BASIC and merged >= promote and reputation >= settings.promote_min_score:
+        return TrustTier.TRUSTED, (f"automatic: {merged} merged PRs{since} and reputation {reputation:g} "
                                    f"(needs {promote} and {settings.promote_min_score})")
     return None
 
@@ -130,6 +134,8 @@ def set_trust_tier(worker_id: str, tier: TrustTier, reason: str, actor: str, now
     if TrustTier(worker["trust_tier"]) is tier:
         raise Problem(409, f"worker {worker_id} is already {tier.label}; nothing to change")
     yield from _change_tier(worker, tier, reason, actor, now)
+    outcomes = yield from outcomes_of(worker_id)
+    yield run("rep_worker_tier_bases", worker_id, outcomes.merged, outcomes.expired)
     return (yield from _worker(worker_id))
 
 
@@ -140,6 +146,6 @@ def apply_tier_rules(now: float, settings: Settings) -> Op[None]:
     for worker in (yield rows("rep_review_due")):
         yield run("rep_review_done", worker["id"])
         outcomes = yield from outcomes_of(worker["id"])
-        change = tier_change(TrustTier(worker["trust_tier"]), outcomes, worker["reputation"], settings)
+        change = tier_change(worker, outcomes, settings)
         if change is not None:
             yield from _change_tier(worker, change[0], change[1], "system", now)

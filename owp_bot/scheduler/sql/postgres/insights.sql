@@ -23,6 +23,10 @@ UPDATE workers SET rep_review = 0 WHERE id = $1;
 -- mirrors sqlite e90dcefcd982
 UPDATE workers SET trust_tier = $2 WHERE id = $1;
 
+-- name: rep_worker_tier_bases
+-- mirrors sqlite 34a788a58a6d
+UPDATE workers SET tier_merged_base = $2, tier_expired_base = $3 WHERE id = $1;
+
 -- name: rep_repo_set_sensitive
 -- mirrors sqlite 6fe838157ac2
 UPDATE repos SET sensitive_areas = $2 WHERE id = $1;

@@ -16,6 +16,10 @@ UPDATE workers SET rep_review = 0 WHERE id = ?1;
 -- name: rep_worker_set_tier
 UPDATE workers SET trust_tier = ?2 WHERE id = ?1;
 
+-- name: rep_worker_tier_bases
+-- An admin set the tier: the automatic rules count merged PRs (?2) and expired leases (?3) from here on.
+UPDATE workers SET tier_merged_base = ?2, tier_expired_base = ?3 WHERE id = ?1;
+
 -- name: rep_repo_set_sensitive
 UPDATE repos SET sensitive_areas = ?2 WHERE id = ?1;
 
