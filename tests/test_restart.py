@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from aiohttp import ClientSession
@@ -44,6 +45,44 @@ async def test_leases_offers_and_events_survive_a_restart(settings: Settings, cl
             assert again == lease  # the same leases, nothing new: capacity was already full
             worker = (await (await http.get(f"{base}/v1/workers", headers=ADMIN)).json())["workers"][0]
             assert worker["status"] == "working"  # the buffered heartbeat was written at shutdown
+    finally:
+        await server.close()
+
+
+async def test_the_time_the_pool_was_down_does_not_count_against_workers(settings: Settings,
+                                                                          clock: ManualClock) -> None:
+    """Workers cannot call a pool that is down: its downtime moves their heartbeats, offers and leases on, instead
+    of making them offline and their leases expire (with the reputation cost) the moment it is back."""
+    server = await start_server(settings, clock)
+    base = f"http://127.0.0.1:{server.port}"
+    async with ClientSession() as http:
+        await http.put(f"{base}/v1/repos/acme/api", json={"max_open_prs": 5}, headers=ADMIN)
+        await http.post(f"{base}/v1/tasks", json={"repo": "acme/api", "title": "t"}, headers=ADMIN)
+        register = {"name": "ann", "skills": [], "capacity_points": 2}
+        token = (await (await http.post(f"{base}/v1/workers/register", json=register)).json())["token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        [lease] = (await (await http.get(f"{base}/v1/work", headers=auth)).json())["leases"]
+    await server.close()
+
+    down = 6 * 3600.0  # past the lease's TTL (4 h), the heartbeat timeout and the offline grace
+    clock.advance(down)
+    server = await start_server(settings, clock)
+    base = f"http://127.0.0.1:{server.port}"
+    try:
+        async with ClientSession() as http:
+            await http.put(f"{base}/v1/repos/acme/api", json={"max_open_prs": 5}, headers=ADMIN)  # a write
+            [kept] = (await (await http.get(f"{base}/v1/work/leases", headers=auth)).json())["leases"]
+            assert kept["lease_id"] == lease["lease_id"]
+            moved = {key: (datetime.fromisoformat(kept[key]) - datetime.fromisoformat(lease[key])).total_seconds()
+                     for key in ("lease_expires_at", "renewable_until")}
+            assert moved == {"lease_expires_at": down, "renewable_until": down}
+            worker = (await (await http.get(f"{base}/v1/workers", headers=ADMIN)).json())["workers"][0]
+            assert worker["status"] != "offline"
+            events = (await (await http.get(f"{base}/v1/audit/events", params={"limit": 1000},
+                                            headers=ADMIN)).json())["events"]
+            assert not [e for e in events if e["type"] in ("lease.expired", "worker.offline")]
+            [resumed] = [e for e in events if e["type"] == "pool.resumed"]
+            assert resumed["details"]["down_seconds"] == down
     finally:
         await server.close()
 

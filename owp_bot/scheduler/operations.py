@@ -282,6 +282,21 @@ def apply_heartbeats(beats: dict[str, tuple[float, str, str | None]]) -> Op[None
             yield emit(ts, "worker.status", worker_id, worker_id, None, status=status, previous=previous, note=note)
 
 
+def resume(now: float, threshold: float) -> Op[None]:
+    """The first write of a process that just started: when no process of the pool noted it alive for longer than
+    `threshold`, the whole pool was down, and nobody could call it. That time does not count against workers:
+    their heartbeats, pending offers and active leases move on by it, before anything is judged due."""
+    alive_at = (yield one("pool_alive_get"))["alive_at"]
+    if alive_at is not None and now - alive_at > threshold:
+        yield run("pool_resume", now - alive_at)
+        yield emit(now, "pool.resumed", SYSTEM, None, None, down_seconds=now - alive_at)
+    yield run("pool_alive_set", now)
+
+
+def note_alive(now: float) -> Op[None]:
+    yield run("pool_alive_set", now)
+
+
 def expire_due(now: float, settings: Settings) -> Op[None]:
     """Lapse what ran out: offers and leases past their time, and the work of workers gone silent."""
     silent, gone = now - settings.heartbeat_timeout, now - settings.heartbeat_timeout - settings.offline_grace

@@ -646,6 +646,9 @@ async def copy_from_sqlite(sqlite_path: Path, url: str) -> dict[str, int]:
         source.close()
 
 
+_SEEDED = frozenset({"gh_cursor", "pool_clock"})  # one-row tables a migration fills: the source's row wins
+
+
 async def _copy_tables(source: sqlite3.Connection, conn: asyncpg.Connection) -> dict[str, int]:
     copied: dict[str, int] = {}
     for table in sorted(_parents_first(source), key=lambda t: t in _KEPT_BY_TRIGGERS):  # those last
@@ -661,7 +664,7 @@ async def _copy_tables(source: sqlite3.Connection, conn: asyncpg.Connection) -> 
         select = f"SELECT {', '.join(map(_quoted, columns))} FROM {_quoted(table)}"  # noqa: S608 - schema names
         records = [tuple(None if v is None else f(v) for f, v in zip(convert, row, strict=True))
                    for row in source.execute(select)]
-        if table == "gh_cursor" or table in _KEPT_BY_TRIGGERS:  # seeded by the migration, or counted by a
+        if table in _SEEDED or table in _KEPT_BY_TRIGGERS:  # seeded by the migration, or counted by a
             await conn.execute(f"DELETE FROM {_quoted(table)}")  # noqa: S608 - trigger counts: the source wins
         if records:
             await conn.copy_records_to_table(table, records=records, columns=columns)

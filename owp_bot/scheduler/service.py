@@ -23,6 +23,7 @@ from owp_bot.scheduler.store import Committed, Op, Store
 
 T = TypeVar("T")
 TOKEN_PREFIX = "owp_"  # noqa: S105 - a prefix, not a secret
+ALIVE_EVERY = 10.0  # seconds: how often a writing process notes the pool alive (ops.resume)
 
 
 def hash_token(token: str) -> str:
@@ -37,6 +38,10 @@ class Scheduler:
         self.hub = hub
         self._heartbeats: dict[str, tuple[float, str, str | None]] = {}
         self._token_owners: dict[str, str] = {}  # token hash -> worker id
+        self._alive_noted: float | None = None  # when this process last noted the pool alive (None: not yet)
+        # Longer without a note from any process, the whole pool was down: every process writes at least every
+        # sweep interval (the sweeper) and notes it alive at most ALIVE_EVERY apart.
+        self._down_after = 2 * max(settings.sweep_interval, ALIVE_EVERY) + 60
 
     def now(self) -> float:
         return self.clock.now()
@@ -58,11 +63,19 @@ class Scheduler:
         # clock moves while statements are awaited), a worker whose newer heartbeat is not in the copy would
         # look silent. (A copy, taken at once: a slow write runs this on a thread.)
         beats, now = dict(self._heartbeats), self.clock.now()
+        noted = self._alive_noted
+        if noted is None:  # the first write since this process started: was the whole pool down?
+            yield from ops.resume(now, self._down_after)
+            noted = now
+        elif now - noted >= ALIVE_EVERY:
+            yield from ops.note_alive(now)
+            noted = now
         yield from ops.apply_heartbeats(beats)
         yield from ops.expire_due(now, self.settings)
-        return lambda: self._written(beats)
+        return lambda: self._written(beats, noted)
 
-    def _written(self, beats: dict[str, tuple[float, str, str | None]]) -> None:
+    def _written(self, beats: dict[str, tuple[float, str, str | None]], alive: float) -> None:
+        self._alive_noted = alive
         for worker_id, beat in beats.items():
             if self._heartbeats.get(worker_id) is beat:  # not replaced by a newer one meanwhile
                 del self._heartbeats[worker_id]

@@ -351,6 +351,23 @@ UPDATE leases SET state = $2, ended_at = $3 WHERE task_id = $1 AND state = 'acti
 -- mirrors sqlite 45ee693cdd96
 UPDATE leases SET expires_at = $2 WHERE id = $1 AND state = 'active';
 
+-- name: pool_alive_get
+-- mirrors sqlite e94026823f3a
+SELECT alive_at FROM pool_clock WHERE id = 1;
+
+-- name: pool_alive_set
+-- mirrors sqlite a299400b2801
+UPDATE pool_clock SET alive_at = $1 WHERE id = 1;
+
+-- name: pool_resume
+-- mirrors sqlite 4225d62bddb9
+WITH w AS (
+  UPDATE workers SET last_heartbeat = last_heartbeat + $1 WHERE status <> 'offline'
+), o AS (
+  UPDATE offers SET expires_at = expires_at + $1 WHERE state = 'pending'
+)
+UPDATE leases SET expires_at = expires_at + $1, max_expires_at = max_expires_at + $1 WHERE state = 'active';
+
 -- name: anything_due
 -- mirrors sqlite 384073745691
 SELECT EXISTS (SELECT 1 FROM offers WHERE state = 'pending' AND expires_at <= $1)

@@ -298,6 +298,19 @@ UPDATE leases SET state = ?2, ended_at = ?3 WHERE task_id = ?1 AND state = 'acti
 -- name: lease_extend
 UPDATE leases SET expires_at = ?2 WHERE id = ?1 AND state = 'active';
 
+-- name: pool_alive_get
+SELECT alive_at FROM pool_clock WHERE id = 1;
+
+-- name: pool_alive_set
+UPDATE pool_clock SET alive_at = ?1 WHERE id = 1;
+
+-- name: pool_resume
+-- The whole pool was down for ?1 seconds: the heartbeats of the workers not offline, pending offers and active
+-- leases (their expiry and their renewal cap) move on by that much.
+UPDATE workers SET last_heartbeat = last_heartbeat + ?1 WHERE status <> 'offline';
+UPDATE offers SET expires_at = expires_at + ?1 WHERE state = 'pending';
+UPDATE leases SET expires_at = expires_at + ?1, max_expires_at = max_expires_at + ?1 WHERE state = 'active';
+
 -- name: anything_due
 -- Every write transaction asks this first: one indexed probe instead of the four queries below when, as
 -- usual, nothing has run out. Parameters: now, the silence cutoff (workers_stale), the offline cutoff.
