@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from itertools import cycle
@@ -304,3 +305,25 @@ async def test_a_database_that_cannot_be_reached_is_a_503_to_retry(
                     assert "database" in problem["detail"] and "again" in problem["detail"]
     finally:
         await server.close()
+
+
+async def test_a_schema_with_a_long_name_still_carries_the_events(postgres_url: str, clock: ManualClock) -> None:
+    """A notification channel is an identifier (at most 63 bytes): `owp_events.` and a long schema's name did not
+    fit, and every write failed."""
+    parts = urlsplit(postgres_url)
+    schema = "owp_long_" + secrets.token_hex(4) + "x" * 45  # 62 characters: a name PostgreSQL allows
+    admin = await asyncpg.connect(urlunsplit(parts._replace(query="")))
+    await admin.execute(f'CREATE SCHEMA "{schema}"')
+    in_schema = urlunsplit(parts._replace(query=f"search_path={schema}"))
+    a, b = PostgresStore(in_schema, pool_size=2), PostgresStore(in_schema, pool_size=2)
+    try:
+        await a.open()
+        await b.open()
+        writer = Scheduler(a, SETTINGS, clock, a.hub)
+        await writer.run(lambda now: ops.upsert_repo(ops.RepoSpec("acme/api", 1), now))
+        await reaches(b.hub, 1, seconds=5.0)  # replica b heard of it
+    finally:
+        await a.close()
+        await b.close()
+        await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await admin.close()

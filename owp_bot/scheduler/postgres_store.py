@@ -51,7 +51,8 @@ Here `event_insert` takes the next numbers from the one-row `event_counter` whil
 numbers are allocated in commit order, a rolled-back transaction gives its numbers back (the counter rolls
 back with it), pruning old events never leads to a number being reused, and once any replica learns that
 event N committed, every event below N is committed and visible. A transaction's events are inserted together
-(`_Transaction`), and the insert runs `pg_notify('owp_events.<schema>', last seq)`, which PostgreSQL delivers
+(`_Transaction`), and the insert runs `pg_notify('owp_events.<md5 of the schema>', last seq)` (a channel
+name must fit in 63 bytes; a schema's name may take them all), which PostgreSQL delivers
 to every listener only on commit, in commit order. Each replica's `EventBridge` listens on that channel and
 feeds `SequencedHub`, which publishes each event once and strictly in sequence — events of its own
 transactions immediately, others' after reading them from the log — so an SSE client on replica B sees a
@@ -502,7 +503,7 @@ class SequencedHub(EventHub):
 class EventBridge:
     """LISTEN for other replicas' commits and publish their events into this replica's hub, in order.
 
-    One dedicated connection listens on `owp_events.<schema>`; a notification (or a gap the hub reports)
+    One dedicated connection listens on `owp_events.<md5 of the schema>`; a notification (or a gap the hub reports)
     raises the `committed` mark, and one task reads the log from `hub.last_seq` up to it (this replica's
     own commits are notified too, which covers callers that run operations without publishing). If the
     listening connection drops, it reconnects and catches up from the log: nothing is missed meanwhile.
@@ -553,7 +554,7 @@ class EventBridge:
                 conn = await asyncpg.connect(self._store.url)
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
-                channel = "owp_events." + await conn.fetchval("SELECT current_schema()")
+                channel = "owp_events." + await conn.fetchval("SELECT md5(current_schema())")
                 await conn.add_listener(channel, on_notify)
                 self.listener_pid = conn.get_server_pid()
                 self.committed(await conn.fetchval(QUERIES["events_last_seq"]))  # what passed while away

@@ -15,7 +15,7 @@ WITH counter AS (
   FROM counter, unnest($1::float8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
                 WITH ORDINALITY AS b(ts, type, actor, target, repo, details, n)
 )
-SELECT before + 1 AS first, pg_notify('owp_events.' || current_schema(), (before + cardinality($1::float8[]))::text)
+SELECT before + 1 AS first, pg_notify('owp_events.' || md5(current_schema()), (before + cardinality($1::float8[]))::text)
 FROM counter;
 
 -- name: events_page
