@@ -442,6 +442,23 @@ class FakeGitHub:
         )
         return await self._send("pull_request_review", "submitted", payload)
 
+    async def dismiss_review(
+        self, full_name: str, number: int, review_id: int, *, reviewer: str = "maintainer",
+        dismisser: str = "maintainer",
+    ) -> Delivered | None:
+        """A maintainer dismisses review `review_id` (GitHub sends the review with state `dismissed`)."""
+        repo, pr = self.repos[full_name], self.pull(full_name, number)
+        payload = gp.pull_request_review_event(
+            "dismissed",
+            gp.review(full_name, number, review_id, "dismissed", author=reviewer, submitted_at=self.clock.now()),
+            self._pull_payload(repo, pr),
+            full_name,
+            installation_id=repo.installation_id,
+            base=self.example("pull_request_review", "dismissed"),
+        )
+        payload["sender"] = gp.user(dismisser)
+        return await self._send("pull_request_review", "dismissed", payload)
+
     async def install(self, installation_id: int, account: str, repos: list[str]) -> Delivered | None:
         for name in repos:
             self.add_repo(name, installation_id).installation_id = installation_id

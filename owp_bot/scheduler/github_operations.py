@@ -480,16 +480,21 @@ def close_pull(task: Row, pull: PullRef, actor: str, now: float, why: str = "clo
     return f"PR #{pull.number} {why}: task {task['id']} ready again"
 
 
-def review_submitted(
-    repo: str, pull_number: int, state: str, reviewer: str, review_id: int, now: float
-) -> Op[str | None]:
-    """Approvals and change requests on a linked PR: the PR-quality input of reputation."""
+def _task_of_pull(repo: str, pull_number: int) -> Op[Row | None]:
     pull = yield one("gh_pull_get", repo, pull_number)
-    task = None
+    task: Row | None = None
     if pull is not None and pull["task_id"]:
         task = yield one("task_get", pull["task_id"])
     if task is None:
         task = yield one("gh_task_by_pr", repo, pull_number)
+    return task
+
+
+def review_submitted(
+    repo: str, pull_number: int, state: str, reviewer: str, review_id: int, now: float
+) -> Op[str | None]:
+    """Approvals and change requests on a linked PR: the PR-quality input of reputation."""
+    task = yield from _task_of_pull(repo, pull_number)
     if task is None:
         return None
     # approvals and change requests are what reputation counts (its PR-quality input); comments are kept too
@@ -507,6 +512,21 @@ def review_submitted(
         worker_id=task["worker_id"],
     )
     return f"review {state.lower()} on PR #{pull_number} recorded for task {task['id']}"
+
+
+def review_dismissed(repo: str, pull_number: int, review_id: int, dismisser: str, now: float) -> Op[str | None]:
+    """A dismissed approval or change request is taken back: `review.dismissed` takes its weight out of the
+    author's reputation (the outcome trigger), once, for the worker it was counted for."""
+    task = yield from _task_of_pull(repo, pull_number)
+    if task is None:
+        return None
+    counted = yield one("gh_review_counted", task["id"], review_id)
+    if counted is None or counted["type"] == "review.dismissed":
+        return None  # never counted, or already taken back
+    dismissed = counted["type"].removeprefix("review.")
+    yield ops.emit(now, "review.dismissed", actor_of(dismisser), task["id"], repo, dismissed=dismissed,
+                   pr_number=pull_number, review_id=review_id, worker_id=counted["worker_id"])
+    return f"review {review_id} ({dismissed}) on PR #{pull_number} dismissed: it no longer counts for task {task['id']}"
 
 
 # ------------------------------------------------------------------ /owp commands

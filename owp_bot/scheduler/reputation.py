@@ -24,9 +24,11 @@ PRIOR_BAD = 2.0
 GOOD_WEIGHTS = {"completed": 1.0, "merged": 1.0, "approved": 0.5}
 BAD_WEIGHTS = {"expired": 1.0, "closed_unmerged": 1.0, "released": 0.5, "changes": 0.25, "declined": 0.1}
 # The event types counted (the trigger of migrations/sqlite/005_outcome_counters.sql); a GitHub review is
-# reported as `review.approved` / `review.changes_requested` with the author's `worker_id` in its details.
+# reported as `review.approved` / `review.changes_requested` with the author's `worker_id` in its details, and
+# taken back by `review.dismissed` (migration 017).
 OUTCOME_EVENTS = frozenset({"lease.completed", "lease.expired", "lease.released", "offer.rejected",
-                            "task.merged", "task.ready", "review.approved", "review.changes_requested"})
+                            "task.merged", "task.ready", "review.approved", "review.changes_requested",
+                            "review.dismissed"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,3 +19,11 @@ async def review_submitted(event: sansio.Event, changes: Changes) -> None:
     number = int(event.data["pull_request"]["number"])
     state, reviewer, review_id = str(review["state"]), login_of(review["user"]), int(review["id"])
     changes.add(lambda now: gh.review_submitted(repo, number, state, reviewer, review_id, now))
+
+
+@router.register("pull_request_review", action="dismissed")
+async def review_dismissed(event: sansio.Event, changes: Changes) -> None:
+    repo = str(event.data["repository"]["full_name"])
+    number, review_id = int(event.data["pull_request"]["number"]), int(event.data["review"]["id"])
+    dismisser = login_of(event.data["sender"])
+    changes.add(lambda now: gh.review_dismissed(repo, number, review_id, dismisser, now))

@@ -163,3 +163,25 @@ async def test_a_repo_added_in_other_letter_case_gets_its_deliveries(world: GitH
     assert (await pool.get_task(task["task_id"]))["status"] == "pr_opened"
     await fake.merge_pull("acme/docs", pull.number)
     assert (await pool.get_task(task["task_id"]))["status"] == "merged"
+
+
+async def test_a_dismissed_review_no_longer_counts(world: GitHubWorld) -> None:
+    """A maintainer who dismisses a review takes it back: its weight leaves the author's reputation, once."""
+    pool, fake = world.pool, world.fake
+    number = await world.ready_issue("Cache headers")
+    worker_id, token = await world.online_worker("bob")
+    await pool.work(token)
+    pull = await fake.open_pull(REPO, body=f"Closes #{number}", user="bob")
+    reviewed = await fake.review_pull(REPO, pull.number, "changes_requested")
+    assert reviewed is not None
+    review_id = reviewed.payload["review"]["id"]
+    before = await pool.call("GET", f"/v1/workers/{worker_id}/reputation", admin=True)
+    assert before["metrics"]["changes"] == 1
+    delivered = await fake.dismiss_review(REPO, pull.number, review_id)
+    assert delivered is not None and delivered.status == 200, delivered.answer
+    again = await fake.dismiss_review(REPO, pull.number, review_id)  # GitHub sends each once; twice changes nothing
+    assert again is not None and again.status == 202 and again.answer["outcome"] == "ignored", again.answer
+    after = await pool.call("GET", f"/v1/workers/{worker_id}/reputation", admin=True)
+    assert after["metrics"]["changes"] == 0 and after["reputation_score"] > before["reputation_score"]
+    [dismissed] = await pool.events(type="review.dismissed")
+    assert (dismissed["details"]["dismissed"], dismissed["details"]["worker_id"]) == ("changes_requested", worker_id)

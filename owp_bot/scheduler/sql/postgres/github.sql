@@ -68,6 +68,13 @@ WHERE id = $1;
 -- mirrors sqlite e81886dc7bd2
 SELECT id FROM repos WHERE lower(id) = lower($1) ORDER BY id = $1 DESC, id LIMIT 1;
 
+-- name: gh_review_counted
+-- mirrors sqlite 7c3677a87095
+SELECT type, details::jsonb ->> 'worker_id' AS worker_id FROM events
+WHERE target = $1 AND type IN ('review.approved', 'review.changes_requested', 'review.dismissed')
+  AND (details::jsonb ->> 'review_id')::bigint = $2
+ORDER BY seq DESC LIMIT 1;
+
 -- name: gh_task_by_pr
 -- mirrors sqlite 4877a7cc9932
 SELECT * FROM tasks WHERE repo = $1 AND pr_number = $2 ORDER BY updated_at DESC LIMIT 1;

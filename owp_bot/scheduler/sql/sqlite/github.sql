@@ -56,6 +56,14 @@ WHERE id = ?1;
 -- The pool repo GitHub's name means: names are case-insensitive on GitHub; the exact one first.
 SELECT id FROM repos WHERE lower(id) = lower(?1) ORDER BY id = ?1 DESC, id LIMIT 1;
 
+-- name: gh_review_counted
+-- The last event for review ?2 on task ?1: review.approved / review.changes_requested (counted by reputation),
+-- or review.dismissed (taken back); none when the review was not counted (or retention pruned it).
+SELECT type, json_extract(details, '$.worker_id') AS worker_id FROM events
+WHERE target = ?1 AND type IN ('review.approved', 'review.changes_requested', 'review.dismissed')
+  AND json_extract(details, '$.review_id') = ?2
+ORDER BY seq DESC LIMIT 1;
+
 -- name: gh_task_by_pr
 SELECT * FROM tasks WHERE repo = ?1 AND pr_number = ?2 ORDER BY updated_at DESC LIMIT 1;
 
