@@ -499,6 +499,9 @@ def review_submitted(
         return None
     # approvals and change requests are what reputation counts (its PR-quality input); comments are kept too
     counted = state.lower() in ("approved", "changes_requested")
+    # the author is the task's worker only while this PR is the task's: an old PR of a task that went back to the
+    # pool (and maybe to another worker) is recorded, and counted for nobody
+    current = task["pr_number"] == pull_number and task["status"] in (TaskStatus.PR_OPENED, TaskStatus.MERGED)
     yield ops.emit(
         now,
         f"review.{state.lower()}" if counted else "github.review",
@@ -509,7 +512,7 @@ def review_submitted(
         pr_number=pull_number,
         review_id=review_id,
         reviewer=reviewer,
-        worker_id=task["worker_id"],
+        worker_id=task["worker_id"] if current else None,
     )
     return f"review {state.lower()} on PR #{pull_number} recorded for task {task['id']}"
 

@@ -185,3 +185,20 @@ async def test_a_dismissed_review_no_longer_counts(world: GitHubWorld) -> None:
     assert after["metrics"]["changes"] == 0 and after["reputation_score"] > before["reputation_score"]
     [dismissed] = await pool.events(type="review.dismissed")
     assert (dismissed["details"]["dismissed"], dismissed["details"]["worker_id"]) == ("changes_requested", worker_id)
+
+
+async def test_a_review_of_a_tasks_old_pr_is_not_credited_to_its_new_holder(world: GitHubWorld) -> None:
+    """Ann's PR was closed and the task went to Bob: a late review of Ann's PR is not Bob's work."""
+    pool, fake = world.pool, world.fake
+    number = await world.ready_issue("Retry budget")
+    _, ann = await world.online_worker("ann")
+    await pool.work(ann)
+    pull = await fake.open_pull(REPO, body=f"Closes #{number}", user="ann")
+    await fake.close_pull(REPO, pull.number)
+    bob_id, bob = await world.online_worker("bob")
+    assert len((await pool.work(bob))["leases"]) == 1
+    await fake.review_pull(REPO, pull.number, "changes_requested")
+    bobs = await pool.call("GET", f"/v1/workers/{bob_id}/reputation", admin=True)
+    assert bobs["metrics"]["changes"] == 0
+    [review] = await pool.events(type="review.changes_requested")
+    assert "worker_id" not in review["details"]  # recorded, counted for nobody
