@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aiohttp import ClientSession, web
 
-from owp_bot.config import ConfigError, Settings, cannot_listen, load_settings
+from owp_bot.config import ConfigError, Settings, cannot_listen, load_settings, parse_demo_speed
 from owp_bot.eventloop import loop_factory
 
 EXIT_CONFIG = 2
@@ -35,8 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--data", type=Path, default=Path("demo-data"),
                       help="directory for the demo database (a fresh one on every run)")
     demo.add_argument("--workers", type=_positive(int), default=6, help="simulated workers (default 6)")
-    demo.add_argument("--speed", type=_positive(float), default=60.0,
-                      help="simulated seconds per real second; TTLs scale with it (default 60: 1 h a minute)")
+    demo.add_argument("--speed", type=_demo_speed,
+                      help="simulated seconds per real second, such as 2.5; TTLs scale with it "
+                           "(default: OWP_DEMO_SPEED or 60, an hour a minute)")
     demo.add_argument("--seed", type=int, help="seed of the simulation, for a repeatable run")
     demo.add_argument("--no-start", action="store_true",
                       help="only serve; start the simulated workers later with POST /v1/demo/start")
@@ -103,6 +104,13 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
             raise argparse.ArgumentTypeError(f"{text} must be greater than zero")
         return value
     return parse
+
+
+def _demo_speed(text: str) -> float:
+    try:
+        return parse_demo_speed(text, "--speed")
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def backup(database: Path, destination: Path) -> int:

@@ -72,6 +72,21 @@ def _parse_int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int
     return value
 
 
+MAX_DEMO_SPEED = 100_000.0
+
+
+def parse_demo_speed(value: str, name: str = "OWP_DEMO_SPEED") -> float:
+    """`60`, `2.5`, `0.5` -> simulated seconds per real second; zero, negatives and non-numbers are refused."""
+    try:
+        speed = float(value)
+    except ValueError:
+        speed = 0.0  # refused below, with the rest
+    if not 0 < speed <= MAX_DEMO_SPEED:  # NaN fails this too
+        raise ConfigError(f"{name}={value!r} is not a speed; use a number of simulated seconds per real second "
+                          f"above 0 and at most {MAX_DEMO_SPEED:g}, such as 60 (an hour a minute), 2.5 or 0.5")
+    return speed
+
+
 def _parse_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -101,7 +116,7 @@ class Settings:
     heartbeat_flush_interval: float = 1.0
     max_body_bytes: int = 1_048_576
     demo_mode: bool = False
-    demo_speed: float = 1.0  # demo: simulated seconds per real second (`owp demo --speed`)
+    demo_speed: float = 60.0  # demo: simulated seconds per real second (`owp demo --speed`)
     public_dashboard: bool = True
     event_loop: str = "auto"  # auto: uvloop where installed, else asyncio (eventloop.py)
     access_log: str = "problems"  # requests logged at INFO: all, problems (4xx, 5xx, slow) or off
@@ -222,7 +237,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_admin_token: 
         values["port"] = _parse_int(env, "OWP_PORT", 8787, 0, 65535)
         values["max_body_bytes"] = _parse_int(env, "OWP_MAX_BODY_BYTES", 1_048_576, 1024, 64 * 1_048_576)
         values["demo_mode"] = _parse_bool(env, "OWP_DEMO_MODE", False)
-        values["demo_speed"] = float(_parse_int(env, "OWP_DEMO_SPEED", 1, 1, 100_000))
+        if env.get("OWP_DEMO_SPEED"):
+            values["demo_speed"] = parse_demo_speed(env["OWP_DEMO_SPEED"])
         values["public_dashboard"] = _parse_bool(env, "OWP_PUBLIC_DASHBOARD", True)
     except ConfigError as exc:
         problems.append(str(exc))

@@ -55,6 +55,21 @@ def test_lease_cap_must_cover_one_lease() -> None:
         load_settings({"OWP_ADMIN_TOKEN": TOKEN, "OWP_LEASE_TTL": "4h", "OWP_LEASE_MAX": "1h"})
 
 
+@pytest.mark.parametrize(("raw", "speed"), [(None, 60.0), ("0.5", 0.5), ("2.5", 2.5), (" 60 ", 60.0),
+                                             ("100000", 100_000.0)])
+def test_the_demo_speed_is_a_positive_decimal(raw: str | None, speed: float) -> None:
+    env = {"OWP_ADMIN_TOKEN": TOKEN} if raw is None else {"OWP_ADMIN_TOKEN": TOKEN, "OWP_DEMO_SPEED": raw}
+    assert load_settings(env).demo_speed == speed
+
+
+@pytest.mark.parametrize("raw", ["0", "-2.5", "0.0", "fast", "2x", "nan", "inf", "100001"])
+def test_a_demo_speed_not_above_zero_or_not_a_number_says_what_to_write(raw: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"OWP_ADMIN_TOKEN": TOKEN, "OWP_DEMO_SPEED": raw})
+    assert f"OWP_DEMO_SPEED={raw!r} is not a speed; use a number of simulated seconds per real second above 0 " \
+           "and at most 100000, such as 60 (an hour a minute), 2.5 or 0.5" in str(caught.value)
+
+
 @pytest.mark.parametrize(("env", "expected"), [
     ({}, "OWP_ADMIN_TOKEN is not set"),
     ({"OWP_ADMIN_TOKEN": "short"}, "too short"),

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import subprocess
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -220,3 +222,37 @@ async def test_owp_demo_command_serves_prints_token_and_stops_on_ctrl_c(tmp_path
                 await asyncio.sleep(0.3)
         await stop_with_ctrl_c(process, output)
     assert (tmp_path / "demo" / "pool.db").exists()
+
+
+@pytest.mark.parametrize(("speed_env", "argv", "speed"), [("2.5", [], 2.5), ("2.5", ["--speed", "0.5"], 0.5)])
+async def test_owp_demo_runs_at_a_decimal_speed_from_the_environment_or_speed(
+        speed_env: str, argv: list[str], speed: float, tmp_path: Path) -> None:
+    env = {**os.environ, "OWP_ADMIN_TOKEN": ADMIN_TOKEN, "OWP_LOG_LEVEL": "WARNING", "OWP_DEMO_SPEED": speed_env}
+    output: list[str] = []
+    async with owp_process("demo", "--port", "0", "--data", str(tmp_path / "demo"), "--no-start", *argv,
+                           env=env) as process:
+        assert process.stdout is not None
+        while not any("stop with Ctrl-C" in line for line in output):
+            line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+            assert line, "".join(output)
+            output.append(line)
+        assert f"speed:             x{speed:g} " in "".join(output)
+        url = re.search(r"(http://\S+)/", "".join(output))
+        assert url
+        async with ClientSession() as session:
+            status = await _json(session, "GET", f"{url.group(1)}/v1/demo/status", headers=ADMIN)
+        assert (status["state"], status["speed"]) == ("not_started", speed)
+        await stop_with_ctrl_c(process, output)
+
+
+@pytest.mark.parametrize(("speed_env", "argv", "expected"), [
+    ("0", [], "OWP_DEMO_SPEED='0' is not a speed; use a number of simulated seconds per real second above 0"),
+    ("60", ["--speed", "-1"], "--speed='-1' is not a speed; use a number"),
+])
+def test_owp_demo_refuses_a_speed_not_above_zero(speed_env: str, argv: list[str], expected: str,
+                                                 tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "owp_bot", "demo", "--data", str(tmp_path / "demo"), *argv],
+                            capture_output=True, text=True, timeout=60, check=False,
+                            env={"PATH": "/usr/bin:/bin", "OWP_ADMIN_TOKEN": ADMIN_TOKEN, "OWP_DEMO_SPEED": speed_env})
+    assert result.returncode == 2, result.stderr
+    assert expected in result.stderr and "Traceback" not in result.stderr

@@ -49,7 +49,8 @@ async def demo(args: argparse.Namespace, out: TextIO | None = None) -> int:
     env.setdefault("OWP_ADMIN_TOKEN", secrets.token_urlsafe(24))
     env["OWP_DB_PATH"] = str(args.data / "pool.db")
     env.pop("OWP_DATABASE_URL", None)  # the demo is the embedded SQLite pool
-    settings = demo_settings(load_settings(env), args.speed)
+    settings = load_settings(env)
+    settings = demo_settings(settings, settings.demo_speed if args.speed is None else args.speed)
     settings = settings.with_overrides(host=args.host or settings.host,
                                        port=settings.port if args.port is None else args.port)
     console = Console(file=out or sys.stdout)
@@ -105,7 +106,7 @@ async def _serve(runner: web.AppRunner, settings: Settings, args: argparse.Names
     url = f"http://{settings.host}:{runner.addresses[0][1]}"
     console.print(f"[bold]OWP Pool demo[/]\n  dashboard and API: {url}/\n  admin token:       "
                   f"{settings.admin_token}\n  database:          {settings.db_path}\n"
-                  f"  speed:             x{args.speed:g} ({args.workers} simulated workers)\n"
+                  f"  speed:             x{settings.demo_speed:g} ({args.workers} simulated workers)\n"
                   "  stop with Ctrl-C", highlight=False)
     controller = runner.app[DEMO]
     if not args.no_start:
