@@ -32,6 +32,12 @@ async def test_unknown_fields_and_wrong_types_name_the_field(pool: Pool) -> None
     body = await problem(pool, "POST", "/v1/workers/register", 422, json={**REGISTER, "capacity_points": 0})
     assert "greater than or equal to 1" in str(body["detail"])
     await problem(pool, "POST", "/v1/workers/register", 422, json=["not", "an", "object"])
+    body = await problem(pool, "POST", "/v1/workers/register", 422, json={**REGISTER, "capacity_points": True})
+    assert body["errors"] == [{"field": "capacity_points",
+                               "message": "true is a boolean, and capacity_points takes none"}]
+    body = await problem(pool, "POST", "/v1/workers/register", 422, json={**REGISTER, "name": False})
+    assert body["errors"] == [{
+        "field": "name", "message": 'false is a boolean, and name takes none; to mean the word, quote it: "false"'}]
 
 
 async def test_malformed_json_wrong_media_type_and_missing_body(pool: Pool) -> None:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from owp_bot.config import MAX_TTL, ConfigError, parse_duration
 from owp_bot.scheduler.models import MAX_ISSUE_NUMBER, normalise_skills
@@ -33,18 +34,33 @@ Duration = Annotated[
 OWNER_OR_NAME = r"^[A-Za-z0-9_.-]{1,100}$"
 
 
+def _types_taken(annotation: Any) -> set[type]:
+    """The types a field's annotation names, however nested (`Annotated[str, …] | None` -> str, NoneType)."""
+    found, pending = set(), [annotation]
+    while pending:
+        item = pending.pop()
+        pending.extend(get_args(item))
+        if isinstance(origin := get_origin(item) or item, type):
+            found.add(origin)
+    return found
+
+
 class Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    @model_validator(mode="before")
+    @field_validator("*", mode="before")
     @classmethod
-    def _no_booleans_for_numbers(cls, data: Any) -> Any:
-        """JSON `true` is not the number 1: refuse a boolean wherever the field is not a boolean."""
-        if isinstance(data, dict):
-            for name, field in cls.model_fields.items():
-                if isinstance(data.get(name), bool) and bool not in (field.annotation, *get_args(field.annotation)):
-                    raise ValueError(f"{name}: expected {field.annotation}, not a boolean")
-        return data
+    def _no_booleans_for_others(cls, value: Any, info: ValidationInfo) -> Any:
+        """JSON's `true` is not the number 1, and YAML's not the word: refuse a boolean where the field takes none."""
+        if isinstance(value, bool) and info.field_name is not None:
+            taken = _types_taken(cls.model_fields[info.field_name].annotation)
+            if bool not in taken:
+                word = str(value).lower()
+                text = any(issubclass(t, str) for t in taken) and list not in taken
+                raise PydanticCustomError("bool_refused", "{word} is a boolean, and {field} takes none{hint}", {
+                    "word": word, "field": info.field_name,
+                    "hint": f'; to mean the word, quote it: "{word}"' if text else ""})
+        return value
 
 
 class Answer(BaseModel):
@@ -268,7 +284,8 @@ class NewTask(Request):
     repo: RepoName
     title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
     key: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] | None = Field(
-        None, description="your id for the task; creating it again with the same key updates it")
+        None, description="your id for the task, unique per repo; creating it again with the same key updates "
+                          "it. Never an issue: key `12` and the task made from issue #12 are two tasks")
     url: Url | None = None
     issue_number: int | None = Field(None, ge=1, le=MAX_ISSUE_NUMBER)
     estimate_points: int = Field(1, ge=1, le=100)
@@ -283,7 +300,7 @@ class NewTask(Request):
 class Task(Answer):
     task_id: str
     repo: str
-    key: str | None
+    key: str | None = Field(description="the key it was created with; none for a task made from a GitHub issue")
     title: str
     url: str | None
     issue_number: int | None

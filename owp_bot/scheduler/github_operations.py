@@ -21,7 +21,7 @@ from owp_bot.errors import Problem
 from owp_bot.protocol.models import NewTask
 from owp_bot.scheduler import operations as ops
 from owp_bot.scheduler.importer import task_spec
-from owp_bot.scheduler.models import LEASED, Ineligible, OfferState, TaskStatus
+from owp_bot.scheduler.models import LEASED, MAX_ISSUE_NUMBER, Ineligible, OfferState, TaskStatus
 from owp_bot.scheduler.policy import RepoLoad, WorkerView, describe, ineligibility
 from owp_bot.scheduler.store import Op, Row, one, rows, run
 
@@ -212,7 +212,6 @@ def spec_from_issue(issue: IssueRef) -> tuple[ops.TaskSpec, list[str]]:
     base = {
         "repo": issue.repo,
         "title": issue.title[:300] or f"issue #{issue.number}",
-        "key": str(issue.number),
         "url": issue.url,
         "issue_number": issue.number,
         "required_skills": skills,
@@ -241,7 +240,7 @@ def reconcile_issue(
 ) -> Op[tuple[str, str | None]]:
     """(outcome, note): outcome is created | updated | unchanged | ready | cancelled | rejected | none."""
     label = (yield from ready_label(issue.repo, settings)).lower()
-    task = yield one("task_by_key", issue.repo, str(issue.number))
+    task = yield one("task_of_issue", issue.repo, issue.number)
     if issue.state == "open" and label in {n.lower() for n in issue.labels}:
         spec, problems = spec_from_issue(issue)
         try:
@@ -319,9 +318,9 @@ def linked_tasks(pull: PullRef) -> Op[list[Row]]:
     """Tasks a PR names: `Closes #12` / `Fixes owner/repo#12` in title or body, or branch `owp/<task_id>`."""
     found: dict[str, Row] = {}
     for other_repo, number in _CLOSING.findall(f"{pull.title}\n{pull.body}"):
-        if other_repo and other_repo.lower() != pull.repo.lower():
-            continue
-        task = yield one("task_by_key", pull.repo, number)
+        if (other_repo and other_repo.lower() != pull.repo.lower()) or int(number) > MAX_ISSUE_NUMBER:
+            continue  # another repo's issue, or no issue at all
+        task = yield one("task_of_issue", pull.repo, int(number))
         if task is not None:
             found[task["id"]] = task
     branch = _BRANCH.match(pull.head_ref)
@@ -574,7 +573,7 @@ def commands(
 
 def _commander(repo: str, issue_number: int, login: str) -> Op[tuple[Row | None, Row | None, str | None]]:
     worker = yield one("worker_by_handle", login)
-    task = yield one("task_by_key", repo, str(issue_number))
+    task = yield one("task_of_issue", repo, issue_number)
     if worker is None:
         return (
             None,
@@ -669,7 +668,7 @@ def release(repo: str, issue_number: int, login: str, now: float) -> Op[str]:
 
 
 def status_text(repo: str, issue_number: int, now: float) -> Op[str]:
-    task = yield one("task_by_key", repo, str(issue_number))
+    task = yield one("task_of_issue", repo, issue_number)
     if task is None:
         return "this issue is not in the pool."
     repo_row = yield from ops.load_repo(repo)
@@ -749,7 +748,7 @@ class IssueWriteback:
 
 
 def issue_writeback(repo: str, issue_number: int, now: float) -> Op[IssueWriteback | None]:
-    task = yield one("task_by_key", repo, str(issue_number))
+    task = yield one("task_of_issue", repo, issue_number)
     if task is None:
         return None
     written = yield one("gh_issue_writes_get", repo, issue_number)

@@ -10,10 +10,14 @@
         required_skills: [python, security]
         area: auth
         priority: high
+
+Plain values are text as written (`area: 1.10`, `key: on`) unless YAML 1.2 makes them null or a boolean; a key is
+the maintainer's own and never matches the task of a GitHub issue (docs/protocol.md, "Importing tasks").
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,8 +36,18 @@ _REPO_NAME: TypeAdapter[str] = TypeAdapter(RepoName)
 
 
 class _SafeLoader(_BASE_LOADER):  # type: ignore[valid-type,misc]
-    """The safe loader, refusing a key used twice in one mapping: PyYAML would keep the last silently, and a
-    second `tasks:` would drop every task of the first."""
+    """The safe loader, with two changes.
+
+    A plain scalar is text unless it is YAML 1.2's null (`~`, `null`, nothing) or boolean (`true`, `false`):
+    PyYAML follows YAML 1.1, where `on`, `yes` and `no` are booleans and `1.10`, `017`, `1_000` or `2024-05-01`
+    numbers and dates, so a key, title or area would change without a word. The models read numbers from text
+    where they take one (`estimate_points: 3`).
+
+    A key used twice in one mapping is refused: PyYAML would keep the last silently, and a second `tasks:` would
+    drop every task of the first.
+    """
+
+    yaml_implicit_resolvers: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -51,6 +65,11 @@ class _SafeLoader(_BASE_LOADER):  # type: ignore[valid-type,misc]
         return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
 
 
+_SafeLoader.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"),
+                                  ["~", "n", "N", ""])
+_SafeLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                  list("tTfF"))
+_SafeLoader.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^<<$"), ["<"])  # `<<: *defaults`
 _SAFE_LOADER = _SafeLoader
 
 
@@ -79,8 +98,11 @@ def repo_spec(repo: str, settings: RepoSettings) -> RepoSpec:
     )
 
 
+_ADVICE = {"bool_type": "; write true or false"}  # YAML 1.2: yes, no, on and off are words
+
+
 def _messages(exc: ValidationError) -> list[str]:
-    return [f"{'.'.join(str(p) for p in e['loc']) or 'entry'}: {e['msg']}"
+    return [f"{'.'.join(str(p) for p in e['loc']) or 'entry'}: {e['msg']}{_ADVICE.get(e['type'], '')}"
             for e in exc.errors(include_url=False, include_context=False, include_input=False)]
 
 
@@ -123,9 +145,7 @@ def parse_import(text: str) -> ParsedImport:
         fields: dict[str, Any] = {**defaults, **entry}
         if "id" in fields and "key" not in fields:
             fields["key"] = fields.pop("id")
-        if fields.get("key") is not None:
-            fields["key"] = str(fields["key"])
-        key = fields.get("key")
+        key = fields["key"] if isinstance(fields.get("key"), str) else None  # not text: the entry's error says so
         parsed.keys[index] = key
         try:
             task = NewTask.model_validate(fields)

@@ -614,10 +614,14 @@ def _spec_differs(task: Row, spec: TaskSpec) -> bool:
 
 
 def put_task(spec: TaskSpec, now: float, source: str, actor: str = ADMIN) -> Op[tuple[Row, str]]:
-    """Create a task, or update the one with the same key: returns it and `created|updated|unchanged`."""
+    """Create a task, or update the one with the same key (a GitHub issue's task: the same issue): returns it and
+    `created|updated|unchanged`. Keys and issues never meet: key `12` and issue #12 are two tasks."""
     yield from load_repo(spec.repo)
     skills = json.dumps(list(spec.required_skills))
-    existing = None if spec.key is None else (yield one("task_by_key", spec.repo, spec.key))
+    if source == "github":
+        existing = yield one("task_of_issue", spec.repo, spec.issue_number)
+    else:
+        existing = None if spec.key is None else (yield one("task_by_key", spec.repo, spec.key))
     if existing is None:
         task_id = new_id("t", now)
         yield run("task_insert", task_id, spec.repo, spec.key, spec.title, spec.url, spec.issue_number,

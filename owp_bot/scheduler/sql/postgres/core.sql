@@ -178,6 +178,10 @@ SELECT * FROM tasks WHERE id = $1;
 -- mirrors sqlite 5c58132ccdd8
 SELECT * FROM tasks WHERE repo = $1 AND external_key = $2;
 
+-- name: task_of_issue
+-- mirrors sqlite 57e07e3f7d55
+SELECT * FROM tasks WHERE repo = $1 AND issue_number = $2 AND source = 'github';
+
 -- name: task_update_fields
 -- mirrors sqlite 24b678eeb836
 UPDATE tasks SET title = $2, url = $3, issue_number = $4, estimate_points = $5, required_skills = $6,

@@ -141,6 +141,10 @@ SELECT * FROM tasks WHERE id = ?1;
 -- name: task_by_key
 SELECT * FROM tasks WHERE repo = ?1 AND external_key = ?2;
 
+-- name: task_of_issue
+-- The task made from a GitHub issue: found by the issue, never by a key (migration issue_tasks_unkeyed).
+SELECT * FROM tasks WHERE repo = ?1 AND issue_number = ?2 AND source = 'github';
+
 -- name: task_update_fields
 UPDATE tasks SET title = ?2, url = ?3, issue_number = ?4, estimate_points = ?5, required_skills = ?6,
                  area = ?7, priority = ?8, min_trust = ?9, updated_at = ?10
