@@ -12,7 +12,7 @@ import pytest
 from owp_bot.config import Settings
 from owp_bot.keys import SCHEDULER
 from owp_bot.scheduler.analytics import sample_budgets
-from owp_bot.scheduler.sqlite_store import QUERIES
+from owp_bot.scheduler.sqlite_store import QUERIES, statements_of
 from tests.conftest import Pool
 
 HOUR = 3600
@@ -164,7 +164,8 @@ async def test_every_index_of_the_event_log_is_read_by_some_statement(pool: Pool
             code = re.sub(r"--[^\n]*", "", sql)
             if name == "event_insert" or not re.search(r"\bevents\b", code):
                 continue
-            arity = max((int(n) for n in re.findall(r"\?(\d+)", code)), default=0)
-            for plan in db.execute("EXPLAIN QUERY PLAN " + sql, ["x"] * arity):
-                used.update(re.findall(r"INDEX (\w+)", plan[3]))
+            for part, arity, named in statements_of(sql):  # a named statement may be several here
+                params = dict.fromkeys(re.findall(r"(?<![:\w]):(\w+)", part), "x") if named else ["x"] * arity
+                for plan in db.execute("EXPLAIN QUERY PLAN " + part, params):
+                    used.update(re.findall(r"INDEX (\w+)", plan[3]))
     assert indexes and indexes <= used, f"no statement reads through {sorted(indexes - used)}"

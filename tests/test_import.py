@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import subprocess
 import sys
@@ -101,9 +102,12 @@ async def test_import_refuses_a_repo_name_that_is_not_owner_name(pool: Pool) -> 
     assert (await pool.call("GET", "/v1/repos"))["repos"] == []
 
 
+_VIEWS = itertools.count(1_700_000_000)  # each view of an issue is newer than the last (GitHub's updated_at)
+
+
 def _issue(number: int, title: str, state: str = "open") -> gh.IssueRef:
     return gh.IssueRef("acme/api", number, title, f"https://github.com/acme/api/issues/{number}", ("pool:ready",),
-                       state)
+                       state, float(next(_VIEWS)))
 
 
 async def _tasks(pool: Pool) -> set[tuple[str | None, int | None, str, str, str]]:

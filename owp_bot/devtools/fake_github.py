@@ -5,6 +5,8 @@ issues, comments, labels, pulls and the app-manifest conversion, and logs every 
 (`open_issue`, `label_issue`, `open_pull`, `merge_pull`, `comment`, …) change its state *and* deliver the
 matching webhook, signed with the webhook secret, to the pool it is connected to — as GitHub would.
 Failures are injected with `fail(...)`: the next matching calls answer the given status and headers.
+Each change to an issue moves its `updated_at` on by at least a second (GitHub's has whole seconds), as a
+person's changes one after the other would; a test of two changes within one second builds their payloads.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class FakeIssue:
     labels: list[str] = field(default_factory=list)
     state: str = "open"
     comments: list[FakeComment] = field(default_factory=list)
+    updated_at: float = 0.0
 
 
 @dataclass
@@ -259,6 +262,9 @@ class FakeGitHub:
 
     # ------------------------------------------------------------------ helpers: change, then deliver
 
+    def _touch(self, item: FakeIssue) -> None:
+        item.updated_at = max(float(int(self.clock.now())), item.updated_at + 1)
+
     def _issue_payload(self, repo: FakeRepo, item: FakeIssue) -> gp.Payload:
         now = self.clock.now()
         return gp.issue(
@@ -270,6 +276,7 @@ class FakeGitHub:
             state=item.state,
             author=item.author,
             created_at=now,
+            updated_at=item.updated_at,
             comments=len(item.comments),
             closed_at=now if item.state == "closed" else None,
         )
@@ -277,6 +284,7 @@ class FakeGitHub:
     async def _issues(
         self, repo: FakeRepo, item: FakeIssue, action: str, sender: str, changed_label: str | None = None
     ) -> Delivered | None:
+        self._touch(item)
         payload = gp.issues_event(
             action,
             self._issue_payload(repo, item),
@@ -459,6 +467,34 @@ class FakeGitHub:
         payload["sender"] = gp.user(dismisser)
         return await self._send("pull_request_review", "dismissed", payload)
 
+    async def rename_repo(self, full_name: str, name: str, *, sender: str = "maintainer") -> Delivered | None:
+        """The repo is called `name` from now on (same owner); GitHub answers only to the new name here."""
+        owner, old_name = full_name.split("/", 1)
+        changes = {"repository": {"name": {"from": old_name}}}
+        return await self._move_repo(full_name, f"{owner}/{name}", "renamed", changes, sender)
+
+    async def transfer_repo(self, full_name: str, owner: str, *, sender: str = "maintainer") -> Delivered | None:
+        """The repo moves to another owner (an organization), keeping its name."""
+        old_owner, name = full_name.split("/", 1)
+        changes = {"owner": {"from": {"organization": gp.user(old_owner, "Organization")}}}
+        return await self._move_repo(full_name, f"{owner}/{name}", "transferred", changes, sender)
+
+    async def _move_repo(
+        self, full_name: str, new_name: str, action: str, changes: gp.Payload, sender: str
+    ) -> Delivered | None:
+        repo = self.repos.pop(full_name)
+        repo.full_name = new_name
+        self.repos[new_name] = repo
+        payload = gp.repository_event(
+            action,
+            new_name,
+            changes,
+            sender=sender,
+            installation_id=repo.installation_id,
+            base=self.example("repository", action),
+        )
+        return await self._send("repository", action, payload)
+
     async def install(self, installation_id: int, account: str, repos: list[str]) -> Delivered | None:
         for name in repos:
             self.add_repo(name, installation_id).installation_id = installation_id
@@ -470,6 +506,7 @@ class FakeGitHub:
     # ------------------------------------------------------------------ the REST side
 
     def _add_comment(self, item: FakeIssue, body: str, author: str, kind: str) -> FakeComment:
+        self._touch(item)
         self._next_comment_id += 1
         note = FakeComment(self._next_comment_id, item.number, body, author, kind)
         item.comments.append(note)
@@ -681,6 +718,7 @@ class FakeGitHub:
         for name in (await request.json())["labels"]:
             if name not in item.labels:
                 item.labels.append(name)
+                self._touch(item)
         return web.json_response([gp.label(repo.full_name, n) for n in item.labels])
 
     async def _remove_label(self, request: web.Request) -> web.Response:
@@ -690,6 +728,7 @@ class FakeGitHub:
         if name not in item.labels:
             raise _error(404, "Label does not exist")
         item.labels.remove(name)
+        self._touch(item)
         return web.json_response([gp.label(repo.full_name, n) for n in item.labels])
 
     async def _list_pulls(self, request: web.Request) -> web.Response:

@@ -418,6 +418,22 @@ def installation_repositories_event(
     return payload
 
 
+def repository_event(
+    action: str,
+    full_name: str,
+    changes: Payload,
+    *,
+    sender: str = "maintainer",
+    installation_id: int | None = None,
+    base: Payload | None = None,
+) -> Payload:
+    """`repository` renamed (`changes.repository.name.from`) or transferred (`changes.owner.from.organization`
+    or `.user`): `repository` is the repo under its new name."""
+    payload = _event(base, action, full_name, sender, "User", installation_id)
+    payload["changes"] = copy.deepcopy(changes)
+    return payload
+
+
 def ping_event(hook_id: int = 1, *, app_id: int | None = None, base: Payload | None = None) -> Payload:
     fields: Payload = {
         "zen": "Keep it logically awesome.",

@@ -51,6 +51,9 @@ def actor_of(login: str) -> str:
 # ------------------------------------------------------------------ plain data from payloads
 
 
+GONE = ("deleted", "transferred")  # issue states: the issue is not in its repo any more
+
+
 @dataclass(frozen=True, slots=True)
 class IssueRef:
     repo: str
@@ -58,7 +61,9 @@ class IssueRef:
     title: str
     url: str
     labels: tuple[str, ...]
-    state: str  # open | closed; deleted | transferred (the issue is gone from the repo)
+    state: str  # open | closed; deleted | transferred (GONE)
+    updated_at: float  # GitHub's `updated_at`: the moment this view of the issue is from (whole seconds)
+    current: bool = False  # read from GitHub's API just now (a sync, a refresh), not carried by a delivery
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +190,33 @@ def installation_changed(
     return f"installation {installation_id} ({account}) {action}: +{len(added)} -{len(removed)} repos"
 
 
+def repo_renamed(former: str, current: str, change: str, actor: str, now: float) -> Op[str | None]:
+    """GitHub renamed or transferred (`change`) a pool repo: the pool follows it from `former` to `current`.
+
+    A repo's full name is its key: `repos.id`, which `tasks.repo` references, and the repo column of area locks,
+    budget samples, the GitHub tables and the event log. GitHub's numeric repository id is stored nowhere, and
+    every lookup (a delivery, `GET /v1/repos/{owner}/{name}`, a worker's task) goes by the name. So the smallest
+    correct design is to rename the key in place, everywhere, in one transaction (`gh_repo_rename`), rather than
+    add a surrogate key or an alias table that every lookup would go through: the repo keeps its settings, tasks,
+    budget and locks, its history and analytics read under the new name (only the repo column of its events
+    changes, migration 019), and `repo.renamed` records the former name.
+    """
+    repo = yield from pool_repo_named(former)
+    if repo is None or repo == current:
+        return None
+    taken = yield from pool_repo_named(current)
+    if taken is not None and taken != repo:
+        raise Problem(
+            409,
+            f"GitHub {change} {repo} to {current}, but the pool already has a repo {taken}; the pool cannot merge "
+            f"two repos, so {repo} keeps its name and tasks, and GitHub's deliveries for {current} reach {taken}",
+        )
+    yield run("gh_repo_forget", current)
+    yield run("gh_repo_rename", repo, current)
+    yield ops.emit(now, "repo.renamed", actor, current, current, previous_name=repo, change=change)
+    return f"{repo} {change} to {current}: its tasks, budget, area locks and history follow"
+
+
 # ------------------------------------------------------------------ issues -> tasks
 
 
@@ -238,10 +270,14 @@ def issue_changed(issue: IssueRef, actor: str, settings: Settings, now: float) -
 def reconcile_issue(
     issue: IssueRef, actor: str, settings: Settings, now: float
 ) -> Op[tuple[str, str | None]]:
-    """(outcome, note): outcome is created | updated | unchanged | ready | cancelled | rejected | none."""
+    """(outcome, note): outcome is created | updated | unchanged | ready | cancelled | rejected | late | none."""
     label = (yield from ready_label(issue.repo, settings)).lower()
+    in_pool = issue.state == "open" and label in {n.lower() for n in issue.labels}
+    late = yield from out_of_order(issue, in_pool, now)
+    if late is not None:
+        return "late", late
     task = yield one("task_of_issue", issue.repo, issue.number)
-    if issue.state == "open" and label in {n.lower() for n in issue.labels}:
+    if in_pool:
         spec, problems = spec_from_issue(issue)
         try:
             row, outcome = yield from ops.put_task(spec, now, "github", actor)
@@ -271,6 +307,35 @@ def reconcile_issue(
         task["id"], "cancelled", now, worker_id=None, actor=actor, message=f"issue #{issue.number} {why}"
     )
     return "cancelled", f"issue #{issue.number} {why} -> task {task['id']} cancelled"
+
+
+def out_of_order(issue: IssueRef, in_pool: bool, now: float) -> Op[str | None]:
+    """Why this view of an issue is not applied (None: it is, and it becomes the newest one applied).
+
+    GitHub does not deliver in order, and each delivery carries the issue as it was (its labels, its state) at
+    its `updated_at`. So a view older than the newest one applied is ignored: a late `labeled` cannot bring back
+    a task whose label was removed since. `updated_at` has whole seconds, and two deliveries of one second
+    cannot be ordered from their payloads: while they agree on whether the issue is in the pool (labels picked
+    together, a title edit), the one applied last is kept; when they disagree, either may be the newer one, so
+    neither wins over the other: nothing changes, and the outbox reads the issue from GitHub (`refresh_issue`),
+    whose answer is current and so wins a tie. A deleted or transferred issue is gone whatever time its view
+    shows.
+    """
+    seen = yield one("gh_issue_seen_get", issue.repo, issue.number)
+    if seen is not None and issue.state not in GONE:
+        if issue.updated_at < seen["updated_at"]:
+            return (
+                f"issue #{issue.number} as of {iso(issue.updated_at)} is older than its state the pool applied "
+                f"({iso(seen['updated_at'])}); ignored"
+            )
+        if issue.updated_at == seen["updated_at"] and bool(seen["in_pool"]) != in_pool and not issue.current:
+            yield run("gh_outbox_insert", "refresh_issue", issue.repo, issue.number, None, now)
+            return (
+                f"issue #{issue.number}: two deliveries of {iso(issue.updated_at)} disagree on whether it is in "
+                "the pool; reading it from GitHub"
+            )
+    yield run("gh_issue_seen_set", issue.repo, issue.number, issue.updated_at, int(in_pool))
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -501,6 +566,9 @@ def review_submitted(
     # the author is the task's worker only while this PR is the task's: an old PR of a task that went back to the
     # pool (and maybe to another worker) is recorded, and counted for nobody
     current = task["pr_number"] == pull_number and task["status"] in (TaskStatus.PR_OPENED, TaskStatus.MERGED)
+    worker_id = task["worker_id"] if current else None
+    if counted:  # kept apart from the log, which retention prunes: its dismissal takes back exactly this
+        yield run("gh_review_count", review_id, task["id"], worker_id, state.lower())
     yield ops.emit(
         now,
         f"review.{state.lower()}" if counted else "github.review",
@@ -511,24 +579,22 @@ def review_submitted(
         pr_number=pull_number,
         review_id=review_id,
         reviewer=reviewer,
-        worker_id=task["worker_id"] if current else None,
+        worker_id=worker_id,
     )
     return f"review {state.lower()} on PR #{pull_number} recorded for task {task['id']}"
 
 
 def review_dismissed(repo: str, pull_number: int, review_id: int, dismisser: str, now: float) -> Op[str | None]:
     """A dismissed approval or change request is taken back: `review.dismissed` takes its weight out of the
-    author's reputation (the outcome trigger), once, for the worker it was counted for."""
-    task = yield from _task_of_pull(repo, pull_number)
-    if task is None:
-        return None
-    counted = yield one("gh_review_counted", task["id"], review_id)
-    if counted is None or counted["type"] == "review.dismissed":
+    author's reputation (the outcome trigger), once, for the worker it was counted for (gh_reviews: the review's
+    own event may be pruned by now)."""
+    counted = yield one("gh_review_dismiss", review_id)
+    if counted is None:
         return None  # never counted, or already taken back
-    dismissed = counted["type"].removeprefix("review.")
-    yield ops.emit(now, "review.dismissed", actor_of(dismisser), task["id"], repo, dismissed=dismissed,
+    task_id, dismissed = counted["task_id"], counted["state"]
+    yield ops.emit(now, "review.dismissed", actor_of(dismisser), task_id, repo, dismissed=dismissed,
                    pr_number=pull_number, review_id=review_id, worker_id=counted["worker_id"])
-    return f"review {review_id} ({dismissed}) on PR #{pull_number} dismissed: it no longer counts for task {task['id']}"
+    return f"review {review_id} ({dismissed}) on PR #{pull_number} dismissed: it no longer counts for task {task_id}"
 
 
 # ------------------------------------------------------------------ /owp commands

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from gidgethub import routing, sansio
@@ -12,10 +13,11 @@ from owp_bot.webhooks.context import Changes, login_of
 
 router = routing.Router()
 ACTIONS = ("opened", "edited", "labeled", "unlabeled", "closed", "reopened")
-GONE = ("deleted", "transferred")  # the payload shows the issue as it was (open, labelled); it is not here now
+GONE = gh.GONE  # the payload shows the issue as it was (open, labelled); it is not here now
 
 
-def issue_ref(data: dict[str, Any]) -> gh.IssueRef:
+def issue_ref(data: dict[str, Any], *, current: bool = False) -> gh.IssueRef:
+    """The issue of a payload (or, `current`, as GitHub's API answers it now: a sync, a refresh)."""
     issue = data["issue"]
     return gh.IssueRef(
         repo=str(data["repository"]["full_name"]),
@@ -24,6 +26,8 @@ def issue_ref(data: dict[str, Any]) -> gh.IssueRef:
         url=str(issue["html_url"]),
         labels=tuple(str(label["name"]) for label in issue["labels"]),
         state=str(issue["state"]),
+        updated_at=datetime.fromisoformat(str(issue["updated_at"])).timestamp(),
+        current=current,
     )
 
 

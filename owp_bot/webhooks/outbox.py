@@ -2,7 +2,8 @@
 
 Webhook handlers answer GitHub within its 10 seconds because they only write rows; this worker tails the
 event log for state changes of GitHub tasks (each queues one coalesced `sync_issue`), then makes the due
-calls: it edits the issue's one status comment, keeps the `pool:*` labels in step, posts `/owp` replies.
+calls: it edits the issue's one status comment, keeps the `pool:*` labels in step, posts `/owp` replies, and
+reads an issue whose deliveries could not be ordered (`refresh_issue`, see github_operations.out_of_order).
 A rate limit postpones a job until GitHub's reset, a 5xx retries with exponential backoff, a 404 marks it
 gone; a job survives a restart because it is a row, not a coroutine.
 """
@@ -16,6 +17,7 @@ import logging
 from owp_bot.scheduler import github_operations as gh
 from owp_bot.scheduler.service import Scheduler
 from owp_bot.scheduler.store import Row
+from owp_bot.webhooks import issues
 from owp_bot.webhooks.auth import AppAuth, credentials_from
 from owp_bot.webhooks.client import GitHubClient, GitHubError, repo_path
 
@@ -67,6 +69,8 @@ class Outbox:
         try:
             if job["kind"] == "sync_issue":
                 await self._sync_issue(job["repo"], job["issue_number"])
+            elif job["kind"] == "refresh_issue":
+                await self._refresh_issue(job["repo"], job["issue_number"])
             else:
                 await self._comment(job["repo"], job["issue_number"], job["body"])
         except GitHubError as error:
@@ -101,6 +105,15 @@ class Outbox:
         await self.client.call(
             "POST", repo_path(repo, "issues", issue_number, "comments"), token=token, json={"body": body}
         )
+
+    async def _refresh_issue(self, repo: str, issue_number: int) -> None:
+        """Apply the issue as GitHub shows it now."""
+        found, _ = await self.client.call(
+            "GET", repo_path(repo, "issues", issue_number), token=await self._token(repo)
+        )
+        issue = issues.issue_ref({"issue": found, "repository": {"full_name": repo}}, current=True)
+        settings = self.scheduler.settings
+        await self.scheduler.run(lambda now: gh.issue_changed(issue, "github:refresh", settings, now))
 
     async def _sync_issue(self, repo: str, issue_number: int) -> None:
         """Make the issue show the task as it is now: labels first, then the one status comment."""

@@ -27,13 +27,15 @@ from owp_bot.scheduler import github_operations as gh
 from owp_bot.scheduler import operations as ops
 from owp_bot.scheduler.api import _repo_name  # the same owner/name check as PUT /v1/repos
 from owp_bot.scheduler.store import Op
-from owp_bot.webhooks import comments, installation, issues, pulls, reviews
+from owp_bot.webhooks import comments, installation, issues, pulls, repository, reviews
 from owp_bot.webhooks.client import GitHubError, NotConfigured, repo_path
 from owp_bot.webhooks.context import Changes
 from owp_bot.webhooks.service import GITHUB, GitHubApp
 
 log = logging.getLogger(__name__)
-router = routing.Router(issues.router, comments.router, pulls.router, reviews.router, installation.router)
+router = routing.Router(
+    issues.router, comments.router, pulls.router, reviews.router, installation.router, repository.router
+)
 github_api = Api("github")
 UNGATED_EVENTS = frozenset({"ping", "installation", "installation_repositories"})  # not about one repo
 
@@ -156,7 +158,8 @@ def _delivery(delivery_id: str, event: str, body: bytes, data: Any) -> gh.Delive
     if isinstance(data, dict):
         action = data.get("action") if isinstance(data.get("action"), str) else None
         if event not in UNGATED_EVENTS and isinstance(data.get("repository"), dict):
-            repo = data["repository"].get("full_name")
+            # a rename names the repo by its new name; the pool knows it by its former one
+            repo = (event == "repository" and repository.former_name(data)) or data["repository"].get("full_name")
         if isinstance(data.get("installation"), dict):
             installation_id = data["installation"].get("id")
     return gh.Delivery(delivery_id, event, action, repo, installation_id, body.decode("utf-8", "replace"))
@@ -178,7 +181,8 @@ async def process(
     if error is None and delivery.repo is not None:  # GitHub's names are case-insensitive; the pool's ids are not
         named = await scheduler.run(lambda now: gh.pool_repo_named(str(delivery.repo)), write=False)
         if named is not None and named != delivery.repo:
-            data["repository"]["full_name"] = named
+            if data["repository"].get("full_name") == delivery.repo:  # not a rename's new name
+                data["repository"]["full_name"] = named
             delivery = replace(delivery, repo=named)
     if error is None:
         try:
@@ -340,7 +344,7 @@ async def sync_repo(call: Call) -> BaseModel:
         )
         raise Problem(502, f"GitHub refused the sync: {error}", headers=headers) from None
     issue_refs = [
-        issues.issue_ref({"issue": i, "repository": {"full_name": repo}})
+        issues.issue_ref({"issue": i, "repository": {"full_name": repo}}, current=True)
         for i in found_issues
         if "pull_request" not in i
     ]

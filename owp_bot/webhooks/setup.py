@@ -32,6 +32,7 @@ EVENTS = [
     "issue_comment",
     "pull_request",
     "pull_request_review",
+    "repository",
     "installation",
     "installation_repositories",
 ]

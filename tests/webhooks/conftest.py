@@ -7,7 +7,7 @@ installs it under tests/webhooks/fixtures/node_modules); builders overwrite only
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -21,7 +21,7 @@ from owp_bot.clock import ManualClock
 from owp_bot.config import Settings
 from owp_bot.devtools.fake_github import FakeGitHub
 from owp_bot.webhooks.service import GITHUB
-from tests.conftest import ADMIN_TOKEN, Pool
+from tests.conftest import ADMIN_TOKEN, Pool, postgres_schema_url
 
 EXAMPLES = (
     Path(__file__).parent / "fixtures/node_modules/@octokit/webhooks-examples/api.github.com/index.json"
@@ -75,8 +75,11 @@ async def fake_github(clock: ManualClock, app_private_key: str) -> AsyncIterator
 
 
 @pytest.fixture
-def settings(tmp_path: Path, fake_github: FakeGitHub, app_private_key: str) -> Settings:
-    return Settings(
+def settings(
+    request: pytest.FixtureRequest, tmp_path: Path, fake_github: FakeGitHub, app_private_key: str
+) -> Iterator[Settings]:
+    """SQLite; a test that takes `backend` (the store is part of what it checks) runs on PostgreSQL too."""
+    base = Settings(
         admin_token=ADMIN_TOKEN,
         db_path=tmp_path / "pool.db",
         sweep_interval=3600,
@@ -87,6 +90,12 @@ def settings(tmp_path: Path, fake_github: FakeGitHub, app_private_key: str) -> S
         github_webhook_secret=WEBHOOK_SECRET,
         github_outbox_poll=3600,
     )
+    if "backend" not in request.fixturenames or request.getfixturevalue("backend") != "postgres":
+        yield base
+        return
+    url, drop = postgres_schema_url()
+    yield base.with_overrides(database_url=url)
+    drop()
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 
 from aiohttp import ClientSession
 
@@ -12,6 +13,9 @@ from owp_bot.clock import ManualClock
 from owp_bot.config import Settings
 from owp_bot.devtools import github_payloads as gp
 from owp_bot.devtools.fake_github import FakeGitHub
+from owp_bot.keys import SCHEDULER
+from owp_bot.scheduler.analytics import prune_events
+from owp_bot.scheduler.sqlite_store import SQLiteStore
 from owp_bot.webhooks.service import GITHUB
 from tests.conftest import ADMIN_TOKEN, start_server
 from tests.webhooks.conftest import INSTALLATION_ID, REPO, GitHubWorld, example
@@ -165,7 +169,7 @@ async def test_a_repo_added_in_other_letter_case_gets_its_deliveries(world: GitH
     assert (await pool.get_task(task["task_id"]))["status"] == "merged"
 
 
-async def test_a_dismissed_review_no_longer_counts(world: GitHubWorld) -> None:
+async def test_a_dismissed_review_no_longer_counts(world: GitHubWorld, backend: str) -> None:
     """A maintainer who dismisses a review takes it back: its weight leaves the author's reputation, once."""
     pool, fake = world.pool, world.fake
     number = await world.ready_issue("Cache headers")
@@ -185,6 +189,59 @@ async def test_a_dismissed_review_no_longer_counts(world: GitHubWorld) -> None:
     assert after["metrics"]["changes"] == 0 and after["reputation_score"] > before["reputation_score"]
     [dismissed] = await pool.events(type="review.dismissed")
     assert (dismissed["details"]["dismissed"], dismissed["details"]["worker_id"]) == ("changes_requested", worker_id)
+
+
+async def test_a_review_dismissed_after_retention_pruned_its_event_is_taken_back(
+    world: GitHubWorld, backend: str
+) -> None:
+    """OWP_EVENT_RETENTION removed the `review.approved` event; what the review counted for is kept apart."""
+    pool, fake = world.pool, world.fake
+    number = await world.ready_issue("Gzip the export")
+    worker_id, token = await world.online_worker("bob")
+    await pool.work(token)
+    pull = await fake.open_pull(REPO, body=f"Closes #{number}", user="bob")
+    reviewed = await fake.review_pull(REPO, pull.number, "approved")
+    assert reviewed is not None
+    review_id = reviewed.payload["review"]["id"]
+    pool.clock.advance(31 * 86400)
+    assert await pool.app[SCHEDULER].run(lambda now: prune_events(now, 30 * 86400)) > 0
+    assert await pool.events(type="review.approved") == []
+    before = await pool.call("GET", f"/v1/workers/{worker_id}/reputation", admin=True)
+    assert before["metrics"]["approved"] == 1
+    delivered = await fake.dismiss_review(REPO, pull.number, review_id)
+    assert delivered is not None and delivered.status == 200, delivered.answer
+    again = await fake.dismiss_review(REPO, pull.number, review_id)
+    assert again is not None and again.answer["outcome"] == "ignored", again.answer
+    after = await pool.call("GET", f"/v1/workers/{worker_id}/reputation", admin=True)
+    assert after["metrics"]["approved"] == 0 and after["reputation_score"] < before["reputation_score"]
+    [dismissed] = await pool.events(type="review.dismissed")
+    assert (dismissed["details"]["dismissed"], dismissed["details"]["worker_id"]) == ("approved", worker_id)
+
+
+async def test_migration_019_keeps_what_the_log_shows_reviews_counted(world: GitHubWorld, settings: Settings) -> None:
+    """A pool upgraded from 018 knows its reviews from the log: an approval counted before can be dismissed, a
+    change request dismissed before is not taken back twice."""
+    pool, fake = world.pool, world.fake
+    number = await world.ready_issue("Vary on Accept")
+    worker_id, token = await world.online_worker("bob")
+    await pool.work(token)
+    pull = await fake.open_pull(REPO, body=f"Closes #{number}", user="bob")
+    approval = await fake.review_pull(REPO, pull.number, "approved")
+    change_request = await fake.review_pull(REPO, pull.number, "changes_requested")
+    assert approval is not None and change_request is not None
+    await fake.dismiss_review(REPO, pull.number, change_request.payload["review"]["id"])
+    with sqlite3.connect(settings.db_path) as db:  # back to version 18
+        db.executescript(
+            "DROP TABLE gh_reviews; DROP TABLE gh_issue_seen; DELETE FROM schema_migrations WHERE version = 19;")
+    store = SQLiteStore(settings.db_path)
+    await store.open()
+    await store.close()
+    again = await fake.dismiss_review(REPO, pull.number, change_request.payload["review"]["id"])
+    assert again is not None and again.answer["outcome"] == "ignored", again.answer
+    dismissed = await fake.dismiss_review(REPO, pull.number, approval.payload["review"]["id"])
+    assert dismissed is not None and dismissed.status == 200, dismissed.answer
+    metrics = (await pool.call("GET", f"/v1/workers/{worker_id}/reputation", admin=True))["metrics"]
+    assert (metrics["approved"], metrics["changes"]) == (0, 0)
 
 
 async def test_a_review_of_a_tasks_old_pr_is_not_credited_to_its_new_holder(world: GitHubWorld) -> None:

@@ -49,6 +49,7 @@ def test_app_manifest_file_matches_what_setup_posts() -> None:
     posted = setup.manifest("https://pool.example.org")
     assert document["default_permissions"] == posted["default_permissions"] == setup.PERMISSIONS
     assert document["default_events"] == posted["default_events"]
+    assert "repository" in posted["default_events"]  # renames and transfers (docs/github-app.md)
     assert document["hook_attributes"] == posted["hook_attributes"]
     assert document["redirect_url"] == posted["redirect_url"]
 

@@ -40,10 +40,40 @@ SELECT * FROM gh_repos WHERE repo = $1;
 INSERT INTO gh_repos (repo, installation_id, updated_at) VALUES ($1, $2, $3)
 ON CONFLICT (repo) DO UPDATE SET installation_id = excluded.installation_id, updated_at = excluded.updated_at;
 
+-- name: gh_repo_forget
+-- mirrors sqlite a0bc78c1dc77
+DELETE FROM gh_repos WHERE repo = $1;
+
+-- name: gh_repo_rename
+-- mirrors sqlite 6b59c2eae045
+-- One statement: the foreign key of tasks.repo is checked at its end, when tasks name the renamed repos row.
+WITH moved_repo AS (UPDATE repos SET id = $2 WHERE id = $1),
+     moved_tasks AS (UPDATE tasks SET repo = $2 WHERE repo = $1),
+     moved_locks AS (UPDATE area_locks SET repo = $2 WHERE repo = $1),
+     moved_samples AS (UPDATE an_budget_samples SET repo = $2 WHERE repo = $1),
+     moved_gh_repo AS (UPDATE gh_repos SET repo = $2 WHERE repo = $1),
+     moved_pulls AS (UPDATE gh_pulls SET repo = $2 WHERE repo = $1),
+     moved_outbox AS (UPDATE gh_outbox SET repo = $2 WHERE repo = $1),
+     moved_writes AS (UPDATE gh_issue_writes SET repo = $2 WHERE repo = $1),
+     moved_seen AS (UPDATE gh_issue_seen SET repo = $2 WHERE repo = $1)
+UPDATE events SET repo = $2 WHERE repo = $1;
+
 -- name: gh_repo_set_label
 -- mirrors sqlite 1264c7b2f2f1
 INSERT INTO gh_repos (repo, ready_label, updated_at) VALUES ($1, $2, $3)
 ON CONFLICT (repo) DO UPDATE SET ready_label = excluded.ready_label, updated_at = excluded.updated_at;
+
+-- ---------------------------------------------------------------- issues
+
+-- name: gh_issue_seen_get
+-- mirrors sqlite 3cdbcf846766
+SELECT updated_at, in_pool FROM gh_issue_seen WHERE repo = $1 AND issue_number = $2;
+
+-- name: gh_issue_seen_set
+-- mirrors sqlite 34f903a27e39
+INSERT INTO gh_issue_seen (repo, issue_number, updated_at, in_pool) VALUES ($1, $2, $3, $4)
+ON CONFLICT (repo, issue_number) DO UPDATE SET updated_at = greatest(gh_issue_seen.updated_at, excluded.updated_at),
+    in_pool = excluded.in_pool;
 
 -- ---------------------------------------------------------------- pull requests
 
@@ -68,12 +98,14 @@ WHERE id = $1;
 -- mirrors sqlite e81886dc7bd2
 SELECT id FROM repos WHERE lower(id) = lower($1) ORDER BY id = $1 DESC, id LIMIT 1;
 
--- name: gh_review_counted
--- mirrors sqlite 7c3677a87095
-SELECT type, details::jsonb ->> 'worker_id' AS worker_id FROM events
-WHERE target = $1 AND type IN ('review.approved', 'review.changes_requested', 'review.dismissed')
-  AND (details::jsonb ->> 'review_id')::bigint = $2
-ORDER BY seq DESC LIMIT 1;
+-- name: gh_review_count
+-- mirrors sqlite 8072e4b9aac1
+INSERT INTO gh_reviews (review_id, task_id, worker_id, state) VALUES ($1, $2, $3, $4)
+ON CONFLICT (review_id) DO NOTHING;
+
+-- name: gh_review_dismiss
+-- mirrors sqlite 58c8b24b9e39
+UPDATE gh_reviews SET dismissed = 1 WHERE review_id = $1 AND dismissed = 0 RETURNING task_id, worker_id, state;
 
 -- name: gh_task_by_pr
 -- mirrors sqlite 4877a7cc9932

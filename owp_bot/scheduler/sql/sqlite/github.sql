@@ -32,9 +32,41 @@ SELECT * FROM gh_repos WHERE repo = ?1;
 INSERT INTO gh_repos (repo, installation_id, updated_at) VALUES (?1, ?2, ?3)
 ON CONFLICT (repo) DO UPDATE SET installation_id = excluded.installation_id, updated_at = excluded.updated_at;
 
+-- name: gh_repo_forget
+-- The app's record of a name that was not a pool repo gives way to the pool repo renamed to it.
+DELETE FROM gh_repos WHERE repo = ?1;
+
+-- name: gh_repo_rename
+-- GitHub renamed or transferred pool repo ?1 to ?2 (github_operations.repo_renamed): every table that names it
+-- follows. tasks.repo references repos.id: its check waits (defer_foreign_keys) until both name the new one.
+PRAGMA defer_foreign_keys = ON;
+UPDATE repos SET id = ?2 WHERE id = ?1;
+UPDATE tasks SET repo = ?2 WHERE repo = ?1;
+PRAGMA defer_foreign_keys = OFF;
+UPDATE area_locks SET repo = ?2 WHERE repo = ?1;
+UPDATE an_budget_samples SET repo = ?2 WHERE repo = ?1;
+UPDATE gh_repos SET repo = ?2 WHERE repo = ?1;
+UPDATE gh_pulls SET repo = ?2 WHERE repo = ?1;
+UPDATE gh_outbox SET repo = ?2 WHERE repo = ?1;
+UPDATE gh_issue_writes SET repo = ?2 WHERE repo = ?1;
+UPDATE gh_issue_seen SET repo = ?2 WHERE repo = ?1;
+UPDATE events SET repo = ?2 WHERE repo = ?1;
+
 -- name: gh_repo_set_label
 INSERT INTO gh_repos (repo, ready_label, updated_at) VALUES (?1, ?2, ?3)
 ON CONFLICT (repo) DO UPDATE SET ready_label = excluded.ready_label, updated_at = excluded.updated_at;
+
+-- ---------------------------------------------------------------- issues
+
+-- name: gh_issue_seen_get
+SELECT updated_at, in_pool FROM gh_issue_seen WHERE repo = ?1 AND issue_number = ?2;
+
+-- name: gh_issue_seen_set
+-- The newest view of issue ?2 applied: GitHub's updated_at ?3, in the pool or not (?4); a gone issue's view may
+-- be older, and never moves the time back.
+INSERT INTO gh_issue_seen (repo, issue_number, updated_at, in_pool) VALUES (?1, ?2, ?3, ?4)
+ON CONFLICT (repo, issue_number) DO UPDATE SET updated_at = max(gh_issue_seen.updated_at, excluded.updated_at),
+    in_pool = excluded.in_pool;
 
 -- ---------------------------------------------------------------- pull requests
 
@@ -56,13 +88,14 @@ WHERE id = ?1;
 -- The pool repo GitHub's name means: names are case-insensitive on GitHub; the exact one first.
 SELECT id FROM repos WHERE lower(id) = lower(?1) ORDER BY id = ?1 DESC, id LIMIT 1;
 
--- name: gh_review_counted
--- The last event for review ?2 on task ?1: review.approved / review.changes_requested (counted by reputation),
--- or review.dismissed (taken back); none when the review was not counted (or retention pruned it).
-SELECT type, json_extract(details, '$.worker_id') AS worker_id FROM events
-WHERE target = ?1 AND type IN ('review.approved', 'review.changes_requested', 'review.dismissed')
-  AND json_extract(details, '$.review_id') = ?2
-ORDER BY seq DESC LIMIT 1;
+-- name: gh_review_count
+-- Review ?1 (approved | changes_requested, ?4) counted for worker ?3 (or nobody) on task ?2 (migration 019).
+INSERT INTO gh_reviews (review_id, task_id, worker_id, state) VALUES (?1, ?2, ?3, ?4)
+ON CONFLICT (review_id) DO NOTHING;
+
+-- name: gh_review_dismiss
+-- Review ?1 is dismissed: what it counted, once; no row when it never counted or was taken back already.
+UPDATE gh_reviews SET dismissed = 1 WHERE review_id = ?1 AND dismissed = 0 RETURNING task_id, worker_id, state;
 
 -- name: gh_task_by_pr
 SELECT * FROM tasks WHERE repo = ?1 AND pr_number = ?2 ORDER BY updated_at DESC LIMIT 1;
