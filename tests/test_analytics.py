@@ -11,7 +11,7 @@ import pytest
 
 from owp_bot.config import Settings
 from owp_bot.keys import SCHEDULER
-from owp_bot.scheduler.analytics import sample_budgets
+from owp_bot.scheduler.analytics import housekeeping, sample_budgets
 from owp_bot.scheduler.sqlite_store import QUERIES, statements_of
 from tests.conftest import Pool
 
@@ -19,7 +19,8 @@ HOUR = 3600
 
 
 async def sample(pool: Pool) -> None:
-    await pool.app[SCHEDULER].run(lambda now: sample_budgets(now))
+    scheduler = pool.app[SCHEDULER]
+    await scheduler.run(lambda now: sample_budgets(now, scheduler.settings.insights_interval))
 
 
 async def wait(pool: Pool, token: str, seconds: float) -> None:
@@ -113,6 +114,26 @@ async def test_bottleneck_contributors_when_ready_work_waits(pool: Pool) -> None
         pool.clock.advance(HOUR)
     m = (await pool.call("GET", "/v1/analytics/repositories/acme/api"))["metrics"]
     assert m["ready_waiting_share"] == 1.0 and m["bottlenecks"] == ["contributors"]
+
+
+async def test_budgets_are_sampled_once_per_interval_however_often_the_loop_runs(pool: Pool) -> None:
+    """Every replica's insights loop, and every restart, samples on its own timer: a sample taken less than half
+    an interval ago stands for the pool's, so each interval counts once in the analytics."""
+    scheduler = pool.app[SCHEDULER]
+    interval = scheduler.settings.insights_interval
+    await pool.repo("acme/api")
+    await pool.repo("acme/web")
+
+    async def insights_round() -> None:  # what the loop of insights_ctx runs
+        await scheduler.run(lambda now: housekeeping(now, scheduler.settings), slow=True)
+
+    await insights_round()
+    pool.clock.advance(interval / 2 - 1)  # another replica's timer, or a restart
+    await insights_round()
+    assert (await pool.call("GET", "/v1/analytics/pool"))["metrics"]["budget_samples"] == 2  # one per repo
+    pool.clock.advance(1)
+    await insights_round()
+    assert (await pool.call("GET", "/v1/analytics/pool"))["metrics"]["budget_samples"] == 4
 
 
 async def test_errors(pool: Pool) -> None:

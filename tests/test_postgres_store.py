@@ -21,8 +21,8 @@ from owp_bot.clock import ManualClock
 from owp_bot.config import Settings
 from owp_bot.errors import Problem
 from owp_bot.events import EventHub
+from owp_bot.scheduler import analytics, postgres_store
 from owp_bot.scheduler import operations as ops
-from owp_bot.scheduler import postgres_store
 from owp_bot.scheduler.postgres_store import ANALYZE_AFTER_CREATED, PostgresStore
 from owp_bot.scheduler.service import Scheduler
 from owp_bot.scheduler.store import Op
@@ -123,6 +123,23 @@ async def test_sweeping_on_every_replica_lapses_each_offer_once(postgres_url: st
         assert len(expired) == 5
         repo, _ = await first.run(lambda now: ops.get_repo("acme/api"), write=False)
         assert repo["in_flight"] == 0
+
+
+async def test_two_replicas_sample_the_review_budgets_once_per_interval(postgres_url: str, clock: ManualClock) -> None:
+    """Each replica's insights loop samples on its own timer (here 100 s apart, and each twice at once); the
+    writers' lock runs them one after the other, and the later ones find the first one's sample."""
+    later = ManualClock(clock.now() + 100)
+    async with replicas(postgres_url, clock) as (a, b):
+        b = Scheduler(b.store, SETTINGS, later, b.hub)
+        for name in ("acme/api", "acme/web"):
+            await a.run(lambda now, name=name: ops.upsert_repo(ops.RepoSpec(name, 2), now))
+        for _ in range(3):
+            await asyncio.gather(*(replica.run(lambda now: analytics.housekeeping(now, SETTINGS), slow=True)
+                                   for replica in (a, b, a, b)))
+            clock.advance(SETTINGS.insights_interval)
+            later.advance(SETTINGS.insights_interval)
+        _, found = await a.run(lambda now: analytics.pool_analytics(0, now + 3600, SETTINGS.lease_max), write=False)
+    assert found.samples == 2 * 3  # one per repo and interval
 
 
 def all_events(type_: str | None) -> Op[list[ops.Event]]:

@@ -134,9 +134,11 @@ def series(repo: str | None, start: float, end: float, width: int) -> Op[list[Ro
     return list((yield rows("an_series", repo, start, end, width)))
 
 
-def sample_budgets(now: float) -> Op[int]:
-    """One row per repo: in-flight work against the budget and ready tasks (for saturation analytics)."""
-    return int((yield run("an_budget_sample", now)))
+def sample_budgets(now: float, interval: float) -> Op[int]:
+    """One row per repo: in-flight work against the budget and ready tasks (for saturation analytics). None when
+    the pool took a sample less than half an `interval` ago: every replica's loop (and a restarted one at once)
+    samples on its own timer, and an interval sampled twice would count twice in every share."""
+    return int((yield run("an_budget_sample", now, now - interval / 2)))
 
 
 def prune_events(now: float, retention: float) -> Op[int]:
@@ -151,7 +153,7 @@ def prune_events(now: float, retention: float) -> Op[int]:
 
 
 def housekeeping(now: float, settings: Settings) -> Op[None]:
-    yield from sample_budgets(now)
+    yield from sample_budgets(now, settings.insights_interval)
     if settings.event_retention:
         yield from prune_events(now, settings.event_retention)
 

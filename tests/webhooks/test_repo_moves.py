@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from owp_bot.keys import SCHEDULER
+from owp_bot.keys import SCHEDULER, SETTINGS
 from owp_bot.scheduler.analytics import sample_budgets
 from owp_bot.webhooks.repository import former_name
 from tests.webhooks.conftest import INSTALLATION_ID, REPO, GitHubWorld, example
@@ -17,7 +17,7 @@ async def test_a_renamed_repo_keeps_its_work_and_gets_its_deliveries(world: GitH
     task = await world.task_of_issue(number)
     _, token = await world.online_worker("ann")
     assert len((await pool.work(token))["leases"]) == 1
-    await pool.app[SCHEDULER].run(lambda now: sample_budgets(now))
+    await pool.app[SCHEDULER].run(lambda now: sample_budgets(now, pool.app[SETTINGS].insights_interval))
     await world.drain()
 
     delivered = await fake.rename_repo(REPO, "service")

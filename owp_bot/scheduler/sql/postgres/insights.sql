@@ -93,11 +93,12 @@ FROM an_budget_samples
 WHERE ts >= $2::float8 AND ts <= $3::float8 AND ($1::text IS NULL OR repo = $1::text);
 
 -- name: an_budget_sample
--- mirrors sqlite a8cefd91f201
+-- mirrors sqlite 059b3654c644
 INSERT INTO an_budget_samples (repo, ts, in_flight, max_open_prs, ready)
 SELECT r.id, $1::float8, r.in_flight + r.external_open_prs, r.max_open_prs,
        (SELECT count(*) FROM tasks t WHERE t.repo = r.id AND t.status = 'ready')
 FROM repos r
+WHERE NOT EXISTS (SELECT 1 FROM an_budget_samples WHERE ts > $2::float8)
 ON CONFLICT (repo, ts) DO UPDATE SET in_flight = excluded.in_flight, max_open_prs = excluded.max_open_prs,
     ready = excluded.ready;
 

@@ -74,10 +74,13 @@ SELECT count(*) AS samples, coalesce(sum(in_flight >= max_open_prs), 0) AS satur
 FROM an_budget_samples WHERE ts >= ?2 AND ts <= ?3 AND (?1 IS NULL OR repo = ?1);
 
 -- name: an_budget_sample
+-- A row per repo at ?1, unless the pool took a sample after ?2 (every replica samples on its own timer; writes run
+-- one at a time, so the later one finds the earlier one's sample).
 INSERT OR REPLACE INTO an_budget_samples (repo, ts, in_flight, max_open_prs, ready)
 SELECT r.id, ?1, r.in_flight + r.external_open_prs, r.max_open_prs,
        (SELECT count(*) FROM tasks t WHERE t.repo = r.id AND t.status = 'ready')
-FROM repos r;
+FROM repos r
+WHERE NOT EXISTS (SELECT 1 FROM an_budget_samples WHERE ts > ?2);
 
 -- Per-bucket counts for charts; ?4 bucket width in seconds. Buckets start at ?2. Each branch of the union
 -- runs on its own index: the repo's, or the time range of the pool.
