@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from owp_bot.eventloop import CHOICES, uvloop_installed
 
@@ -261,6 +262,9 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_admin_token: 
     if database_url and database_url.split(":", 1)[0] not in {"postgresql", "postgres"}:
         problems.append(f"OWP_DATABASE_URL={database_url.split('@')[-1]!r} is not a PostgreSQL URL; use "
                         "postgresql://user@host:5432/dbname, or leave it unset for SQLite at OWP_DB_PATH")
+    elif database_url and _unencoded_userinfo(database_url):
+        problems.append("OWP_DATABASE_URL has an @ where the host should be: percent-encode @ / ? # % in the "
+                        "password (%40 %2F %3F %23 %25), or leave the password out of the URL and set PGPASSWORD")
     elif database_url:
         values["database_url"] = database_url
     admin_token = env.get("OWP_ADMIN_TOKEN", "")
@@ -284,6 +288,13 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_admin_token: 
         host=env.get("OWP_HOST") or "127.0.0.1",
         **values,  # type: ignore[arg-type]
     )
+
+
+def _unencoded_userinfo(url: str) -> bool:
+    """An @ besides the one that ends the user and password: a password holding @ / ? # as it is, of which the URL
+    parsers take a part for the host, port or database."""
+    after_scheme = url.partition("//")[2]
+    return after_scheme.count("@") > 1 or ("@" in after_scheme and "@" not in urlsplit(url).netloc)
 
 
 def _github_settings(env: Mapping[str, str], problems: list[str]) -> dict[str, object]:

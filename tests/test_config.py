@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 from aiohttp import web
@@ -68,6 +69,18 @@ def test_a_demo_speed_not_above_zero_or_not_a_number_says_what_to_write(raw: str
         load_settings({"OWP_ADMIN_TOKEN": TOKEN, "OWP_DEMO_SPEED": raw})
     assert f"OWP_DEMO_SPEED={raw!r} is not a speed; use a number of simulated seconds per real second above 0 " \
            "and at most 100000, such as 60 (an hour a minute), 2.5 or 0.5" in str(caught.value)
+
+
+@pytest.mark.parametrize("password", ["p@ss", "pa/ss", "pa?ss", "pa#ss", "p@ss/w:rd"])
+def test_a_database_password_as_typed_into_the_url_is_refused_with_the_fix(password: str) -> None:
+    """Unencoded, part of such a password would be taken for the host, port or database."""
+    url = "postgresql://owp:{}@db.internal:5432/owp"
+    with pytest.raises(ConfigError, match=r"percent-encode @ / \? # % in the password") as caught:
+        load_settings({"OWP_ADMIN_TOKEN": TOKEN, "OWP_DATABASE_URL": url.format(password)})
+    assert password not in str(caught.value) and "PGPASSWORD" in str(caught.value)
+    encoded = url.format(quote(password, safe=""))
+    assert urlsplit(encoded).hostname == "db.internal" and unquote(urlsplit(encoded).password or "") == password
+    assert load_settings({"OWP_ADMIN_TOKEN": TOKEN, "OWP_DATABASE_URL": encoded}).database_url == encoded
 
 
 @pytest.mark.parametrize(("env", "expected"), [

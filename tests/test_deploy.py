@@ -21,10 +21,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from aiohttp import ClientSession
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from owp_bot.cli import backup, main
-from owp_bot.config import Settings
+from owp_bot.config import Settings, load_settings
 from tests.conftest import ADMIN_TOKEN, start_server
 
 ROOT = Path(__file__).parents[1]
@@ -103,23 +106,76 @@ def test_the_package_ships_every_data_file_the_server_reads() -> None:
     assert not sorted(data - shipped), "add to [tool.setuptools.package-data] in pyproject.toml"
 
 
-def test_compose_file_is_valid_and_keeps_data_on_a_volume(tmp_path: Path) -> None:
+def compose_config(folder: Path, dotenv: str | None, *args: str) -> subprocess.CompletedProcess[str]:
+    """`docker-compose config` of a copy of the deployment files in `folder`, with `dotenv` as its .env."""
     for name in ("docker-compose.yml", "Dockerfile", ".env.example"):
-        shutil.copy(ROOT / name, tmp_path / name)
-    (tmp_path / ".env").write_text((ROOT / ".env.example").read_text(encoding="utf-8").replace(
-        "OWP_ADMIN_TOKEN=\n", f"OWP_ADMIN_TOKEN={ADMIN_TOKEN}\n"), encoding="utf-8")
-    result = subprocess.run([tool("docker-compose"), "config", "--format", "json"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=60)
+        shutil.copy(ROOT / name, folder / name)
+    if dotenv is not None:
+        (folder / ".env").write_text(dotenv, encoding="utf-8")
+    return subprocess.run([tool("docker-compose"), *args, "config", "--format", "json"], cwd=folder,
+                          capture_output=True, text=True, timeout=60)
+
+
+def example_dotenv(**values: str) -> str:
+    """.env.example with the admin token and `values` set, as a deployment's .env."""
+    dotenv = (ROOT / ".env.example").read_text(encoding="utf-8").replace(
+        "OWP_ADMIN_TOKEN=\n", f"OWP_ADMIN_TOKEN={ADMIN_TOKEN}\n")
+    for name, value in values.items():
+        dotenv = dotenv.replace(f"\n{name}=\n", "\n") + f"{name}={value}\n"
+    return dotenv
+
+
+GITHUB_KEY_MOUNT = {"type": "bind", "target": "/run/secrets", "read_only": True}
+
+
+def test_compose_file_is_valid_and_keeps_data_on_a_volume(tmp_path: Path) -> None:
+    result = compose_config(tmp_path, example_dotenv())
     assert result.returncode == 0, result.stderr
     service = json.loads(result.stdout)["services"]["pool"]
     assert service["restart"] == "unless-stopped"
     assert service["environment"]["OWP_ADMIN_TOKEN"] == ADMIN_TOKEN  # from .env
     assert service["environment"]["OWP_DB_PATH"].startswith("/data/")
-    assert [(v["type"], v["target"]) for v in service["volumes"]] == [("volume", "/data")]
+    assert [(v["type"], v["target"]) for v in service["volumes"]] == [("volume", "/data"), ("bind", "/run/secrets")]
+    assert not (tmp_path / "secrets").exists()  # without a key (the demo) the directory need not exist: the
+    # mount creates it (`docker-compose config` leaves that option out of what it prints, so read the file)
+    raw = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    assert raw["x-github-key"]["bind"] == {"create_host_path": True}
     (tmp_path / ".env").unlink()
     missing = subprocess.run([tool("docker-compose"), "config", "--quiet"], cwd=tmp_path, capture_output=True,
                              text=True, timeout=60)
     assert missing.returncode != 0 and ".env" in missing.stderr  # a deployment without its .env is refused
+
+
+def test_compose_gives_every_server_the_github_key_file_and_any_postgres_password(tmp_path: Path) -> None:
+    """GITHUB_PRIVATE_KEY_PATH names a file in ./secrets, which every server service mounts read-only; the
+    replicas get the PostgreSQL password apart from their URL, so @ / : (and $, quoted) in it break nothing. Each
+    service's environment, with its mount made by hand, is one the server starts with."""
+    password = "p@ss/w:rd?#%$x"
+    result = compose_config(tmp_path, example_dotenv(
+        OWP_POSTGRES_PASSWORD=f"'{password}'", GITHUB_APP_ID="12345",
+        GITHUB_PRIVATE_KEY_PATH="/run/secrets/github-app.pem"), "--profile", "postgres")
+    assert result.returncode == 0, result.stderr
+    # the rendered file writes a $ of a value as $$ (a compose file's own escape), which the container gets as $
+    services = json.loads(result.stdout.replace("$$", "$"))["services"]
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == password
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption()).decode()
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "github-app.pem").write_text(key, encoding="utf-8")
+    for name in ("pool", "replica-a", "replica-b"):
+        environment = services[name]["environment"]
+        mount = next(v for v in services[name]["volumes"] if v["type"] == "bind")
+        assert {k: mount[k] for k in (*GITHUB_KEY_MOUNT, "source")} == {
+            **GITHUB_KEY_MOUNT, "source": str(tmp_path / "secrets")}, name
+        in_container = environment["GITHUB_PRIVATE_KEY_PATH"]
+        assert in_container.startswith(mount["target"] + "/")
+        settings = load_settings({**environment, "GITHUB_PRIVATE_KEY_PATH": in_container.replace(
+            mount["target"], mount["source"], 1)})
+        assert (settings.github_app_id, settings.github_private_key) == (12345, key)
+        if name != "pool":
+            assert environment["PGPASSWORD"] == password  # asyncpg reads it when the URL has no password
+            assert settings.database_url == "postgresql://owp@postgres:5432/owp"
 
 
 def test_env_example_lists_every_variable_with_a_comment() -> None:
