@@ -152,6 +152,26 @@ async def test_lease_expiry_renewal_and_cap(pool: Pool) -> None:
     assert "expired" in gone["detail"]
 
 
+async def test_a_renewal_after_the_repo_lease_ttl_was_shortened_keeps_the_later_deadline(pool: Pool) -> None:
+    """A renewal never takes time away: while the repo's new, shorter TTL from now ends before the lease's
+    deadline, renewing answers that deadline unchanged; once it reaches past it, the lease gets the new TTL."""
+    await pool.repo()
+    task = await pool.task()
+    _, token = await pool.worker()
+    lease = (await pool.work(token))["leases"][0]  # 4 h, the default TTL
+    await pool.repo(lease_ttl="1h")
+    renew = f"/v1/leases/{lease['lease_id']}/renew"
+    await stay_alive(pool, token, 600)
+    kept = await pool.call("POST", renew, token=token)
+    assert (kept["lease_expires_at"], kept["renewable_until"]) == (lease["lease_expires_at"],
+                                                                   lease["renewable_until"])
+    await stay_alive(pool, token, 3 * 3600 + 600)  # 20 minutes before the 4 h deadline
+    renewed = await pool.call("POST", renew, token=token)
+    assert renewed["lease_expires_at"] == "2026-01-01T04:20:00Z"  # 1 h from now
+    history = [e["type"] for e in (await pool.get_task(task))["history"]]
+    assert history.count("lease.renewed") == 1  # the renewal that changed nothing is no event
+
+
 async def test_silent_worker_goes_offline_then_loses_its_lease(pool: Pool) -> None:
     await pool.repo()
     leased, offered = await pool.task("leased"), await pool.task("offered")

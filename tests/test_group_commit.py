@@ -8,7 +8,8 @@ import asyncio
 import itertools
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -391,3 +392,82 @@ async def one_group(store: Store, kinds: list[str], group: int) -> None:
         else:
             assert isinstance(answer, Problem), answer
     assert seqs == list(range(before + 1, after + 1))
+
+
+@asynccontextmanager
+async def writer_busy(scheduler: Scheduler, settings: Settings) -> AsyncIterator[None]:
+    """The writer busy for as long as the block runs: with a bulk import (a slow write) on SQLite, with another
+    replica's transaction holding the writers' lock on PostgreSQL. Writes that arrive meanwhile wait."""
+    if settings.database_url:
+        other_replica = await asyncpg.connect(settings.database_url)
+        await other_replica.execute(postgres_store._BEGIN_WRITE)
+        try:
+            yield
+        finally:
+            await other_replica.execute("ROLLBACK")
+            await other_replica.close()
+        return
+    started, done = threading.Event(), threading.Event()
+
+    def bulk_import() -> Op[None]:
+        started.set()
+        done.wait()  # on the slow-write thread: the event loop serves requests meanwhile
+        return None
+        yield
+
+    importing = asyncio.ensure_future(scheduler.run(lambda now: bulk_import(), slow=True))
+    await asyncio.to_thread(started.wait)
+    try:
+        yield
+    finally:
+        done.set()
+        await importing
+
+
+async def test_a_request_is_judged_when_it_arrived_not_when_its_group_ran(settings: Settings) -> None:
+    """A renewal, a status report and a heartbeat that arrive a second before their deadlines, then wait for the
+    writer while the deadlines pass, are judged as of their arrival: nothing of theirs lapses."""
+    settings = settings.with_overrides(lease_ttl=1000, heartbeat_timeout=100)
+    clock = ManualClock()
+    store = make_store(settings)
+    await store.open()
+    scheduler = Scheduler(store, settings, clock, EventHub())
+    try:
+        await scheduler.run(lambda now: ops.upsert_repo(ops.RepoSpec("acme/api", 3), now))
+        for title in ("renewed", "reported"):
+            await scheduler.run(lambda now, title=title: ops.put_task(ops.TaskSpec("acme/api", title), now, "api"))
+        ann, _ = await scheduler.register("ann", None, ["python"], 3, 2)
+        bob, _ = await scheduler.register("bob", None, ["python"], 3, 1)
+        renewed, reported = sorted(await scheduler.run(lambda now: ops.fetch_work(ann, now, settings)),
+                                   key=lambda lease: lease["title"], reverse=True)
+        for _ in range(18):  # both call in every 50 s until 900 s after the grant: silent at 1000, as the leases end
+            clock.advance(50)
+            scheduler.heartbeat(ann, "busy", None)
+            scheduler.heartbeat(bob, "idle", None)
+        await scheduler.flush()
+        clock.advance(99)
+        arrived = clock.now()  # a second before every deadline
+        async with writer_busy(scheduler, settings):
+            renewal = asyncio.ensure_future(scheduler.run(
+                lambda now: ops.renew_lease(ann, renewed["lease_id"], now, settings)))
+            report = asyncio.ensure_future(scheduler.run(
+                lambda now: ops.report_status(reported["id"], "in_progress", now, worker_id=ann)))
+            scheduler.heartbeat(ann, "busy", None)
+            scheduler.heartbeat(bob, "idle", "still here")
+            await asyncio.sleep(0)  # the requests have arrived, and wait for the writer
+            clock.advance(2)  # meanwhile the deadlines pass
+        expires_at, _ = await renewal
+        assert expires_at == arrived + 1000
+        assert (await report)["status"] == "in_progress"
+        for worker_id, status in ((ann, "busy"), (bob, "idle")):
+            found = await scheduler.run(lambda now, worker_id=worker_id: ops.get_worker(worker_id), write=False)
+            assert (found["status"], found["last_heartbeat"]) == (status, arrived)
+        events = await scheduler.run(lambda now: ops.list_events(0, None, None, None, None, None, None, 100),
+                                     write=False)
+        assert [e for e in events if e.type in ("lease.expired", "worker.offline")] == []
+        clock.advance(1000)  # the reported task's lease, not renewed, lapses as ever
+        await scheduler.flush()
+        task, _ = await scheduler.run(lambda now: ops.get_task(reported["id"]), write=False)
+        assert task["status"] == "ready"
+    finally:
+        await store.close()

@@ -222,6 +222,8 @@ async def reject_offer(call: Call) -> BaseModel:
 @work_api.route("POST", f"/v1/leases/{LEASE_ID}/renew", summary="Extend a lease by the lease TTL, up to its cap",
                 auth="worker", responses={200: wire.LeaseRenewed})
 async def renew_lease(call: Call) -> BaseModel:
+    """The repo's lease TTL as it is now, from now; never earlier than the lease's deadline: after the repo's TTL
+    was shortened, the answer keeps that deadline until the new TTL from now reaches past it."""
     scheduler, worker_id, lease_id = _scheduler(call), _worker_id(call), call.path("lease_id")
     expires_at, cap = await scheduler.run(lambda now: ops.renew_lease(worker_id, lease_id, now, scheduler.settings))
     return wire.LeaseRenewed(lease_id=lease_id, lease_expires_at=to_datetime(expires_at),

@@ -480,12 +480,14 @@ def renew_lease(worker_id: str, lease_id: str, now: float, settings: Settings) -
     if lease["state"] != LeaseState.ACTIVE:
         raise Problem(409, f"lease {lease_id} is {lease['state']}; it can no longer be renewed",
                       lease_state=lease["state"])
+    if lease["expires_at"] >= lease["max_expires_at"]:
+        raise Problem(409, f"lease {lease_id} is at its cap ({iso(lease['max_expires_at'])}); "
+                           "open the PR or release the task")
     task = yield from load_task(lease["task_id"])
     repo = yield from load_repo(task["repo"])
     expires_at = min(now + ttl(repo, "lease_ttl", settings.lease_ttl), lease["max_expires_at"])
-    if expires_at <= lease["expires_at"]:
-        raise Problem(409, f"lease {lease_id} is at its cap ({iso(lease['max_expires_at'])}); "
-                           "open the PR or release the task")
+    if expires_at <= lease["expires_at"]:  # the repo's TTL was shortened since: a renewal never takes time away
+        return lease["expires_at"], lease["max_expires_at"]
     yield run("lease_extend", lease_id, expires_at)
     yield emit(now, "lease.renewed", worker_id, task["id"], task["repo"], lease_id=lease_id, worker_id=worker_id,
                 expires_at=iso(expires_at))

@@ -47,21 +47,23 @@ class Scheduler:
         return self.clock.now()
 
     async def run(self, make_op: Callable[[float], Op[T]], *, write: bool = True, slow: bool = False) -> T:
-        """Run one operation with the current time; a write, in a transaction that first writes the buffered
-        heartbeats and lapses what is due (`slow`: see Store.run)."""
+        """Run one operation with the time it was asked (its arrival); a write, in a transaction that first writes
+        the buffered heartbeats and lapses what was due when it arrived (`slow`: see Store.run)."""
         now = self.clock.now()
         result, events = await self.store.run(lambda: make_op(now), write=write, slow=slow,
-                                              prelude=self._housekeeping if write else None)
+                                              prelude=(lambda: self._housekeeping(now)) if write else None)
         self.hub.publish(events)
         return result
 
-    def _housekeeping(self) -> Op[Committed]:
+    def _housekeeping(self, arrived: float) -> Op[Committed]:
         """The prelude of every write transaction (once for a group of operations, see Store.run): the buffered
-        heartbeats first, so that a worker who just called in is not taken for silent, then what ran out. The
-        heartbeats leave the buffer only once the transaction is committed: nothing is lost to a rollback."""
-        # The copy and the time are taken together, before the first statement: judged at a later time (the
-        # clock moves while statements are awaited), a worker whose newer heartbeat is not in the copy would
-        # look silent. (A copy, taken at once: a slow write runs this on a thread.)
+        heartbeats first, so that a worker who just called in is not taken for silent, then what ran out by
+        `arrived`, when the group's first operation (the earliest: they queue in order) was asked. Judged when
+        the transaction starts instead, a renewal that arrived before its lease's deadline, then waited for the
+        writer (a group before it, a slow write, the writers' lock on PostgreSQL), would find the lease lapsed.
+        The heartbeats leave the buffer only once the transaction is committed: nothing is lost to a rollback."""
+        # The copy is taken before the first statement, after `arrived`: every heartbeat that came before the
+        # time silence is judged by is in it. (A copy, taken at once: a slow write runs this on a thread.)
         beats, now = dict(self._heartbeats), self.clock.now()
         noted = self._alive_noted
         if noted is None:  # the first write since this process started: was the whole pool down?
@@ -71,7 +73,7 @@ class Scheduler:
             yield from ops.note_alive(now)
             noted = now
         yield from ops.apply_heartbeats(beats)
-        yield from ops.expire_due(now, self.settings)
+        yield from ops.expire_due(arrived, self.settings)
         return lambda: self._written(beats, noted)
 
     def _written(self, beats: dict[str, tuple[float, str, str | None]], alive: float) -> None:
