@@ -18,6 +18,12 @@ export type TrustName = Schemas["TrustName"];
 export type WorkerReport = "in_progress" | "blocked" | "pr_opened" | "released";
 export const WORKER_REPORTS: readonly WorkerReport[] = ["in_progress", "blocked", "pr_opened", "released"];
 
+/** Told how many items of a paged list have arrived, while more pages are still to come. */
+export type Progress = (arrived: number) => void;
+
+/** The most items the server gives in one page of a list. */
+const PAGE_LIMIT = 1000;
+
 /** Where and as whom to call: read fresh from the settings on each call. */
 export interface Credentials {
   baseUrl: string;
@@ -102,6 +108,24 @@ export class OwpClient {
     return parsed as T;
   }
 
+  /** Reads a cursor-paged list to its end: a page holds at most PAGE_LIMIT items, so the first is not all. */
+  private async everyPage<P extends { next_cursor: string | null }, T>(
+    path: string,
+    query: Record<string, string | undefined>,
+    items: (page: P) => T[],
+    progress?: Progress,
+  ): Promise<T[]> {
+    const found: T[] = [];
+    for (let cursor = ""; ; ) {
+      const page = await this.send<P>("GET", path, { query: { ...query, limit: PAGE_LIMIT, cursor } });
+      found.push(...items(page));
+      if (!page.next_cursor) return found;
+      if (page.next_cursor === cursor) throw new Error(`${path} gave the same cursor twice; its list cannot be read to the end`);
+      progress?.(found.length);
+      cursor = page.next_cursor;
+    }
+  }
+
   // ------------------------------------------------------------ workers
 
   register(body: Schemas["RegisterWorker"]): Promise<Schemas["Registered"]> {
@@ -112,8 +136,9 @@ export class OwpClient {
     return this.send("POST", route("/v1/workers/heartbeat"), { json: { status, note }, as: "worker" });
   }
 
-  workers(): Promise<Schemas["WorkerList"]> {
-    return this.send("GET", route("/v1/workers"), { query: { limit: 1000 } });
+  /** Every worker, page by page. */
+  workers(progress?: Progress): Promise<Worker[]> {
+    return this.everyPage<Schemas["WorkerList"], Worker>(route("/v1/workers"), {}, (page) => page.workers, progress);
   }
 
   worker(workerId: string): Promise<Worker> {
@@ -154,8 +179,9 @@ export class OwpClient {
 
   // ------------------------------------------------------------ tasks and repos
 
-  tasks(filter: { repo?: string; status?: TaskStatusName; skill?: string; worker_id?: string } = {}): Promise<Schemas["TaskList"]> {
-    return this.send("GET", route("/v1/tasks"), { query: { ...filter, limit: 1000 } });
+  /** Every task that matches the filter, page by page. */
+  tasks(filter: { repo?: string; status?: TaskStatusName; skill?: string; worker_id?: string } = {}, progress?: Progress): Promise<Task[]> {
+    return this.everyPage<Schemas["TaskList"], Task>(route("/v1/tasks"), filter, (page) => page.tasks, progress);
   }
 
   task(taskId: string): Promise<TaskDetail> {

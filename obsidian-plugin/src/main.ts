@@ -360,7 +360,7 @@ export default class OwpPlugin extends Plugin {
 
   private async chooseWorkerForTier(): Promise<void> {
     try {
-      const { workers } = await this.client.workers();
+      const workers = await this.client.workers();
       const choices = workers.map((w) => ({ label: w.name, detail: `${w.worker_id} · ${w.trust_tier}`, value: w }));
       new ChoiceModal(this.app, "Choose a worker", choices, (w) => this.changeTrustTier(w.worker_id, w.trust_tier)).open();
     } catch (error) {

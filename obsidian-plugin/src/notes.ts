@@ -124,7 +124,7 @@ export class TaskNotes {
   async sync(): Promise<SyncResult> {
     const workerId = this.workerId();
     if (!workerId) throw new Error("register as a worker first (OWP: Register as a worker)");
-    const mine = (await this.client.tasks({ worker_id: workerId })).tasks;
+    const mine = await this.client.tasks({ worker_id: workerId });
     const held: HeldTask[] = [];
     for (const task of mine) {
       if (ACTIVE.has(task.status)) {

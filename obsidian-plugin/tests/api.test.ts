@@ -67,7 +67,7 @@ describe("OwpClient", () => {
     await server.task("acme/list", "ts task", { required_skills: ["typescript"] });
     const { client } = await registeredWorker(server, "dee", ["docs"]);
     const tasks = await client.tasks({ repo: "acme/list", skill: "typescript" });
-    expect(tasks.tasks.map((t) => t.title)).toEqual(["ts task"]);
+    expect(tasks.map((t) => t.title)).toEqual(["ts task"]);
     const repo = (await client.repos()).repos.find((r) => r.repo === "acme/list")!;
     expect(repo.budget.max_open_prs).toBe(2);
   });

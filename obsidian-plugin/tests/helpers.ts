@@ -9,7 +9,8 @@ export interface Creds {
   adminToken: string;
 }
 
-export function clientFor(server: PoolServer, workerToken = "", adminToken = ""): { client: OwpClient; creds: Creds } {
+/** A client of the server at `server.url` (a PoolServer, or a proxy in front of one). */
+export function clientFor(server: { url: string }, workerToken = "", adminToken = ""): { client: OwpClient; creds: Creds } {
   const creds = { baseUrl: server.url, workerToken, adminToken };
   return { client: new OwpClient(() => creds), creds };
 }

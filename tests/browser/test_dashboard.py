@@ -3,6 +3,7 @@ stream drops, filters, admin edits, audit export, the private mode; screenshots 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from playwright.async_api import expect
+from playwright.async_api import Route, expect
 
 from owp_bot.app import create_app
 from owp_bot.config import Settings
@@ -142,6 +143,37 @@ async def test_a_rotated_admin_token_signs_the_page_out(dashboard: Dashboard, br
         await expect(page.get_by_test_id("budget-acme/api")).to_be_visible()
     finally:
         await rotated.close()
+
+
+async def test_a_change_while_the_lists_load_is_shown_after_that_load(dashboard: Dashboard) -> None:
+    """The lists reload after each event. A read still under way when the next change comes (a big pool's pages
+    take a while) ends first, then the reload the event asked for: two reads at once could land the older last."""
+    pool, page = dashboard.pool, dashboard.page
+    await pool.repo("acme/api", max_open_prs=3)
+    task_id = await pool.task("Listed before the change")
+    reads: list[str] = []
+    first_answered, release = asyncio.Event(), asyncio.Event()
+
+    async def first_read_arrives_late(route: Route) -> None:
+        reads.append(route.request.url)
+        answer = await route.fetch()  # the pool as it is now, before the change
+        if len(reads) == 1:
+            first_answered.set()
+            await release.wait()
+        await route.fulfill(response=answer)
+
+    await page.route("**/v1/tasks?*", first_read_arrives_late)
+    await dashboard.open("/")
+    await expect(page.get_by_test_id("connection")).to_have_text("live")
+    await first_answered.wait()
+    await pool.status(task_id, "cancelled", admin=True)
+    await expect(page.get_by_test_id("feed").locator("li[data-type='task.cancelled']")).to_have_count(1)
+    await page.wait_for_timeout(1200)  # past the refresh throttle (1 s): the event's reload is due
+    assert len(reads) == 1  # it waits for the read under way
+    release.set()
+    await expect(page.get_by_test_id("tasks-cancelled").locator(".stat-value")).to_have_text("1")
+    await expect(page.get_by_test_id("tasks-ready")).to_have_count(0)
+    assert len(reads) == 2
 
 
 async def test_tasks_filter_search_and_history(dashboard: Dashboard) -> None:

@@ -39,7 +39,9 @@ export class Live {
   private generation = 0;
   private refreshTimer: number | undefined;
   private lastRefresh = 0;
-  private stale = new Set<Lists>();
+  private stale = new Set<Lists>();  // to reload when the refresh timer fires
+  private due = new Set<Lists>();  // to read when the read under way ends
+  private reading: Promise<void> | null = null;
   private seen = new Set<number>();
 
   subscribe(listener: Listener): () => void {
@@ -75,7 +77,15 @@ export class Live {
     void this.stream(this.generation);
   }
 
-  async refresh(lists: Lists[] = ALL_LISTS): Promise<void> {
+  /** Reload lists, one read at a time: lists asked for during a read (an event came while its pages did) are read
+   * again after it, so no change is missed and an older read never lands over a newer one. */
+  refresh(lists: Lists[] = ALL_LISTS): Promise<void> {
+    for (const list of lists) this.due.add(list);
+    this.reading ??= this.readDue();
+    return this.reading;
+  }
+
+  private async readDue(): Promise<void> {
     const loaders: Record<Lists, () => Promise<void>> = {
       workers: () => this.load("workers", () => all(async (cursor) => {
         const page = await get("/v1/workers", { query: { cursor, limit: 1000 } });
@@ -87,8 +97,16 @@ export class Live {
       })),
       repos: () => this.load("repos", async () => (await get("/v1/repos")).repos),
     };
-    await Promise.all(lists.map((list) => loaders[list]()));
-    this.emit();
+    try {
+      while (this.due.size) {
+        const lists = [...this.due];
+        this.due.clear();
+        await Promise.all(lists.map((list) => loaders[list]()));
+        this.emit();
+      }
+    } finally {
+      this.reading = null;
+    }
   }
 
   private async load<K extends Lists>(key: K, fetchAll: () => Promise<NonNullable<State[K]>>): Promise<void> {

@@ -64,7 +64,7 @@ export class AdminView extends OwpView {
   async reload(): Promise<void> {
     const client = this.plugin.client;
     if (!this.plugin.settings.adminToken) return this.render();
-    this.workers = await load(async () => (await client.workers()).workers);
+    this.workers = await load(() => client.workers());
     this.reputation.clear();
     for (const worker of this.workers.value ?? []) {
       this.reputation.set(worker.worker_id, await load(() => client.reputation(worker.worker_id)));

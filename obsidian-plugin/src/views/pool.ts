@@ -32,6 +32,14 @@ export class PoolView extends OwpView {
   feed: LiveFeed | null = null;
   private loadError: unknown = null;
   private pending: number | null = null;
+  /** The read under way; `stale` asks for one more after it (something changed while it read). */
+  private reading: Promise<void> | null = null;
+  private stale = false;
+  /** Whether a read has finished: until then, empty lists mean "not read yet", not "none". */
+  private loaded = false;
+  /** How far a read of several pages has come, shown while it runs. */
+  private progress = "";
+  private progressEl: HTMLElement | null = null;
   private mode: FeedMode = "stopped";
   private modeReason = "";
 
@@ -68,6 +76,7 @@ export class PoolView extends OwpView {
     this.feed = null;
     if (this.pending !== null) window.clearTimeout(this.pending);
     this.pending = null;
+    this.stale = false;
   }
 
   /** Coalesces bursts of events into one reload. */
@@ -79,17 +88,44 @@ export class PoolView extends OwpView {
     }, 300);
   }
 
-  async reload(): Promise<void> {
-    const client = this.plugin.client;
+  /** Reads the lists again, one read at a time: asked for during a read (an event arrived while the pages
+   * came in), it reads once more after that read, so no change is missed and an older read never lands last. */
+  reload(): Promise<void> {
+    this.stale = true;
+    this.reading ??= this.readWhileStale();
+    return this.reading;
+  }
+
+  private async readWhileStale(): Promise<void> {
     try {
-      const [workers, tasks, repos] = await Promise.all([client.workers(), client.tasks(), client.repos()]);
-      this.workers = workers.workers;
-      this.tasks = tasks.tasks;
+      while (this.stale) {
+        this.stale = false;
+        await this.read();
+      }
+    } finally {
+      this.reading = null;
+    }
+  }
+
+  private async read(): Promise<void> {
+    const client = this.plugin.client;
+    const arrived = new Map<string, number>();
+    const progress = (list: string) => (count: number) => {
+      arrived.set(list, count);
+      this.progress = `reading the pool: ${[...arrived].map(([name, n]) => `${n} ${name}`).join(", ")} so far…`;
+      this.progressEl?.setText(this.progress);
+    };
+    try {
+      const [workers, tasks, repos] = await Promise.all([client.workers(progress("workers")), client.tasks({}, progress("tasks")), client.repos()]);
+      this.workers = workers;
+      this.tasks = tasks;
       this.repos = repos.repos;
       this.loadError = null;
     } catch (error) {
       this.loadError = error;
     }
+    this.loaded = true;
+    this.progress = "";
     this.render();
   }
 
@@ -100,7 +136,9 @@ export class PoolView extends OwpView {
     head.createSpan({ cls: `owp-live owp-live-${this.mode}`, text: live });
     if (this.modeReason && this.mode !== "stream") head.createSpan({ cls: "owp-muted", text: ` (${this.modeReason})` });
     this.button(head, "Refresh", () => this.reload());
+    this.progressEl = head.createSpan({ cls: "owp-muted owp-progress", text: this.progress });
     if (this.loadError) this.error(root, this.loadError);
+    const empty = (none: string): string => (this.loaded ? none : "Reading the pool…");
 
     const online = this.workers.filter((w) => w.online);
     const workers = this.section(root, `Workers (${online.length} online of ${this.workers.length})`);
@@ -108,7 +146,7 @@ export class PoolView extends OwpView {
       workers,
       ["Name", "Status", "Skills", "Load", "Trust"],
       this.workers.map((w) => [w.name, w.status, w.skills.join(", "), `${w.points_in_use}/${w.capacity_points} pts`, w.trust_tier]),
-      "No workers registered.",
+      empty("No workers registered."),
     );
 
     const tasks = this.section(root, "Tasks");
@@ -131,7 +169,7 @@ export class PoolView extends OwpView {
       tasks,
       ["Task", "Repo", "Status", "Points", "Skills", "Worker"],
       shown.map((t) => [t.title, t.repo, t.status, t.estimate_points, t.required_skills.join(", "), t.worker_id ? (names.get(t.worker_id) ?? t.worker_id) : null]),
-      this.tasks.length ? "No task matches the filter." : "No tasks in the pool.",
+      this.tasks.length ? "No task matches the filter." : empty("No tasks in the pool."),
     );
 
     const repos = this.section(root, "Review budgets");
@@ -139,7 +177,7 @@ export class PoolView extends OwpView {
       repos,
       ["Repo", "Open PRs", "Leases", "Offers", "In flight / max"],
       this.repos.map((r) => [r.repo, r.budget.open_prs, r.budget.leases, r.budget.offers, `${r.budget.in_flight}/${r.budget.max_open_prs}`]),
-      "No repos configured.",
+      empty("No repos configured."),
     );
   }
 
