@@ -471,3 +471,38 @@ async def test_a_request_is_judged_when_it_arrived_not_when_its_group_ran(settin
         assert task["status"] == "ready"
     finally:
         await store.close()
+
+
+async def test_a_request_that_arrived_after_its_deadline_is_refused_though_its_group_began_before(
+    settings: Settings,
+) -> None:
+    """Each operation is judged as of its own arrival: a renewal that arrives after its lease ran out is refused,
+    though it waited for the writer behind a request that arrived before the deadline (and shares its group)."""
+    settings = settings.with_overrides(lease_ttl=1000, heartbeat_timeout=10_000)
+    clock = ManualClock()
+    store = make_store(settings)
+    await store.open()
+    scheduler = Scheduler(store, settings, clock, EventHub())
+    try:
+        await scheduler.run(lambda now: ops.upsert_repo(ops.RepoSpec("acme/api", 3), now))
+        await scheduler.run(lambda now: ops.put_task(ops.TaskSpec("acme/api", "late"), now, "api"))
+        ann, _ = await scheduler.register("ann", None, ["python"], 3, 1)
+        (lease,) = await scheduler.run(lambda now: ops.fetch_work(ann, now, settings))
+        clock.advance(999)  # a second before the lease's deadline
+        async with writer_busy(scheduler, settings):
+            early = asyncio.ensure_future(scheduler.flush())  # arrives before the deadline
+            await asyncio.sleep(0)
+            clock.advance(2)  # the deadline passes; then the renewal arrives
+            renewal = asyncio.ensure_future(scheduler.run(
+                lambda now: ops.renew_lease(ann, lease["lease_id"], now, settings)))
+            await asyncio.sleep(0)
+        await early
+        with pytest.raises(Problem) as refused:
+            await renewal
+        assert refused.value.status == 409 and "expired" in refused.value.detail
+        await scheduler.flush()
+        task, history = await scheduler.run(lambda now: ops.get_task(lease["id"]), write=False)
+        assert task["status"] == "ready"
+        assert [e.type for e in history if e.type.startswith("lease.")] == ["lease.granted", "lease.expired"]
+    finally:
+        await store.close()

@@ -172,6 +172,47 @@ async def test_a_pool_whose_github_tasks_had_keys_keeps_them(pool: Pool, setting
                                   ("13", None, "yaml", "Row 13", "ready")}
 
 
+async def test_a_keyed_task_github_had_taken_as_its_issues_stays_the_issues(pool: Pool, settings: Settings) -> None:
+    """Before migration 018 GitHub found an issue's task by the key equal to its number, whatever made the task: an
+    imported or POSTed task keyed `20` that says it is issue #20 (the issue's delivery had made it so, or its
+    maintainer) was that issue's task. After the upgrade it still is: no second task for #20 appears beside it."""
+    await pool.repo()
+    scheduler = pool.app[SCHEDULER]
+    await scheduler.run(lambda now: gh.issue_changed(_issue(12, "Issue 12"), "github:test", settings, now))
+    await import_yaml(pool, "tasks:\n  - {repo: acme/api, key: 20, title: Row 20}\n")
+    await pool.call("POST", "/v1/tasks", admin=True, json={"repo": "acme/api", "key": "40", "title": "API 40",
+                                                           "issue_number": 40}, expect=201)
+    await import_yaml(pool, "tasks:\n  - {repo: acme/api, key: 60, title: Row 60}\n")  # never an issue's
+    undo = ["DROP INDEX tasks_github_issue",
+            "UPDATE tasks SET external_key = CAST(issue_number AS TEXT) WHERE source = 'github'",
+            # what issue #20's delivery did to the task keyed 20 (put_task found it by the key)
+            "UPDATE tasks SET title = 'Issue 20', issue_number = 20, url = 'https://github.com/acme/api/issues/20'"
+            " WHERE external_key = '20'",
+            "DELETE FROM schema_migrations WHERE name IN ('issue_tasks_unkeyed', 'keyed_issue_tasks')"]
+    if settings.database_url:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            for statement in undo:
+                await conn.execute(statement)
+        finally:
+            await conn.close()
+        store: Store = PostgresStore(settings.database_url)
+    else:
+        with sqlite3.connect(settings.db_path) as db:
+            for statement in undo:
+                db.execute(statement)
+        store = SQLiteStore(settings.db_path)
+    await store.open()
+    await store.close()
+    for number in (20, 40):
+        await scheduler.run(lambda now, n=number: gh.issue_changed(_issue(n, f"Issue {n}, edited"), "github:test",
+                                                                    settings, now))
+    assert await _tasks(pool) == {(None, 12, "github", "Issue 12", "ready"),
+                                  (None, 20, "github", "Issue 20, edited", "ready"),
+                                  (None, 40, "github", "Issue 40, edited", "ready"),
+                                  ("60", None, "yaml", "Row 60", "ready")}
+
+
 async def test_yaml_words_and_numbers_stay_as_written_where_the_field_is_text(pool: Pool) -> None:
     """YAML 1.1 (PyYAML's) reads `on`, `yes`, `no` as booleans and `1.10`, `0o17`, `017`, `1_000`, `0x1F`,
     `2024-05-01` as numbers or dates: a key, title, area or skill would change without a word. Text fields keep

@@ -52,6 +52,10 @@ class FakeIssue:
     state: str = "open"
     comments: list[FakeComment] = field(default_factory=list)
     updated_at: float = 0.0
+    # not in its repo any more, as GitHub's `GET …/issues/{number}` answers then: deleted (410 Gone), or
+    # transferred to (repo, number) (301 Moved Permanently to the issue in its new repo)
+    deleted: bool = False
+    moved_to: tuple[str, int] | None = None
 
 
 @dataclass
@@ -662,7 +666,13 @@ class FakeGitHub:
 
     async def _get_issue(self, request: web.Request) -> web.Response:
         repo = self._repo(request)
-        return web.json_response(self._issue_payload(repo, self._issue(request, repo)))
+        item = self._issue(request, repo)
+        if item.deleted:
+            raise _error(410, "This issue was deleted")
+        if item.moved_to is not None:
+            target, number = item.moved_to
+            raise web.HTTPMovedPermanently(f"{self.url}/repos/{target}/issues/{number}")
+        return web.json_response(self._issue_payload(repo, item))
 
     async def _list_comments(self, request: web.Request) -> web.Response:
         repo = self._repo(request)
@@ -773,7 +783,7 @@ class FakeGitHub:
 
 
 def _error(status: int, message: str) -> web.HTTPException:
-    cls = {401: web.HTTPUnauthorized, 403: web.HTTPForbidden, 404: web.HTTPNotFound}[status]
+    cls = {401: web.HTTPUnauthorized, 403: web.HTTPForbidden, 404: web.HTTPNotFound, 410: web.HTTPGone}[status]
     return cls(
         text=json.dumps({"message": message, "documentation_url": "https://docs.github.com/rest"}),
         content_type="application/json",

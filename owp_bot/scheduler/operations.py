@@ -480,6 +480,9 @@ def renew_lease(worker_id: str, lease_id: str, now: float, settings: Settings) -
     if lease["state"] != LeaseState.ACTIVE:
         raise Problem(409, f"lease {lease_id} is {lease['state']}; it can no longer be renewed",
                       lease_state=lease["state"])
+    if lease["expires_at"] <= now:  # ran out before this renewal arrived, though its group's prelude ran earlier
+        raise Problem(409, f"lease {lease_id} expired at {iso(lease['expires_at'])}; it can no longer be renewed",
+                      lease_state=LeaseState.EXPIRED)
     if lease["expires_at"] >= lease["max_expires_at"]:
         raise Problem(409, f"lease {lease_id} is at its cap ({iso(lease['max_expires_at'])}); "
                            "open the PR or release the task")

@@ -2,8 +2,8 @@
 
 Every failure becomes a `GitHubError` that says whether to retry and when: a rate limit (403/429 with
 `Retry-After` or `x-ratelimit-reset`) names the moment it lifts, a 5xx or a broken connection is
-transient, a 404 means the thing is gone, anything else is permanent. Nothing here sleeps: the outbox
-reschedules the call.
+transient, a 404 (or the 410 of a deleted issue) means the thing is gone, anything else is permanent.
+Nothing here sleeps: the outbox reschedules the call.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class GitHubError(Exception):
 
     @property
     def gone(self) -> bool:
-        return self.status == 404
+        return self.status in (404, 410)
 
 
 class NotConfigured(GitHubError):

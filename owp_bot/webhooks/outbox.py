@@ -107,10 +107,15 @@ class Outbox:
         )
 
     async def _refresh_issue(self, repo: str, issue_number: int) -> None:
-        """Apply the issue as GitHub shows it now."""
+        """Apply the issue as GitHub shows it now. A deleted one answers 410 (the job is gone); a transferred one
+        redirects to the issue in its new repo, another repo's issue that is not applied as this one (its
+        `issues.transferred` delivery takes the task out of the pool)."""
         found, _ = await self.client.call(
             "GET", repo_path(repo, "issues", issue_number), token=await self._token(repo)
         )
+        here = str(found.get("repository_url", "")).lower().endswith("/repos/" + repo.lower())
+        if found.get("number") != issue_number or not here:
+            raise GitHubError(404, f"issue #{issue_number} of {repo} moved to {found.get('html_url')}")
         issue = issues.issue_ref({"issue": found, "repository": {"full_name": repo}}, current=True)
         settings = self.scheduler.settings
         await self.scheduler.run(lambda now: gh.issue_changed(issue, "github:refresh", settings, now))

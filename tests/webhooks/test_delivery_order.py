@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from owp_bot.devtools import github_payloads as gp
+from owp_bot.keys import SCHEDULER
+from owp_bot.scheduler import github_operations as gh
 from tests.webhooks.conftest import INSTALLATION_ID, REPO, GitHubWorld, example
 
 TITLE = "Flaky test"
@@ -81,3 +83,35 @@ async def test_two_deliveries_of_one_second_are_settled_by_asking_github(
     assert fake.calls_to("GET", f"/repos/{REPO}/issues/{number}")
     expected = "ready" if github_shows == "labelled" else "cancelled"
     assert (await pool.get_task(task["task_id"]))["status"] == expected
+
+
+@pytest.mark.parametrize("fate", ["deleted", "transferred"])
+async def test_an_issue_read_from_github_after_it_left_the_repo_changes_no_other_issues_task(
+    world: GitHubWorld, backend: str, fate: str
+) -> None:
+    """Two deliveries of one second disagree, and the issue leaves the repo before the pool reads it: GitHub answers
+    410 Gone (deleted), or redirects to the issue in its new repo, under another number (transferred). The read
+    is not a failure, and the other repo's issue is never applied as this repo's issue of its number."""
+    pool, fake = world.pool, world.fake
+    number = await world.ready_issue(TITLE)
+    task = await world.task_of_issue(number)
+    item = fake.issue(REPO, number)
+    second = item.updated_at + 1
+    removal = issues_event("unlabeled", number, [], "pool:ready", second)
+    addition = issues_event("labeled", number, ["pool:ready"], "pool:ready", second)
+    for payload in (removal, addition):
+        delivered = await fake.deliver(None, "issues", payload)
+    assert "reading it from GitHub" in delivered.answer["detail"], delivered.answer
+    if fate == "deleted":
+        item.deleted = True
+    else:
+        fake.add_repo("acme/elsewhere", INSTALLATION_ID)
+        for title in ("Unrelated", TITLE):
+            moved = await fake.open_issue("acme/elsewhere", title, labels=["pool:ready"])
+        assert moved.number != number
+        item.moved_to = ("acme/elsewhere", moved.number)
+    await world.drain()
+    assert fake.calls_to("GET", f"/repos/{REPO}/issues/{number}")
+    assert [(t["task_id"], t["issue_number"]) for t in await world.tasks()] == [(task["task_id"], number)]
+    counts = await pool.app[SCHEDULER].run(lambda now: gh.outbox_counts(), write=False)
+    assert "failed" not in counts, counts
