@@ -85,6 +85,40 @@ async def test_a_worker_reads_only_its_own_reputation(pool: Pool) -> None:
     await pool.call("GET", "/v1/workers/w_nobody/reputation", admin=True, expect=404)
 
 
+async def test_the_admin_reads_every_workers_reputation_in_pages(pool: Pool) -> None:
+    """GET /v1/workers/reputation: what GET /v1/workers/{id}/reputation answers, for a page of workers at a time,
+    in the order and with the cursor of GET /v1/workers."""
+    await pool.repo(max_open_prs=10)
+    ann, ann_token = await pool.worker("ann")
+    bob, _ = await pool.worker("bob")
+    cem, cem_token = await pool.worker("cem")
+    await deliver(pool, ann_token, "ann's merged one")
+    await deliver(pool, cem_token, "cem's closed one", merged=False)
+    ids = sorted([ann, bob, cem])
+    one_by_one = [await pool.call("GET", f"/v1/workers/{w}/reputation", admin=True) for w in ids]
+    assert [r["reputation_score"] for r in one_by_one] != [50.0] * 3
+
+    whole = await pool.call("GET", "/v1/workers/reputation", admin=True)
+    assert whole == {"reputations": one_by_one, "next_cursor": None}
+    first = await pool.call("GET", "/v1/workers/reputation", admin=True, params={"limit": 2})
+    assert first == {"reputations": one_by_one[:2], "next_cursor": ids[1]}
+    workers = await pool.call("GET", "/v1/workers", admin=True, params={"limit": 2})
+    assert workers["next_cursor"] == first["next_cursor"]  # the same pages as the worker list
+    rest = await pool.call("GET", "/v1/workers/reputation", admin=True, params={"limit": 2, "cursor": ids[1]})
+    assert rest == {"reputations": one_by_one[2:], "next_cursor": None}
+    # the score each carries is the one kept on the worker row
+    listed = {w["worker_id"]: w["reputation"] for w in (await pool.call("GET", "/v1/workers"))["workers"]}
+    assert {r["worker_id"]: r["reputation_score"] for r in whole["reputations"]} == listed
+
+
+async def test_only_the_admin_reads_every_workers_reputation(pool: Pool) -> None:
+    _, token = await pool.worker("ann")
+    await pool.call("GET", "/v1/workers/reputation", expect=401)
+    await pool.call("GET", "/v1/workers/reputation", token=token, expect=401)
+    bad = await pool.call("GET", "/v1/workers/reputation", admin=True, params={"limit": 0}, expect=422)
+    assert [e["field"] for e in bad["errors"]] == ["limit"]
+
+
 async def let_a_lease_expire(pool: Pool) -> tuple[str, str]:
     """A new worker leases a task and lets the lease run out; the next write transaction lapses it."""
     await pool.repo()

@@ -114,10 +114,11 @@ export class OwpClient {
     query: Record<string, string | undefined>,
     items: (page: P) => T[],
     progress?: Progress,
+    as: As = "reader",
   ): Promise<T[]> {
     const found: T[] = [];
     for (let cursor = ""; ; ) {
-      const page = await this.send<P>("GET", path, { query: { ...query, limit: PAGE_LIMIT, cursor } });
+      const page = await this.send<P>("GET", path, { query: { ...query, limit: PAGE_LIMIT, cursor }, as });
       found.push(...items(page));
       if (!page.next_cursor) return found;
       if (page.next_cursor === cursor) throw new Error(`${path} gave the same cursor twice; its list cannot be read to the end`);
@@ -200,6 +201,12 @@ export class OwpClient {
 
   reputation(workerId: string): Promise<Schemas["Reputation"]> {
     return this.send("GET", route("/v1/workers/{worker_id}/reputation", { worker_id: workerId }), { as: "admin" });
+  }
+
+  /** Every worker's reputation, page by page: a few requests for the whole pool instead of one per worker. */
+  reputations(progress?: Progress): Promise<Schemas["Reputation"][]> {
+    return this.everyPage<Schemas["ReputationList"], Schemas["Reputation"]>(
+      route("/v1/workers/reputation"), {}, (page) => page.reputations, progress, "admin");
   }
 
   setTrustTier(workerId: string, tier: TrustName, reason: string): Promise<Schemas["Reputation"]> {

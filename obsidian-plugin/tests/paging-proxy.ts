@@ -1,4 +1,5 @@
-/** A proxy in front of a real OWP server that answers its cursor-paged lists (`/v1/tasks`, `/v1/workers`) a
+/** A proxy in front of a real OWP server that answers its cursor-paged lists (`/v1/tasks`, `/v1/workers`,
+ * `/v1/workers/reputation`) a
  * few items a page, with the server's own cursors: the plugin asks for 1,000 a page, the most the server
  * gives, so without it a test would need thousands of rows to see a second page. It can hold a page back,
  * so that a test changes the pool while a list is half read. Everything else (the event stream too) passes
@@ -7,7 +8,7 @@
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 
-const PAGED = new Set(["/v1/tasks", "/v1/workers"]);
+const PAGED = new Set(["/v1/tasks", "/v1/workers", "/v1/workers/reputation"]);
 
 interface Hold {
   path: string;
@@ -18,6 +19,8 @@ interface Hold {
 export class PagingProxy {
   /** The paged requests as the client sent them (path and query), in order. */
   readonly pagedRequests: string[] = [];
+  /** Every request's method and path (no query), in order. */
+  readonly requests: string[] = [];
   url = "";
   private readonly holds: Hold[] = [];
   private readonly server = http.createServer((request, response) => void this.forward(request, response));
@@ -45,6 +48,7 @@ export class PagingProxy {
 
   private async forward(request: http.IncomingMessage, response: http.ServerResponse): Promise<void> {
     const target = new URL(request.url ?? "/", this.upstream);
+    this.requests.push(`${request.method} ${target.pathname}`);
     if (PAGED.has(target.pathname)) {
       this.pagedRequests.push(request.url ?? "");
       const at = this.holds.findIndex((h) => h.path === target.pathname && target.searchParams.has("cursor"));

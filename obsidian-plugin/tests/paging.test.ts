@@ -1,14 +1,15 @@
-/** Lists the server pages (tasks, workers: at most 1,000 a page) are read to their end, by the client, the task
- * notes and the pool view; and an event that arrives while the pool view reads its pages is not lost. A real
- * server behind a proxy that pages two items at a time (tests/paging-proxy.ts). */
+/** Lists the server pages (tasks, workers, reputations: at most 1,000 a page) are read to their end, by the client,
+ * the task notes, the pool view and the admin view; and an event that arrives while the pool view reads its pages
+ * is not lost. A real server behind a proxy that pages two items at a time (tests/paging-proxy.ts). */
 
 import * as http from "node:http";
 import * as https from "node:https";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { App, Platform } from "obsidian";
-import type { Task } from "../src/api";
+import type { Schemas, Task, Worker } from "../src/api";
 import OwpPlugin from "../src/main";
 import { TaskNotes } from "../src/notes";
+import { VIEW_ADMIN, type AdminView } from "../src/views/admin";
 import { VIEW_POOL, type PoolView } from "../src/views/pool";
 import { ADMIN_TOKEN, PoolServer } from "./pool-server";
 import { PagingProxy } from "./paging-proxy";
@@ -119,5 +120,40 @@ describe("the pool view", () => {
     const workers = (await admin(server).send<{ workers: unknown[] }>("GET", "/v1/workers", { query: { limit: 1000 } })).workers;
     expect(view.contentEl.textContent).toContain(`of ${workers.length})`);
     expect(view.contentEl.querySelector(".owp-progress")?.textContent).toBe("");
+  });
+});
+
+describe("the admin view", () => {
+  it("reads every worker's reputation a page at a time, not one request per worker", async () => {
+    for (const name of ["rep-ann", "rep-bob", "rep-cem", "rep-dan", "rep-eve"]) await registeredWorker(server, name, []);
+    const workers = (await admin(server).send<{ workers: Worker[] }>("GET", "/v1/workers", { query: { limit: 1000 } })).workers;
+    const expected = new Map<string, Schemas["Reputation"]>();
+    for (const w of workers) expected.set(w.worker_id, await admin(server).reputation(w.worker_id));
+    const { client } = clientFor(proxy, "", ADMIN_TOKEN);
+    expect(new Map((await client.reputations()).map((r) => [r.worker_id, r]))).toEqual(expected);
+
+    const app = new App();
+    const plugin = new OwpPlugin(app as never, { id: "owp-pool", name: "OWP Pool", version: "0.1.0" } as never);
+    (plugin as unknown as { data: unknown }).data = { baseUrl: proxy.url, adminToken: ADMIN_TOKEN, liveUpdates: "poll" };
+    await (plugin as unknown as { enable(): Promise<void> }).enable();
+    try {
+      const before = proxy.requests.length;
+      await plugin.openView(VIEW_ADMIN);
+      const view = app.workspace.getLeavesOfType(VIEW_ADMIN)[0].view as unknown as AdminView;
+      await eventually(() => expect(view.demo.value ?? view.demo.error).toBeDefined());
+      const asked = proxy.requests.slice(before);
+      expect(asked.filter((r) => /^GET \/v1\/workers\/w_[^/]+\/reputation$/.test(r))).toEqual([]);
+      const pages = Math.ceil(workers.length / 2);
+      expect(asked.filter((r) => r === "GET /v1/workers/reputation")).toHaveLength(pages);
+      const cards = [...view.contentEl.querySelectorAll(".owp-card")].map((c) => c.textContent ?? "");
+      expect(cards).toHaveLength(workers.length);
+      for (const w of workers) {
+        const card = cards.find((c) => c.includes(`(${w.worker_id})`));
+        const rep = expected.get(w.worker_id)!;
+        expect(card).toContain(`reputation: ${rep.reputation_score.toFixed(1)} · ${rep.metrics.total_tasks} tasks`);
+      }
+    } finally {
+      plugin.unload();
+    }
   });
 });

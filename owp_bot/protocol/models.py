@@ -455,6 +455,11 @@ class Reputation(Answer):
     metrics: ReputationMetrics
 
 
+class ReputationList(Answer):
+    reputations: list[Reputation]
+    next_cursor: str | None
+
+
 # ------------------------------------------------------------------ analytics
 
 Period = Literal["1d", "7d", "30d", "90d"]

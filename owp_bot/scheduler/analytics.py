@@ -24,7 +24,7 @@ from owp_bot.protocol import models as wire
 from owp_bot.protocol.routes import Api, Call
 from owp_bot.scheduler import operations as ops
 from owp_bot.scheduler import reputation
-from owp_bot.scheduler.api import _repo_name
+from owp_bot.scheduler.api import Page, _repo_name
 from owp_bot.scheduler.models import TrustTier
 from owp_bot.scheduler.store import Op, Row, one, rows, run
 
@@ -246,6 +246,20 @@ def reputation_model(worker: Row, outcomes: reputation.Outcomes) -> wire.Reputat
         worker_id=worker["id"], reputation_score=reputation.score(outcomes),
         trust_tier=TrustTier(worker["trust_tier"]).label, evidence_good=good, evidence_bad=bad,
         prior_score=reputation.PRIOR_SCORE, metrics=wire.ReputationMetrics(**reputation.metrics(outcomes)))
+
+
+@trust_api.route("GET", "/v1/workers/reputation", summary="Every worker's reputation, a page at a time",
+                 auth="admin", query=Page, responses={200: wire.ReputationList})
+async def list_reputations(call: Call) -> BaseModel:
+    """What GET /v1/workers/{worker_id}/reputation answers, for many workers in one call; pages and cursors are
+    those of GET /v1/workers."""
+    page: Page = call.query
+    found = await call.request.app[SCHEDULER].run(
+        lambda now: reputation.reputation_page(page.cursor, page.limit + 1), write=False)
+    more = len(found) > page.limit
+    found = found[: page.limit]
+    return wire.ReputationList(reputations=[reputation_model(worker, outcomes) for worker, outcomes in found],
+                               next_cursor=found[-1][0]["id"] if more else None)
 
 
 @trust_api.route("GET", "/v1/workers/{worker_id}/reputation", summary="A worker's reputation and its inputs",

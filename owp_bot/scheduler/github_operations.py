@@ -145,8 +145,16 @@ def record_delivery(delivery: Delivery, outcome: str, detail: str, now: float) -
     )
 
 
-def list_deliveries(outcome: str | None, limit: int) -> Op[list[Row]]:
-    return list((yield rows("gh_deliveries_list", outcome, limit)))
+def list_deliveries(outcome: str | None, after: str, limit: int) -> Op[list[Row]]:
+    """Newest first (one instant in id order), after the delivery `after` (a page's last), or from the first."""
+    received_at = None
+    if after:
+        found = yield one("gh_delivery_received_at", after)
+        if found is None:
+            raise Problem(400, f"cursor {after} is not a delivery this pool received; pass the next_cursor of the "
+                               "previous page, or no cursor for the first page")
+        received_at = found["received_at"]
+    return list((yield rows("gh_deliveries_list", outcome, after or None, received_at, limit)))
 
 
 def get_delivery(delivery_id: str) -> Op[Row | None]:

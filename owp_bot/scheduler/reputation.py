@@ -123,6 +123,12 @@ def reputation_of(worker_id: str) -> Op[tuple[Row, Outcomes]]:
     return worker, (yield from outcomes_of(worker_id))
 
 
+def reputation_page(after: str, limit: int) -> Op[list[tuple[Row, Outcomes]]]:
+    """A page of workers with their counters, in the order and with the cursor of the worker list: one statement."""
+    found = yield rows("rep_outcomes_page", after, limit)
+    return [(worker, Outcomes.from_row(worker)) for worker in found]
+
+
 def _change_tier(worker: Row, tier: TrustTier, reason: str, actor: str, now: float) -> Op[None]:
     yield run("rep_worker_set_tier", worker["id"], int(tier))
     yield Emit(now, "worker.trust_tier", actor, worker["id"], None,

@@ -38,6 +38,7 @@ router = routing.Router(
 )
 github_api = Api("github")
 UNGATED_EVENTS = frozenset({"ping", "installation", "installation_repositories"})  # not about one repo
+DELIVERY_ID_MAX = 100  # GitHub's X-GitHub-Delivery is a GUID (36); a page's last id must fit its next `cursor`
 
 
 class WebhookAnswer(BaseModel):
@@ -61,12 +62,14 @@ class DeliveryRecord(BaseModel):
 
 class DeliveryList(BaseModel):
     deliveries: list[DeliveryRecord]
+    next_cursor: str | None
 
 
 class DeliveryQuery(BaseModel):
     model_config = {"extra": "forbid"}
     outcome: Literal["ok", "ignored", "failed"] | None = None
     limit: int = Field(100, ge=1, le=1000)
+    cursor: str = Field("", max_length=DELIVERY_ID_MAX, description="next_cursor of the previous page")
 
 
 class GitHubRepoSettings(BaseModel):
@@ -150,6 +153,8 @@ async def receive(call: Call) -> tuple[int, BaseModel]:
     delivery_id = request.headers.get("X-GitHub-Delivery", "")
     if not event or not delivery_id:
         raise Problem(400, "X-GitHub-Event and X-GitHub-Delivery are required, as GitHub sends them")
+    if len(delivery_id) > DELIVERY_ID_MAX:
+        raise Problem(400, f"X-GitHub-Delivery is longer than {DELIVERY_ID_MAX} characters; GitHub sends a GUID")
     return await process(github, delivery_id, event, body)
 
 
@@ -241,11 +246,14 @@ def _pong(data: dict[str, Any]) -> Op[str]:
     responses={200: DeliveryList},
 )
 async def list_deliveries(call: Call) -> BaseModel:
-    """Newest first; `outcome=failed` lists the ones an admin may retry."""
+    """Newest first; `outcome=failed` lists the ones an admin may retry. Paged like GET /v1/tasks: `cursor` is
+    the `next_cursor` of the previous page."""
     q: DeliveryQuery = call.query
     found = await call.request.app[SCHEDULER].run(
-        lambda now: gh.list_deliveries(q.outcome, q.limit), write=False
+        lambda now: gh.list_deliveries(q.outcome, q.cursor, q.limit + 1), write=False
     )
+    more = len(found) > q.limit
+    found = found[: q.limit]
     return DeliveryList(
         deliveries=[
             DeliveryRecord(
@@ -260,7 +268,8 @@ async def list_deliveries(call: Call) -> BaseModel:
                 updated_at=to_datetime(r["updated_at"]),
             )
             for r in found
-        ]
+        ],
+        next_cursor=found[-1]["id"] if more else None,
     )
 
 

@@ -359,15 +359,20 @@ async def test_admin_sets_a_workers_trust_tier_and_sees_its_reputation(dashboard
     await dashboard.at_width(PHONE, "worker-detail-phone")
 
 
-async def test_a_failed_webhook_delivery_is_listed_and_retried(dashboard: Dashboard) -> None:
-    pool, page = dashboard.pool, dashboard.page
+async def deliver_malformed(dashboard: Dashboard, delivery_id: str) -> None:
+    """A signed `issues` delivery the pool cannot apply: it is recorded as failed."""
     secret = dashboard.app[SETTINGS].github_webhook_secret
     assert secret
     body = json.dumps({"action": "labeled", "issue": {"number": "not a number"}}).encode()
     signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    await pool.call("POST", "/webhooks/github", data=body, expect=400, headers={
-        "X-GitHub-Event": "issues", "X-GitHub-Delivery": "d-0001", "X-Hub-Signature-256": signature,
+    await dashboard.pool.call("POST", "/webhooks/github", data=body, expect=400, headers={
+        "X-GitHub-Event": "issues", "X-GitHub-Delivery": delivery_id, "X-Hub-Signature-256": signature,
         "Content-Type": "application/json"})
+
+
+async def test_a_failed_webhook_delivery_is_listed_and_retried(dashboard: Dashboard) -> None:
+    pool, page = dashboard.pool, dashboard.page
+    await deliver_malformed(dashboard, "d-0001")
     await dashboard.open("/dashboard/system")
     await expect(page.get_by_text("Sign in with the admin token to see webhook deliveries.")).to_be_visible()
     await dashboard.sign_in()
@@ -381,3 +386,42 @@ async def test_a_failed_webhook_delivery_is_listed_and_retried(dashboard: Dashbo
     attempts = (await pool.call("GET", "/v1/github/deliveries", admin=True))["deliveries"][0]["attempts"]
     assert attempts == 2
     await dashboard.at_width(DESKTOP, "system-deliveries-desktop")
+
+
+async def test_failed_deliveries_past_the_first_page_are_shown_on_request(dashboard: Dashboard) -> None:
+    """The card shows the newest 100 failed deliveries and reads older ones a page at a time on request; a retry
+    reloads as many as were shown."""
+    pool, page = dashboard.pool, dashboard.page
+    for n in range(103):
+        await deliver_malformed(dashboard, f"d-{n:04d}")
+    newest_first: list[str] = []
+    cursor = ""
+    while True:
+        listed = await pool.call("GET", "/v1/github/deliveries", admin=True,
+                                 params={"outcome": "failed", "limit": 40, "cursor": cursor})
+        newest_first += [d["delivery_id"] for d in listed["deliveries"]]
+        if listed["next_cursor"] is None:
+            break
+        cursor = listed["next_cursor"]
+    assert sorted(newest_first) == [f"d-{n:04d}" for n in range(103)]
+
+    await dashboard.open("/dashboard/system")
+    await dashboard.sign_in()
+    await page.get_by_role("link", name="System").click()
+    rows = page.get_by_test_id("deliveries-table").locator("tbody tr")
+    await expect(rows).to_have_count(100)
+    await expect(page.get_by_test_id("deliveries-count")).to_have_text("100 shown; older ones follow")
+    shown = lambda: rows.locator("td:first-child").all_inner_texts()  # noqa: E731
+    assert await shown() == newest_first[:100]
+
+    await page.get_by_test_id("deliveries-more").click()
+    await expect(rows).to_have_count(103)
+    await expect(page.get_by_test_id("deliveries-count")).to_have_text("103 shown")
+    await expect(page.get_by_test_id("deliveries-more")).to_have_count(0)
+    assert await shown() == newest_first
+
+    oldest = newest_first[-1]
+    await page.locator(f"button[data-retry='{oldest}']").click()
+    await expect(page.get_by_test_id("deliveries")).to_contain_text(f"retry of {oldest} failed")
+    await expect(rows).to_have_count(103)
+    assert await shown() == newest_first

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from owp_bot.devtools import github_payloads as gp
 from tests.webhooks.conftest import INSTALLATION_ID, REPO, WEBHOOK_SECRET, GitHubWorld, example
@@ -109,3 +110,66 @@ async def test_installation_events_record_which_installation_covers_a_repo(world
     )
     removed = await fake.deliver(None, "installation_repositories", payload)
     assert removed.status == 200 and "-1 repos" in removed.answer["detail"]
+
+
+async def test_deliveries_are_listed_newest_first_page_by_page(world: GitHubWorld, backend: str) -> None:
+    """`limit` and `cursor` as on GET /v1/tasks: a page's `next_cursor` (its last delivery's id) asks for the
+    next; deliveries of one instant come in id order; the first page is what a call without a cursor gives."""
+    fake, pool, clock = world.fake, world.pool, world.pool.clock
+    broken = labelled_issue()
+    del broken["issue"]["number"]
+    received: list[tuple[float, str]] = []
+    for step, names in enumerate([["d-c", "d-a"], ["d-e", "d-b", "d-d"], ["d-f"]]):
+        clock.advance(0.1 + step)
+        for name in names:
+            assert (await fake.deliver(None, "issues", broken, delivery_id=name)).status == 400
+            received.append((clock.now(), name))
+        assert (await fake.deliver(None, "issues", labelled_issue(10 + step), delivery_id=f"ok-{step}")).status == 200
+    failed = [name for _, name in sorted(received, key=lambda r: (-r[0], r[1]))]
+    assert failed == ["d-f", "d-b", "d-d", "d-e", "d-a", "d-c"]
+
+    async def listed(**query: object) -> Any:
+        return await pool.call("GET", "/v1/github/deliveries", admin=True, params=query)
+
+    async def every_page(limit: int, **query: object) -> tuple[list[str], list[str | None]]:
+        seen: list[str] = []
+        cursors: list[str | None] = []
+        page = await listed(limit=limit, **query)
+        while True:
+            seen += [d["delivery_id"] for d in page["deliveries"]]
+            cursors.append(page["next_cursor"])
+            if page["next_cursor"] is None:
+                return seen, cursors
+            assert page["next_cursor"] == page["deliveries"][-1]["delivery_id"]
+            page = await listed(limit=limit, cursor=page["next_cursor"], **query)
+
+    whole = await listed(outcome="failed")
+    assert [d["delivery_id"] for d in whole["deliveries"]] == failed and whole["next_cursor"] is None
+    assert await every_page(2, outcome="failed") == (failed, ["d-b", "d-e", None])
+    assert (await every_page(4, outcome="failed"))[0] == failed
+    everything = [d["delivery_id"] for d in (await listed())["deliveries"]]
+    assert len(everything) == 9 and (await every_page(2))[0] == everything
+    assert (await listed(limit=6, outcome="failed"))["next_cursor"] is None  # exactly one full page
+
+    # the last delivery of a page is fixed (GitHub redelivers it) before the next page is asked for
+    first = await listed(limit=2, outcome="failed")
+    assert (await fake.deliver(None, "issues", labelled_issue(20), delivery_id="d-b")).status == 200
+    rest = await listed(limit=10, outcome="failed", cursor=first["next_cursor"])
+    assert [d["delivery_id"] for d in rest["deliveries"]] == failed[2:]
+
+
+async def test_an_unknown_delivery_cursor_is_a_400_that_says_what_to_pass(world: GitHubWorld) -> None:
+    pool = world.pool
+    # every delivery id fits in a cursor: a longer X-GitHub-Delivery (GitHub sends a GUID) is refused at the door
+    long_id = await world.fake.deliver(None, "issues", labelled_issue(), delivery_id="d" * 101)
+    assert long_id.status == 400 and long_id.answer["detail"] == (
+        "X-GitHub-Delivery is longer than 100 characters; GitHub sends a GUID")
+    assert await world.tasks() == []
+    assert (await world.fake.deliver(None, "issues", labelled_issue(), delivery_id="d-1")).status == 200
+    bad = await pool.call("GET", "/v1/github/deliveries", admin=True, params={"cursor": "d-nope"}, expect=400)
+    assert bad["detail"] == (
+        "cursor d-nope is not a delivery this pool received; pass the next_cursor of the previous page, "
+        "or no cursor for the first page"
+    )
+    too_long = await pool.call("GET", "/v1/github/deliveries", admin=True, params={"cursor": "x" * 101}, expect=422)
+    assert [e["field"] for e in too_long["errors"]] == ["cursor"]

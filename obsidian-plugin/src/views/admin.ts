@@ -34,7 +34,8 @@ async function load<T>(call: () => Promise<T>): Promise<Loaded<T>> {
 
 export class AdminView extends OwpView {
   workers: Loaded<Worker[]> = {};
-  reputation = new Map<string, Loaded<Schemas["Reputation"]>>();
+  /** Every worker's reputation by worker id, read in pages (GET /v1/workers/reputation), not one call per worker. */
+  reputation: Loaded<Map<string, Schemas["Reputation"]>> = {};
   analytics: Loaded<Schemas["PoolAnalytics"]> = {};
   demo: Loaded<Schemas["DemoStatus"]> = {};
   private demoPoller: number | null = null;
@@ -64,11 +65,10 @@ export class AdminView extends OwpView {
   async reload(): Promise<void> {
     const client = this.plugin.client;
     if (!this.plugin.settings.adminToken) return this.render();
-    this.workers = await load(() => client.workers());
-    this.reputation.clear();
-    for (const worker of this.workers.value ?? []) {
-      this.reputation.set(worker.worker_id, await load(() => client.reputation(worker.worker_id)));
-    }
+    [this.workers, this.reputation] = await Promise.all([
+      load(() => client.workers()),
+      load(async () => new Map((await client.reputations()).map((r) => [r.worker_id, r]))),
+    ]);
     this.analytics = await load(() => client.poolAnalytics("7d"));
     await this.reloadDemo();
   }
@@ -106,14 +106,14 @@ export class AdminView extends OwpView {
 
     const workers = this.section(root, "Workers: reputation and trust");
     if (this.workers.error) this.error(workers, this.workers.error);
+    else if (this.reputation.error) this.error(workers, this.reputation.error);
     for (const worker of this.workers.value ?? []) {
       const row = workers.createDiv({ cls: "owp-card" });
       row.createDiv({ cls: "owp-title", text: `${worker.name} (${worker.worker_id})` });
-      const rep = this.reputation.get(worker.worker_id);
-      const score = rep?.value ? rep.value.reputation_score.toFixed(1) : "—";
-      const done = rep?.value ? ` · ${rep.value.metrics.total_tasks} tasks` : "";
+      const rep = this.reputation.value?.get(worker.worker_id);  // none: registered between the two reads
+      const score = rep ? rep.reputation_score.toFixed(1) : "—";
+      const done = rep ? ` · ${rep.metrics.total_tasks} tasks` : "";
       row.createDiv({ cls: "owp-muted", text: `trust: ${worker.trust_tier} · reputation: ${score}${done} · ${worker.status}` });
-      if (rep?.error) this.error(row, rep.error);
       this.button(row, "Change tier…", () => plugin.changeTrustTier(worker.worker_id, worker.trust_tier));
     }
     if (this.workers.value && !this.workers.value.length) workers.createDiv({ cls: "owp-empty", text: "No workers registered." });

@@ -1,8 +1,13 @@
 // System: health, the live stream, webhook deliveries (retry failed ones), rate-limit rejections.
-import { ApiError, get, post, send } from "../api";
+import { ApiError, get, post, send, type Schemas } from "../api";
 import { ago, append, badge, dateTime, el, notice, replace, table, text } from "../dom";
 import type { State } from "../live";
 import type { Page } from "../page";
+
+type Delivery = Schemas["DeliveryRecord"];
+
+/** Failed deliveries read at a time; "Show more" reads the next page after the last one shown. */
+const DELIVERY_PAGE = 100;
 
 function unavailable(error: unknown, what: string): HTMLElement {
   if (error instanceof ApiError && error.missing) return notice("info", `${what} is not served by this server yet.`);
@@ -34,21 +39,67 @@ export const systemPage: Page = {
         el("dt", {}, "Database"), el("dd", {}, ready.status === "fulfilled" ? badge("ready", "ok") : badge("unavailable", "error"))));
     };
 
+    // What the card shows, and where its next page starts ("" once the last page is shown). A retry reloads as
+    // many as were shown; `reads` counts loads, so that a page that arrives after a newer load is dropped.
+    let shown: Delivery[] = [];
+    let nextCursor = "";
+    let reads = 0;
+
+    const drawDeliveries = (body: HTMLElement): void => {
+      if (shown.length === 0) return replace(body, notice("empty", "no failed deliveries"));
+      replace(body, table(["Delivery", "Event", "Repository", "Attempts", "Error", "Received", ""], shown.map((d) => [
+        text(d.delivery_id), text(d.action ? `${d.event}.${d.action}` : d.event), text(d.repo), text(d.attempts),
+        text(d.detail), el("time", { datetime: d.received_at, title: dateTime(d.received_at) }, ago(d.received_at)),
+        el("button", { type: "button", "data-retry": d.delivery_id, onclick: () => void retry(d.delivery_id) }, "Retry"),
+      ]), "deliveries-table", ["", "", "hide-narrow", "hide-narrow", "", "hide-narrow", ""]),
+      el("div", { class: "pager" },
+        el("span", { class: "muted", "data-testid": "deliveries-count" },
+          `${shown.length} shown${nextCursor ? "; older ones follow" : ""}`),
+        nextCursor ? el("button", { type: "button", "data-testid": "deliveries-more", onclick: () => void more(body) },
+          `Show ${DELIVERY_PAGE} more`) : null));
+    };
+
+    /** Reads failed deliveries from the newest until `wanted` are read or none is left. */
+    const readDeliveries = async (cursor: string, wanted: number): Promise<[Delivery[], string]> => {
+      const found: Delivery[] = [];
+      do {
+        const page = await get("/v1/github/deliveries", { query: { outcome: "failed", limit: DELIVERY_PAGE, cursor } });
+        found.push(...page.deliveries);
+        cursor = page.next_cursor ?? "";
+      } while (cursor && found.length < wanted);
+      return [found, cursor];
+    };
+
+    const more = async (body: HTMLElement): Promise<void> => {
+      const read = reads;
+      const button = body.querySelector<HTMLButtonElement>("[data-testid=deliveries-more]");
+      if (button) button.disabled = true;
+      try {
+        const [found, cursor] = await readDeliveries(nextCursor, 1);
+        if (read !== reads) return;
+        shown = [...shown, ...found];
+        nextCursor = cursor;
+        drawDeliveries(body);
+      } catch (error) {
+        if (read !== reads) return;
+        if (button) button.disabled = false;  // the admin may ask again
+        body.append(unavailable(error, "The webhook delivery log"));
+      }
+    };
+
     const loadDeliveries = async (): Promise<void> => {
+      const read = ++reads;
       replace(deliveries, el("h2", {}, "Failed webhook deliveries"));
       if (!live.state.admin) return void deliveries.append(notice("info", "Sign in with the admin token to see webhook deliveries."));
       const body = el("div", {}, notice("loading", "loading deliveries…"));
       deliveries.append(body);
       try {
-        const rows = (await get("/v1/github/deliveries", { query: { outcome: "failed" } })).deliveries;
-        if (rows.length === 0) return replace(body, notice("empty", "no failed deliveries"));
-        replace(body, table(["Delivery", "Event", "Repository", "Attempts", "Error", "Received", ""], rows.map((d) => [
-          text(d.delivery_id), text(d.action ? `${d.event}.${d.action}` : d.event), text(d.repo), text(d.attempts),
-          text(d.detail), el("time", { datetime: d.received_at, title: dateTime(d.received_at) }, ago(d.received_at)),
-          el("button", { type: "button", "data-retry": d.delivery_id, onclick: () => void retry(d.delivery_id) }, "Retry"),
-        ]), "deliveries-table", ["", "", "hide-narrow", "hide-narrow", "", "hide-narrow", ""]));
+        const [found, cursor] = await readDeliveries("", Math.max(shown.length, DELIVERY_PAGE));
+        if (read !== reads) return;
+        [shown, nextCursor] = [found, cursor];
+        drawDeliveries(body);
       } catch (error) {
-        replace(body, unavailable(error, "The webhook delivery log"));
+        if (read === reads) replace(body, unavailable(error, "The webhook delivery log"));
       }
     };
 

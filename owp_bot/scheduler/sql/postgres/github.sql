@@ -14,10 +14,17 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $8)
 ON CONFLICT (id) DO UPDATE SET outcome = excluded.outcome, detail = excluded.detail,
     attempts = gh_deliveries.attempts + 1, updated_at = excluded.updated_at;
 
+-- name: gh_delivery_received_at
+-- mirrors sqlite 3c96d8c11b11
+SELECT received_at FROM gh_deliveries WHERE id = $1;
+
 -- name: gh_deliveries_list
--- mirrors sqlite a966640b8326
+-- mirrors sqlite bcb5917609c6
 SELECT id, event, action, repo, outcome, detail, attempts, received_at, updated_at FROM gh_deliveries
-WHERE ($1::text IS NULL OR outcome = $1::text) ORDER BY received_at DESC, id LIMIT $2;
+WHERE ($1::text IS NULL OR outcome = $1::text)
+  AND ($2::text IS NULL OR received_at < $3::double precision
+       OR (received_at = $3::double precision AND id > $2::text))
+ORDER BY received_at DESC, id LIMIT $4;
 
 -- ---------------------------------------------------------------- installations and repos
 

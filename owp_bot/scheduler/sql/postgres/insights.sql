@@ -11,6 +11,13 @@
 -- mirrors sqlite 560b97425b47
 SELECT * FROM worker_outcomes WHERE worker_id = $1;
 
+-- name: rep_outcomes_page
+-- mirrors sqlite da87e105bcf5
+SELECT w.id, w.trust_tier, o.completed, o.expired, o.released, o.declined, o.merged, o.closed_unmerged,
+       o.approved, o.changes
+FROM workers w LEFT JOIN worker_outcomes o ON o.worker_id = w.id
+WHERE w.id > $1 ORDER BY w.id LIMIT $2;
+
 -- name: rep_review_due
 -- mirrors sqlite ccbbb49b4e6e
 SELECT * FROM workers WHERE rep_review = 1;

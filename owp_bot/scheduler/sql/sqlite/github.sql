@@ -11,9 +11,15 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8, ?8)
 ON CONFLICT (id) DO UPDATE SET outcome = excluded.outcome, detail = excluded.detail,
     attempts = gh_deliveries.attempts + 1, updated_at = excluded.updated_at;
 
+-- name: gh_delivery_received_at
+SELECT received_at FROM gh_deliveries WHERE id = ?1;
+
 -- name: gh_deliveries_list
+-- Newest first, one instant in id order: the page after a delivery (its id and received_at), or the first.
 SELECT id, event, action, repo, outcome, detail, attempts, received_at, updated_at FROM gh_deliveries
-WHERE (?1 IS NULL OR outcome = ?1) ORDER BY received_at DESC, id LIMIT ?2;
+WHERE (?1 IS NULL OR outcome = ?1)
+  AND (?2 IS NULL OR received_at < ?3 OR (received_at = ?3 AND id > ?2))
+ORDER BY received_at DESC, id LIMIT ?4;
 
 -- ---------------------------------------------------------------- installations and repos
 

@@ -7,6 +7,13 @@
 -- name: rep_outcomes_get
 SELECT * FROM worker_outcomes WHERE worker_id = ?1;
 
+-- name: rep_outcomes_page
+-- A page of workers in the order and with the cursor of workers_list, each with its counts (none yet: NULL).
+SELECT w.id, w.trust_tier, o.completed, o.expired, o.released, o.declined, o.merged, o.closed_unmerged,
+       o.approved, o.changes
+FROM workers w LEFT JOIN worker_outcomes o ON o.worker_id = w.id
+WHERE w.id > ?1 ORDER BY w.id LIMIT ?2;
+
 -- name: rep_review_due
 SELECT * FROM workers INDEXED BY rep_workers_review WHERE rep_review = 1;
 
