@@ -417,10 +417,21 @@ def pull_changed(pull: PullRef, actor: str, now: float) -> Op[str | None]:
             dropped.append(task)  # edited to name other tasks: the one it named before goes back to the pool
         else:
             tasks.append(task)  # the reference was removed, or the PR ended: it stays the task's PR
-    # a task its worker reported pr_opened with this PR's URL is followed too, whatever the PR says
+    # a task its worker reported pr_opened with this PR's URL is followed too, whatever the PR says, when the
+    # worker wrote the PR: a URL alone does not make someone else's PR (its merge, its reviews) the worker's
+    refused: list[str] = []
     for task in (yield rows("gh_tasks_of_pr", pull.repo, pull.number)):
-        if all(t["id"] != task["id"] for t in tasks + dropped):
+        if any(t["id"] == task["id"] for t in tasks + dropped):
+            continue
+        if (yield from _reporter_wrote(task, pull.author)):
             tasks.append(task)
+        elif state == "open":
+            refused.append(f"task {task['id']} reported PR #{pull.number}, which @{pull.author} opened, not its "
+                           "worker; not followed")
+        else:  # the PR it reported ended: the task goes back to the pool, with no credit for someone else's work
+            refused.append((yield from close_pull(
+                task, pull, actor, now, f"{state}, but @{pull.author} opened it, not the worker who reported it "
+                                        "(a worker's PR is followed by its github_handle, or by `Closes #N`)")))
     yield run(
         "gh_pull_upsert",
         pull.repo,
@@ -443,12 +454,20 @@ def pull_changed(pull: PullRef, actor: str, now: float) -> Op[str | None]:
         else:
             notes.append((yield from close_pull(task, pull, actor, now)))
     if not tasks:
-        return (
+        external = (
             f"PR #{pull.number} names no pool task; counted as an external PR"
             if state == "open" or known is not None
             else None
         )
-    return "; ".join(n for n in notes if n)
+        return "; ".join(n for n in (external, *refused) if n) or None
+    return "; ".join(n for n in (*notes, *refused) if n)
+
+
+def _reporter_wrote(task: Row, author: str) -> Op[bool]:
+    """Whether the worker holding `task` is the GitHub user `author` (by its registered github_handle)."""
+    worker = None if task["worker_id"] is None else (yield one("worker_get", task["worker_id"]))
+    handle = worker["github_handle"] if worker is not None else None
+    return handle is not None and handle.lower() == author.lower()
 
 
 def link_pull(task: Row, pull: PullRef, actor: str, now: float) -> Op[str]:
@@ -552,21 +571,24 @@ def close_pull(task: Row, pull: PullRef, actor: str, now: float, why: str = "clo
     return f"PR #{pull.number} {why}: task {task['id']} ready again"
 
 
-def _task_of_pull(repo: str, pull_number: int) -> Op[Row | None]:
+def _task_of_pull(repo: str, pull_number: int, author: str) -> Op[tuple[Row | None, bool]]:
+    """The task a PR is for, and whether its worker may be credited with the PR: a PR the pool linked, or one
+    only the worker's report names (by URL) that the worker itself opened."""
     pull = yield one("gh_pull_get", repo, pull_number)
     task: Row | None = None
     if pull is not None and pull["task_id"]:
         task = yield one("task_get", pull["task_id"])
-    if task is None:
-        task = yield one("gh_task_by_pr", repo, pull_number)
-    return task
+        if task is not None:
+            return task, True
+    task = yield one("gh_task_by_pr", repo, pull_number)
+    return task, task is not None and (yield from _reporter_wrote(task, author))
 
 
 def review_submitted(
-    repo: str, pull_number: int, state: str, reviewer: str, review_id: int, now: float
+    repo: str, pull_number: int, author: str, state: str, reviewer: str, review_id: int, now: float
 ) -> Op[str | None]:
-    """Approvals and change requests on a linked PR: the PR-quality input of reputation."""
-    task = yield from _task_of_pull(repo, pull_number)
+    """Approvals and change requests on a linked PR (opened by `author`): the PR-quality input of reputation."""
+    task, creditable = yield from _task_of_pull(repo, pull_number, author)
     if task is None:
         return None
     # approvals and change requests are what reputation counts (its PR-quality input); comments are kept too
@@ -574,7 +596,7 @@ def review_submitted(
     # the author is the task's worker only while this PR is the task's: an old PR of a task that went back to the
     # pool (and maybe to another worker) is recorded, and counted for nobody
     current = task["pr_number"] == pull_number and task["status"] in (TaskStatus.PR_OPENED, TaskStatus.MERGED)
-    worker_id = task["worker_id"] if current else None
+    worker_id = task["worker_id"] if current and creditable else None
     if counted:  # kept apart from the log, which retention prunes: its dismissal takes back exactly this
         yield run("gh_review_count", review_id, task["id"], worker_id, state.lower())
     yield ops.emit(
@@ -763,7 +785,13 @@ def status_text(repo: str, issue_number: int, now: float) -> Op[str]:
 def _mention(worker: Row | None) -> str:
     if worker is None:
         return "nobody"
-    return f"@{worker['github_handle']}" if worker["github_handle"] else f"worker {worker['name']}"
+    return f"@{worker['github_handle']}" if worker["github_handle"] else f"worker {_inert(worker['name'])}"
+
+
+def _inert(text: str) -> str:
+    """Free text anyone may choose (a worker's name) as one code span: GitHub renders no @mention, link or
+    heading from it in the bot's comment."""
+    return "`" + " ".join(text.replace("`", "'").split()) + "`"
 
 
 # ------------------------------------------------------------------ the outbox

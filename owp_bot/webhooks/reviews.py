@@ -16,9 +16,9 @@ async def review_submitted(event: sansio.Event, changes: Changes) -> None:
     if is_bot(review["user"]):
         return
     repo = str(event.data["repository"]["full_name"])
-    number = int(event.data["pull_request"]["number"])
+    number, author = int(event.data["pull_request"]["number"]), login_of(event.data["pull_request"]["user"])
     state, reviewer, review_id = str(review["state"]), login_of(review["user"]), int(review["id"])
-    changes.add(lambda now: gh.review_submitted(repo, number, state, reviewer, review_id, now))
+    changes.add(lambda now: gh.review_submitted(repo, number, author, state, reviewer, review_id, now))
 
 
 @router.register("pull_request_review", action="dismissed")
