@@ -76,6 +76,10 @@ class FakeRepo:
     issues: dict[int, FakeIssue] = field(default_factory=dict)
     pulls: dict[int, FakePull] = field(default_factory=dict)
     next_number: int = 1
+    id: int = 0  # GitHub's repository id: what the payload builders give its first name; kept across moves
+
+    def __post_init__(self) -> None:
+        self.id = self.id or gp.stable_id("repo", self.full_name)
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,7 @@ class FakeGitHub:
         self.repos: dict[str, FakeRepo] = {}
         self.calls: list[RecordedCall] = []
         self.deliveries: list[Delivered] = []
+        self.held: list[tuple[str, gp.Payload]] = []  # (event, payload) made while no pool was connected
         self.tokens: dict[str, int] = {}  # installation token -> installation id
         self.manifest_conversions: dict[str, gp.Payload] = {}
         self.pool_url: str | None = None
@@ -145,6 +150,7 @@ class FakeGitHub:
         routes = [
             ("POST", "/app/installations/{installation_id}/access_tokens", self._access_token),
             ("GET", "/app", self._app),
+            ("GET", "/repos/{owner}/{name}", self._get_repo),
             ("GET", "/repos/{owner}/{name}/installation", self._repo_installation),
             ("GET", "/repos/{owner}/{name}/issues", self._list_issues),
             ("GET", "/repos/{owner}/{name}/issues/{number:\\d+}", self._get_issue),
@@ -231,6 +237,9 @@ class FakeGitHub:
         target = (pool_url or self.pool_url or "").rstrip("/")
         if not target:
             raise RuntimeError("no pool to deliver to: pass pool_url or call connect(pool_url) first")
+        about = payload.get("repository") if isinstance(payload, dict) else None
+        if isinstance(about, dict) and about.get("full_name") in self.repos:  # a repo's id survives its moves
+            about["id"] = self.repos[about["full_name"]].id
         body = raw if raw is not None else json.dumps(payload).encode()
         delivery_id = delivery_id or str(uuid.uuid4())
         headers = {
@@ -261,6 +270,7 @@ class FakeGitHub:
 
     async def _send(self, event: str, action: str | None, payload: gp.Payload) -> Delivered | None:
         if self.pool_url is None:
+            self.held.append((event, payload))  # GitHub may send it late: a test can `deliver` it
             return None
         return await self.deliver(self.pool_url, event, payload)
 
@@ -505,6 +515,8 @@ class FakeGitHub:
         payload = gp.installation_event(
             "created", installation_id, account, repos, base=self.example("installation", "created")
         )
+        for listed in payload["repositories"]:
+            listed["id"] = self.repos[listed["full_name"]].id
         return await self._send("installation", "created", payload)
 
     # ------------------------------------------------------------------ the REST side
@@ -615,6 +627,10 @@ class FakeGitHub:
                 "permissions": PERMISSIONS,
             }
         )
+
+    async def _get_repo(self, request: web.Request) -> web.Response:
+        repo = self._repo(request)
+        return web.json_response({**gp.repository(repo.full_name), "id": repo.id})
 
     async def _repo_installation(self, request: web.Request) -> web.Response:
         self._check_app_jwt(request)

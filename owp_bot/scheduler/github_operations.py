@@ -48,6 +48,9 @@ def actor_of(login: str) -> str:
     return f"github:{login}"
 
 
+LEARNED_FROM_ID = "github:repository-id"  # the actor of a rename learned from a delivery's repository id
+
+
 # ------------------------------------------------------------------ plain data from payloads
 
 
@@ -87,6 +90,7 @@ class Delivery:
     repo: str | None
     installation_id: int | None
     payload: str
+    github_id: int | None = None  # GitHub's repository id (`repository.id`): the same across renames and transfers
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,12 +113,22 @@ def apply_delivery(
     if seen is not None and seen["outcome"] != "failed" and not retry:
         return Applied("duplicate", f"delivery {delivery.id} was already {seen['outcome']}: {seen['detail']}")
     notes: list[str] = []
+    if delivery.repo is not None and delivery.github_id is not None:
+        _, moved_from = yield from delivery_repo(delivery.repo, delivery.github_id)
+        if moved_from is not None:  # renamed on GitHub; its `repository` delivery has not reached the pool yet
+            moved = yield from repo_renamed(
+                moved_from, delivery.repo, _move_kind(moved_from, delivery.repo), LEARNED_FROM_ID, now
+            )
+            if moved:
+                notes.append(f"{moved} (repository id {delivery.github_id} of this delivery)")
     if delivery.repo is not None and (yield one("repo_get", delivery.repo)) is None:
         notes = []
         detail = f"{delivery.repo} is not a pool repo; an admin adds it with PUT /v1/repos/{delivery.repo}"
     else:
         if delivery.repo is not None and delivery.installation_id is not None:
             yield run("gh_repo_set_installation", delivery.repo, delivery.installation_id, now)
+        if delivery.repo is not None and delivery.github_id is not None:
+            yield run("gh_repo_name_seen", delivery.github_id, delivery.repo)
         for change in changes:
             note = yield from change(now)
             if note:
@@ -129,6 +143,27 @@ def pool_repo_named(name: str) -> Op[str | None]:
     """The pool repo that GitHub's `name` means, in the letter case the pool knows it by."""
     found: Row | None = yield one("gh_repo_named", name)
     return None if found is None else str(found["id"])
+
+
+def delivery_repo(name: str, github_id: int | None) -> Op[tuple[str | None, str | None]]:
+    """(the pool repo a delivery about GitHub's repo `name` is for, the pool repo to rename to `name` first).
+
+    By name first (case-insensitively); a name the pool does not know is looked up by GitHub's repository id
+    (`github_id`), which survives renames and transfers. A name the id went by before is a late delivery: it is
+    for the repo under its current name. Any other name is the repo's new one, and the delivery came before
+    GitHub's `repository` event: the pool follows the rename, then applies the delivery under the new name.
+    """
+    named = yield from pool_repo_named(name)
+    if named is not None or github_id is None:
+        return named, None
+    found: Row | None = yield one("gh_repo_by_github_id", github_id, name)
+    if found is None:
+        return None, None
+    return (str(found["repo"]), None) if found["former"] else (name, str(found["repo"]))
+
+
+def _move_kind(former: str, current: str) -> str:
+    return "renamed" if former.split("/")[0].lower() == current.split("/")[0].lower() else "transferred"
 
 
 def record_delivery(delivery: Delivery, outcome: str, detail: str, now: float) -> Op[None]:
@@ -183,9 +218,18 @@ def set_ready_label(repo: str, label: str | None, now: float) -> Op[Row]:
 
 
 def installation_changed(
-    installation_id: int, account: str, action: str, added: Iterable[str], removed: Iterable[str], now: float
+    installation_id: int,
+    account: str,
+    action: str,
+    added: Iterable[str],
+    removed: Iterable[str],
+    now: float,
+    github_ids: Iterable[tuple[int, str]] = (),
 ) -> Op[str]:
-    """`installation` and `installation_repositories`: remember which installation covers which repo."""
+    """`installation` and `installation_repositories`: remember which installation covers which repo, and each
+    repo's GitHub repository id (`github_ids`: (id, name))."""
+    for github_id, name in github_ids:
+        yield run("gh_repo_name_seen", github_id, name)
     gone = action == "deleted"
     yield run("gh_installation_upsert", installation_id, account, int(action == "suspend"), int(gone), now)
     if gone:
@@ -202,12 +246,14 @@ def repo_renamed(former: str, current: str, change: str, actor: str, now: float)
     """GitHub renamed or transferred (`change`) a pool repo: the pool follows it from `former` to `current`.
 
     A repo's full name is its key: `repos.id`, which `tasks.repo` references, and the repo column of area locks,
-    budget samples, the GitHub tables and the event log. GitHub's numeric repository id is stored nowhere, and
-    every lookup (a delivery, `GET /v1/repos/{owner}/{name}`, a worker's task) goes by the name. So the smallest
-    correct design is to rename the key in place, everywhere, in one transaction (`gh_repo_rename`), rather than
-    add a surrogate key or an alias table that every lookup would go through: the repo keeps its settings, tasks,
-    budget and locks, its history and analytics read under the new name (only the repo column of its events
-    changes, migration 019), and `repo.renamed` records the former name.
+    budget samples, the GitHub tables and the event log. Every lookup (a delivery, `GET /v1/repos/{owner}/{name}`,
+    a worker's task) goes by the name; GitHub's repository id is consulted only for a name the pool does not know
+    (`delivery_repo`). So the smallest correct design is to rename the key in place, everywhere, in one
+    transaction (`gh_repo_rename`), rather than add a surrogate key that every lookup would go through: the repo
+    keeps its settings, tasks, budget and locks, its history and analytics read under the new name (only the repo
+    column of its events changes, migration 019), `gh_repo_names` keeps the former name beside the new one
+    (migration 021), and `repo.renamed` records the former name. Called again for a move already followed (the
+    `repository` delivery after one learned from a repository id), it finds nothing to do.
     """
     repo = yield from pool_repo_named(former)
     if repo is None or repo == current:
@@ -356,9 +402,17 @@ class SyncResult:
 
 
 def sync_repo(
-    repo: str, issues: list[IssueRef], pulls: list[PullRef], settings: Settings, now: float
+    repo: str,
+    issues: list[IssueRef],
+    pulls: list[PullRef],
+    settings: Settings,
+    now: float,
+    github_id: int | None = None,
 ) -> Op[SyncResult]:
-    """The initial sync: each open ready issue becomes (or updates) a task; open PRs are linked or counted."""
+    """The initial sync: each open ready issue becomes (or updates) a task; open PRs are linked or counted; the
+    repo's GitHub repository id is remembered."""
+    if github_id is not None:
+        yield run("gh_repo_name_seen", github_id, repo)
     outcomes: dict[str, int] = {}
     notes: list[str] = []
     for issue in issues:

@@ -16,6 +16,11 @@ def _names(repos: list[dict[str, Any]] | None) -> list[str]:
     return [str(r["full_name"]) for r in repos or []]
 
 
+def _github_ids(*lists: list[dict[str, Any]] | None) -> list[tuple[int, str]]:
+    """(GitHub's repository id, owner/name) of each repo listed with its id."""
+    return [(r["id"], str(r["full_name"])) for repos in lists for r in repos or [] if isinstance(r.get("id"), int)]
+
+
 @router.register("installation")
 @router.register("installation_repositories")
 async def installation(event: sansio.Event, changes: Changes) -> None:
@@ -25,6 +30,10 @@ async def installation(event: sansio.Event, changes: Changes) -> None:
     if event.event == "installation":
         repos = _names(data.get("repositories"))
         added, removed = ([], repos) if action == "deleted" else (repos, [])
+        github_ids = _github_ids(data.get("repositories"))
     else:
         added, removed = _names(data.get("repositories_added")), _names(data.get("repositories_removed"))
-    changes.add(lambda now: gh.installation_changed(installation_id, account, action, added, removed, now))
+        github_ids = _github_ids(data.get("repositories_added"), data.get("repositories_removed"))
+    changes.add(
+        lambda now: gh.installation_changed(installation_id, account, action, added, removed, now, github_ids)
+    )

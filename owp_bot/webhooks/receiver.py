@@ -159,15 +159,19 @@ async def receive(call: Call) -> tuple[int, BaseModel]:
 
 
 def _delivery(delivery_id: str, event: str, body: bytes, data: Any) -> gh.Delivery:
-    repo = installation_id = action = None
+    repo = installation_id = action = github_id = None
     if isinstance(data, dict):
         action = data.get("action") if isinstance(data.get("action"), str) else None
         if event not in UNGATED_EVENTS and isinstance(data.get("repository"), dict):
             # a rename names the repo by its new name; the pool knows it by its former one
             repo = (event == "repository" and repository.former_name(data)) or data["repository"].get("full_name")
+            found = data["repository"].get("id")
+            github_id = found if isinstance(found, int) and not isinstance(found, bool) else None
         if isinstance(data.get("installation"), dict):
             installation_id = data["installation"].get("id")
-    return gh.Delivery(delivery_id, event, action, repo, installation_id, body.decode("utf-8", "replace"))
+    return gh.Delivery(
+        delivery_id, event, action, repo, installation_id, body.decode("utf-8", "replace"), github_id
+    )
 
 
 async def process(
@@ -183,8 +187,12 @@ async def process(
     else:
         error = None if isinstance(data, dict) else "the body is not a JSON object"
     delivery = _delivery(delivery_id, event, body, data)
-    if error is None and delivery.repo is not None:  # GitHub's names are case-insensitive; the pool's ids are not
-        named = await scheduler.run(lambda now: gh.pool_repo_named(str(delivery.repo)), write=False)
+    if error is None and delivery.repo is not None:
+        # GitHub's names are case-insensitive, the pool's ids are not; a name the pool does not know may be one the
+        # repo had before, found by its repository id (a rename to a new name is followed in apply_delivery)
+        named, _ = await scheduler.run(
+            lambda now: gh.delivery_repo(str(delivery.repo), delivery.github_id), write=False
+        )
         if named is not None and named != delivery.repo:
             if data["repository"].get("full_name") == delivery.repo:  # not a rename's new name
                 data["repository"]["full_name"] = named
@@ -342,6 +350,7 @@ async def sync_repo(call: Call) -> BaseModel:
         found_pulls = await github.client.paginate(
             repo_path(repo, "pulls"), token=token, params={"state": "open"}
         )
+        found_repo, _ = await github.client.call("GET", repo_path(repo), token=token)
     except NotConfigured as error:
         raise Problem(409, f"cannot sync {repo}: {error}") from None
     except GitHubError as error:
@@ -358,8 +367,11 @@ async def sync_repo(call: Call) -> BaseModel:
         if "pull_request" not in i
     ]
     pull_refs = [pulls.pull_ref({"pull_request": p, "repository": {"full_name": repo}}) for p in found_pulls]
+    github_id = found_repo.get("id") if isinstance(found_repo, dict) else None
     result = await scheduler.run(
-        lambda now: gh.sync_repo(repo, issue_refs, pull_refs, scheduler.settings, now)
+        lambda now: gh.sync_repo(
+            repo, issue_refs, pull_refs, scheduler.settings, now, github_id if isinstance(github_id, int) else None
+        )
     )
     row, _ = await scheduler.run(lambda now: ops.get_repo(repo), write=False)
     origin = f"{call.request.scheme}://{call.request.host}"

@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import sqlite3
+
+import asyncpg
+import pytest
+
+from owp_bot.config import Settings
+from owp_bot.devtools import github_payloads as gp
+from owp_bot.devtools.fake_github import Delivered
 from owp_bot.keys import SCHEDULER, SETTINGS
 from owp_bot.scheduler.analytics import sample_budgets
+from owp_bot.scheduler.postgres_store import PostgresStore
+from owp_bot.scheduler.sqlite_store import SQLiteStore
+from owp_bot.scheduler.store import Store
 from owp_bot.webhooks.repository import former_name
 from tests.webhooks.conftest import INSTALLATION_ID, REPO, GitHubWorld, example
 
@@ -97,3 +108,156 @@ def test_the_former_name_is_read_from_githubs_payloads() -> None:
     assert former_name(transferred) == "octocat/Hello-World"
     assert former_name(example("repository", "edited")) is None
     assert former_name({**transferred, "changes": {}}) is None
+
+
+async def held(world: GitHubWorld, *changes: str) -> list[tuple[str, gp.Payload]]:
+    """Make changes on GitHub whose deliveries have not reached the pool yet (GitHub sends them late)."""
+    fake, url = world.fake, world.fake.pool_url
+    fake.pool_url = None
+    for change in changes:
+        if change == "rename":
+            await fake.rename_repo(REPO, "service")
+        else:  # a title edit of issue `change`, under the repo's name at the time
+            number = int(change)
+            await fake.edit_issue(next(r for r in fake.repos.values() if number in r.issues).full_name, number,
+                                  title="Split the router, gently")
+    fake.pool_url = url
+    late, fake.held = fake.held, []
+    return late
+
+
+async def deliver(world: GitHubWorld, late: tuple[str, gp.Payload]) -> Delivered:
+    return await world.fake.deliver(None, *late)
+
+
+@pytest.mark.parametrize("order", ["rename first", "new name first"])
+async def test_a_delivery_under_the_new_name_may_come_before_the_rename(
+    world: GitHubWorld, backend: str, order: str
+) -> None:
+    """GitHub does not deliver in order: a change made right after a rename may arrive under the new name before the
+    `repository` event. Its repository id is the pool repo's, so the pool follows the rename first; the `repository`
+    delivery then finds nothing to do. Either way nothing is lost."""
+    pool, fake = world.pool, world.fake
+    number = await world.ready_issue("Split the router")
+    task = await world.task_of_issue(number)
+    _, token = await world.online_worker("ann")
+    assert len((await pool.work(token))["leases"]) == 1
+    [rename] = await held(world, "rename")
+    if order == "rename first":
+        assert (await deliver(world, rename)).status == 200
+    pull = await fake.open_pull(NEW_NAME, body=f"Closes #{number}", user="ann")
+    opened = fake.deliveries[-1]
+    assert opened.status == 200, opened.answer
+    if order == "new name first":
+        assert (f"{REPO} renamed to {NEW_NAME}: its tasks, budget, area locks and history follow (repository id "
+                f"{fake.repos[NEW_NAME].id} of this delivery)") in opened.answer["detail"], opened.answer
+        late = await deliver(world, rename)
+        assert (late.status, late.answer["outcome"]) == (202, "ignored"), late.answer
+        assert late.answer["detail"] == "nothing to do for repository.renamed"
+        again = await fake.deliver(None, "repository", rename[1], delivery_id=late.delivery_id)
+        assert again.answer["outcome"] == "duplicate", again.answer
+    await fake.merge_pull(NEW_NAME, pull.number)
+    merged = await pool.get_task(task["task_id"])
+    assert (merged["repo"], merged["status"]) == (NEW_NAME, "merged")
+    second = await world.ready_issue("Route by header", repo=NEW_NAME)
+    assert (await world.task_of_issue(second, repo=NEW_NAME))["status"] == "ready"
+    await pool.call("GET", f"/v1/repos/{REPO}", expect=404)
+    await pool.call("GET", f"/v1/repos/{NEW_NAME}")
+    [renamed] = await pool.events(type="repo.renamed")
+    assert renamed["details"] == {"previous_name": REPO, "change": "renamed"}
+    assert renamed["actor"] == ("github:maintainer" if order == "rename first" else "github:repository-id")
+    assert await pool.events(repo=REPO) == []
+    await world.drain()
+    assert "Merged" in fake.bot_comments(NEW_NAME, number)[-1].body
+
+
+@pytest.mark.parametrize("order", ["rename first", "new name first"])
+async def test_a_late_delivery_under_the_former_name_reaches_the_repo(
+    world: GitHubWorld, backend: str, order: str
+) -> None:
+    """A change made before the rename, delivered after the pool followed it: its repository id finds the repo under
+    its new name; the pool does not rename it back, and the delivery is not ignored."""
+    pool, fake = world.pool, world.fake
+    number = await world.ready_issue("Split the router")
+    task = await world.task_of_issue(number)
+    edit, rename = await held(world, str(number), "rename")
+    if order == "rename first":
+        assert (await deliver(world, rename)).status == 200
+    else:
+        assert (await world.fake.open_issue(NEW_NAME, "Follows the rename")).number == number + 1
+        followed = fake.deliveries[-1]  # opened without the ready label: only the rename to follow
+        assert followed.status == 200 and f"renamed to {NEW_NAME}" in followed.answer["detail"], followed.answer
+        assert (await deliver(world, rename)).status == 202
+    late = await deliver(world, edit)
+    assert late.payload["repository"]["full_name"] == REPO
+    assert late.status == 200 and f"issue #{number} -> task {task['task_id']} updated" in late.answer["detail"]
+    moved = await pool.get_task(task["task_id"])
+    assert (moved["repo"], moved["title"]) == (NEW_NAME, "Split the router, gently")
+    assert len(await pool.events(type="repo.renamed")) == 1
+    await pool.call("GET", f"/v1/repos/{REPO}", expect=404)
+    [listed] = [d for d in (await pool.call("GET", "/v1/github/deliveries", admin=True))["deliveries"]
+                if d["delivery_id"] == late.delivery_id]
+    assert listed["repo"] == NEW_NAME
+
+
+@pytest.mark.parametrize("known", ["by name only", "synced", "installed"])
+async def test_a_repo_is_known_by_its_id_once_github_showed_it(world: GitHubWorld, backend: str, known: str) -> None:
+    """A repo added with PUT /v1/repos has no repository id until GitHub shows one (a delivery, the sync, the
+    installation): until then it goes by its name, and a delivery under its new name waits for the rename."""
+    pool, fake = world.pool, world.fake
+    fake.pool_url, url = None, fake.pool_url
+    fake.add_repo("acme/docs", INSTALLATION_ID)
+    number = (await fake.open_issue("acme/docs", "Explain budgets", labels=["pool:ready"])).number
+    await fake.rename_repo("acme/docs", "handbook")
+    fake.pool_url, fake.held = url, []
+    await pool.repo("acme/docs", max_open_prs=1)
+    if known == "synced":
+        fake.repos["acme/docs"] = fake.repos["acme/handbook"]  # GitHub answered to the old name when it synced
+        assert (await pool.call("POST", "/v1/github/repos/acme/docs/sync", admin=True))["created"] == 1
+        del fake.repos["acme/docs"]
+    elif known == "installed":
+        fake.repos["acme/docs"] = fake.repos.pop("acme/handbook")
+        installed = await fake.install(INSTALLATION_ID, "acme", ["acme/docs"])
+        assert installed is not None and installed.status == 200, installed
+        fake.repos["acme/handbook"] = fake.repos.pop("acme/docs")
+    labelled = await fake.label_issue("acme/handbook", number, "area:docs")
+    assert labelled is not None
+    if known == "by name only":
+        assert labelled.status == 202 and "acme/handbook is not a pool repo" in labelled.answer["detail"]
+        await pool.call("GET", "/v1/repos/acme/docs")
+        renamed = gp.repository_event("renamed", "acme/handbook", {"repository": {"name": {"from": "docs"}}},
+                                      installation_id=INSTALLATION_ID, base=example("repository", "renamed"))
+        assert (await fake.deliver(None, "repository", renamed)).status == 200
+        labelled = await fake.label_issue("acme/handbook", number, "skills:writing")
+    assert labelled is not None and labelled.status == 200, labelled.answer
+    await pool.call("GET", "/v1/repos/acme/docs", expect=404)
+    [task] = await world.tasks(repo="acme/handbook")
+    assert task["issue_number"] == number and task["status"] == "ready"
+
+
+async def test_an_upgraded_pool_knows_its_repos_ids_from_the_deliveries_it_applied(
+    world: GitHubWorld, settings: Settings, backend: str
+) -> None:
+    """Migration 021 reads the repository ids of the deliveries applied before it: no delivery has to come first."""
+    fake = world.fake
+    number = await world.ready_issue("Split the router")
+    undo = ["DROP TABLE gh_repo_names", "DELETE FROM schema_migrations WHERE name = 'repository_ids'"]
+    if settings.database_url:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            for statement in undo:
+                await conn.execute(statement)
+        finally:
+            await conn.close()
+        store: Store = PostgresStore(settings.database_url)
+    else:
+        with sqlite3.connect(settings.db_path) as db:
+            for statement in undo:
+                db.execute(statement)
+        store = SQLiteStore(settings.db_path)
+    await store.open()
+    await store.close()
+    await held(world, "rename")
+    labelled = await fake.label_issue(NEW_NAME, number, "area:routing")
+    assert labelled is not None and labelled.status == 200, labelled.answer
+    assert (await world.task_of_issue(number, repo=NEW_NAME))["area"] == "routing"

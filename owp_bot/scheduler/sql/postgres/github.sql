@@ -52,7 +52,7 @@ ON CONFLICT (repo) DO UPDATE SET installation_id = excluded.installation_id, upd
 DELETE FROM gh_repos WHERE repo = $1;
 
 -- name: gh_repo_rename
--- mirrors sqlite 6b59c2eae045
+-- mirrors sqlite e8aade5f33fc
 -- One statement: the foreign key of tasks.repo is checked at its end, when tasks name the renamed repos row.
 WITH moved_repo AS (UPDATE repos SET id = $2 WHERE id = $1),
      moved_tasks AS (UPDATE tasks SET repo = $2 WHERE repo = $1),
@@ -62,8 +62,21 @@ WITH moved_repo AS (UPDATE repos SET id = $2 WHERE id = $1),
      moved_pulls AS (UPDATE gh_pulls SET repo = $2 WHERE repo = $1),
      moved_outbox AS (UPDATE gh_outbox SET repo = $2 WHERE repo = $1),
      moved_writes AS (UPDATE gh_issue_writes SET repo = $2 WHERE repo = $1),
-     moved_seen AS (UPDATE gh_issue_seen SET repo = $2 WHERE repo = $1)
+     moved_seen AS (UPDATE gh_issue_seen SET repo = $2 WHERE repo = $1),
+     named AS (INSERT INTO gh_repo_names (github_id, repo)
+               SELECT github_id, $2 FROM gh_repo_names WHERE lower(repo) = lower($1) ON CONFLICT DO NOTHING)
 UPDATE events SET repo = $2 WHERE repo = $1;
+
+-- name: gh_repo_name_seen
+-- mirrors sqlite 77f04ef66507
+INSERT INTO gh_repo_names (github_id, repo) VALUES ($1, $2) ON CONFLICT DO NOTHING;
+
+-- name: gh_repo_by_github_id
+-- mirrors sqlite 8111c4f583ab
+SELECT r.id AS repo, EXISTS (SELECT 1 FROM gh_repo_names f WHERE f.github_id = $1 AND lower(f.repo) = lower($2))
+    AS former
+FROM gh_repo_names n JOIN repos r ON lower(r.id) = lower(n.repo)
+WHERE n.github_id = $1 ORDER BY r.id LIMIT 1;
 
 -- name: gh_repo_set_label
 -- mirrors sqlite 1264c7b2f2f1

@@ -57,6 +57,20 @@ UPDATE gh_outbox SET repo = ?2 WHERE repo = ?1;
 UPDATE gh_issue_writes SET repo = ?2 WHERE repo = ?1;
 UPDATE gh_issue_seen SET repo = ?2 WHERE repo = ?1;
 UPDATE events SET repo = ?2 WHERE repo = ?1;
+-- gh_repo_names keeps the former name (a late delivery under it finds the repo) and learns the new one.
+INSERT INTO gh_repo_names (github_id, repo) SELECT github_id, ?2 FROM gh_repo_names WHERE lower(repo) = lower(?1)
+ON CONFLICT DO NOTHING;
+
+-- name: gh_repo_name_seen
+-- GitHub's repository id ?1 went by the name ?2 (migration 021).
+INSERT INTO gh_repo_names (github_id, repo) VALUES (?1, ?2) ON CONFLICT DO NOTHING;
+
+-- name: gh_repo_by_github_id
+-- The pool repo GitHub's repository id ?1 is, and whether ?2 is a name it went by before (`former`).
+SELECT r.id AS repo, EXISTS (SELECT 1 FROM gh_repo_names f WHERE f.github_id = ?1 AND lower(f.repo) = lower(?2))
+    AS former
+FROM gh_repo_names n JOIN repos r ON lower(r.id) = lower(n.repo)
+WHERE n.github_id = ?1 ORDER BY r.id LIMIT 1;
 
 -- name: gh_repo_set_label
 INSERT INTO gh_repos (repo, ready_label, updated_at) VALUES (?1, ?2, ?3)
