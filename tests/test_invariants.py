@@ -2,7 +2,9 @@
 
 After every step: no task offered or leased twice; task status, offers and leases agree; review budgets,
 area locks, capacity, skills and trust hold; nothing lapsed survives a transaction; the counters kept for
-speed equal what they count; the event log is gap-free.
+speed equal what they count; the event log is gap-free. Besides workers and admins, GitHub acts too: repos are
+renamed or transferred, issue deliveries arrive out of order, and the pool restarts on its file; requests also
+queue behind a slow write while their deadlines pass, and are judged as of their arrival.
 """
 
 from __future__ import annotations
@@ -12,7 +14,11 @@ import json
 import shutil
 import sqlite3
 import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -22,6 +28,7 @@ from owp_bot.clock import ManualClock
 from owp_bot.config import Settings
 from owp_bot.errors import Problem
 from owp_bot.events import EventHub
+from owp_bot.scheduler import github_operations as gh
 from owp_bot.scheduler import operations as ops
 from owp_bot.scheduler.models import Priority, TrustTier
 from owp_bot.scheduler.service import Scheduler
@@ -29,9 +36,12 @@ from owp_bot.scheduler.sqlite_store import SQLiteStore
 
 SKILLS = ["python", "sql", "docs", "typescript"]
 AREAS = [None, "auth", "billing"]
-REPOS = ["acme/api", "acme/web"]
+REPOS = ["acme/api", "acme/web"]  # the names the pool starts with; renames move them (self.repos: the names now)
+NAMES = ["acme/api", "acme/web", "acme/API", "acme-labs/api", "other/web"]  # what GitHub may rename them to
+ISSUES = [1, 2]
 IN_FLIGHT = "('offered', 'leased', 'in_progress', 'blocked', 'pr_opened')"  # SQL list literals
 HELD = "('offered', 'leased', 'in_progress', 'blocked')"
+ISSUE_VIEWS = 1_700_000_000.0  # GitHub's updated_at of the first view of an issue
 TASKS = st.builds(
     ops.TaskSpec, repo=st.sampled_from(REPOS), title=st.just("t"), estimate_points=st.integers(1, 4),
     required_skills=st.sets(st.sampled_from(SKILLS), max_size=2).map(lambda s: tuple(sorted(s))),
@@ -56,6 +66,10 @@ class SchedulerMachine(RuleBasedStateMachine):
         self.db = sqlite3.connect(self.settings.db_path)
         self.db.row_factory = sqlite3.Row
         self.in_flight_seen: dict[str, int] = {}
+        self.area_seen: dict[tuple[str, str], set[str]] = {}  # (repo, area) -> its tasks in flight, last step
+        self.repos = list(REPOS)  # their names now
+        self.github_time = ISSUE_VIEWS  # the newest updated_at GitHub has shown of any issue
+        self.issue_seen: dict[tuple[int, int], tuple[float, bool]] = {}  # (repo index, issue) -> newest view applied
 
     def teardown(self) -> None:
         self.db.close()
@@ -73,6 +87,10 @@ class SchedulerMachine(RuleBasedStateMachine):
         except Problem as problem:
             assert problem.status in (403, 404, 409, 422), problem.detail
 
+    def _row(self, sql: str, *params: Any) -> dict[str, Any] | None:
+        found = self.db.execute(sql, params).fetchone()
+        return None if found is None else dict(found)
+
     # ---------------------------------------------------------------- set-up and actions
 
     @initialize(target=workers, budgets=st.lists(st.integers(1, 3), min_size=2, max_size=2),
@@ -83,12 +101,14 @@ class SchedulerMachine(RuleBasedStateMachine):
                                                                      now))
         for spec in specs:
             self.run(lambda now, spec=spec: ops.put_task(spec, now, "test"))
+        self.in_flight_seen = dict.fromkeys(REPOS, 0)
         worker_id, _ = self.loop.run_until_complete(
             self.scheduler.register("generalist", None, SKILLS, 6, 3, TrustTier.TRUSTED))
         return worker_id
 
     @rule(spec=TASKS)
     def add_task(self, spec: ops.TaskSpec) -> None:
+        spec = replace(spec, repo=self.repos[REPOS.index(spec.repo)])  # by the repo's name now
         self.run(lambda now: ops.put_task(spec, now, "test"))
 
     @rule(target=workers, skills=st.sets(st.sampled_from(SKILLS), min_size=1), capacity=st.integers(1, 6),
@@ -139,10 +159,12 @@ class SchedulerMachine(RuleBasedStateMachine):
 
     @rule(worker=workers, index=st.integers(0, 5))
     def renew(self, worker: str, index: int) -> None:
-        lease = self.db.execute("SELECT id FROM leases WHERE worker_id = ? ORDER BY id", (worker,)).fetchall()
+        lease = self.db.execute("SELECT * FROM leases WHERE worker_id = ? ORDER BY id", (worker,)).fetchall()
         if lease:
-            lease_id = lease[index % len(lease)]["id"]
-            self.attempt(lambda now: ops.renew_lease(worker, lease_id, now, self.settings))
+            before = dict(lease[index % len(lease)])
+            self.attempt(lambda now: ops.renew_lease(worker, before["id"], now, self.settings))
+            after = self._row("SELECT * FROM leases WHERE id = ?", before["id"])
+            assert after is not None and after["expires_at"] >= before["expires_at"], "a renewal took time away"
 
     @rule(index=st.integers(0, 50), status=st.sampled_from(["merged", "cancelled", "ready", "pr_opened"]))
     def admin_sets_status(self, index: int, status: str) -> None:
@@ -156,9 +178,168 @@ class SchedulerMachine(RuleBasedStateMachine):
     def heartbeat(self, worker: str, status: str) -> None:
         self.scheduler.heartbeat(worker, status, None)
 
-    @rule(repo=st.sampled_from(REPOS), budget=st.integers(0, 4))
-    def change_budget(self, repo: str, budget: int) -> None:
-        self.run(lambda now: ops.upsert_repo(ops.RepoSpec(repo, budget, area_locks=repo == "acme/api"), now))
+    @rule(index=st.integers(0, 1), budget=st.integers(0, 4), area_locks=st.booleans(),
+          lease_ttl=st.sampled_from([None, None, 5, 30, 100]))
+    def admin_changes_repo(self, index: int, budget: int, area_locks: bool, lease_ttl: float | None) -> None:
+        """While work is in flight: a budget lowered below it stops new grants and revokes nothing (budgets_hold),
+        area locks toggled (area_locks_hold), a lease TTL shortened (renew: a renewal never takes time away)."""
+        repo = self.repos[index]
+        held = {r["id"] for r in self.db.execute("SELECT id FROM tasks WHERE repo = ? AND status IN " + IN_FLIGHT,
+                                                 (repo,))}
+        self.run(lambda now: ops.upsert_repo(ops.RepoSpec(repo, budget, area_locks, lease_ttl=lease_ttl), now))
+        still = {r["id"] for r in self.db.execute("SELECT id FROM tasks WHERE repo = ? AND status IN " + IN_FLIGHT,
+                                                  (repo,))}
+        assert held <= still, f"changing {repo}'s settings took work back: {held - still}"
+
+    @rule(index=st.integers(0, 1), to=st.sampled_from(NAMES), change=st.sampled_from(["renamed", "transferred"]))
+    def github_moves_repo(self, index: int, to: str, change: str) -> None:
+        """A rename or transfer takes the repo's tasks, settings, budget, locks and history to its new name."""
+        former, other = self.repos[index], self.repos[1 - index]
+        tasks = {r["id"] for r in self.db.execute("SELECT id FROM tasks WHERE repo = ?", (former,))}
+        settings = self._row("SELECT max_open_prs, area_locks, lease_ttl, in_flight FROM repos WHERE id = ?", former)
+        locks = {(r["area"], r["task_id"]) for r in self.db.execute("SELECT * FROM area_locks WHERE repo = ?",
+                                                                    (former,))}
+        events = self.db.execute("SELECT count(*) FROM events WHERE repo = ?", (former,)).fetchone()[0]
+        try:
+            self.run(lambda now: gh.repo_renamed(former, to, change, "github:octocat", now))
+        except Problem as problem:
+            assert problem.status == 409 and to.lower() == other.lower(), problem.detail
+            return
+        assert to.lower() != other.lower() or to == former, f"{former} took the name of {other}"
+        if to == former:
+            return
+        self.repos[index] = to
+        for key in [k for k in self.area_seen if k[0] == former]:
+            self.area_seen[(to, key[1])] = self.area_seen.pop(key)
+        self.in_flight_seen[to] = self.in_flight_seen.pop(former)
+        assert not self._row("SELECT 1 FROM repos WHERE id = ?", former)
+        assert not self._row("SELECT 1 FROM tasks WHERE repo = ?", former)
+        assert {r["id"] for r in self.db.execute("SELECT id FROM tasks WHERE repo = ?", (to,))} == tasks
+        assert self._row("SELECT max_open_prs, area_locks, lease_ttl, in_flight FROM repos WHERE id = ?",
+                         to) == settings
+        assert {(r["area"], r["task_id"]) for r in self.db.execute("SELECT * FROM area_locks WHERE repo = ?",
+                                                                   (to,))} == locks
+        moved = self.db.execute("SELECT count(*) FROM events WHERE repo = ?", (to,)).fetchone()[0]
+        assert moved == events + 1  # and repo.renamed
+        assert not self._row("SELECT 1 FROM events WHERE repo = ?", former)
+
+    @rule(index=st.integers(0, 1), number=st.sampled_from(ISSUES), labelled=st.sampled_from([True, True, False]),
+          state=st.sampled_from(["open", "open", "open", "closed", "deleted"]), area=st.sampled_from(AREAS),
+          points=st.integers(1, 3), lag=st.sampled_from([0, 0, 1, 3]), later=st.integers(0, 2),
+          current=st.sampled_from([False, False, False, True]))
+    def github_delivers_issue(self, index: int, number: int, labelled: bool, state: str, area: str | None,
+                              points: int, lag: int, later: int, current: bool) -> None:
+        """A delivery (or a read from GitHub's API, `current`) of an issue as it was at its updated_at: deliveries
+        come late and out of order, and a view older than the newest one applied changes nothing."""
+        self.github_time += later
+        updated_at = self.github_time if current else self.github_time - lag
+        repo = self.repos[index]
+        labels = (("pool:ready",) if labelled else ()) + (f"points:{points}",) + ((f"area:{area}",) if area else ())
+        issue = gh.IssueRef(repo, number, f"issue {number} as of {updated_at:.0f}",
+                            f"https://github.com/{repo}/issues/{number}", labels, state, updated_at, current)
+        in_pool = labelled and state == "open"
+        seen = self.issue_seen.get((index, number))
+        if seen is not None and state not in gh.GONE and (
+                updated_at < seen[0] or (updated_at == seen[0] and seen[1] != in_pool and not current)):
+            expected = "late"
+        else:
+            expected = "applied"
+            self.issue_seen[(index, number)] = (max(updated_at, seen[0]) if seen else updated_at, in_pool)
+        query = "SELECT * FROM tasks WHERE repo = ? AND issue_number = ? AND source = 'github'"
+        before = self._row(query, repo, number)
+        outcome, _ = self.run(lambda now: gh.reconcile_issue(issue, "github:octocat", self.settings, now))
+        after = self._row(query, repo, number)
+        assert (outcome == "late") == (expected == "late"), (outcome, expected, seen, updated_at, in_pool)
+        if outcome == "late":
+            assert after == before, "a late delivery changed its task"
+        elif in_pool and outcome != "rejected":
+            assert after is not None and after["status"] != "cancelled", "an issue in the pool has no task"
+        elif not in_pool and after is not None:
+            assert after["status"] in ("cancelled", "pr_opened", "merged"), f"{after['status']} out of the pool"
+        watermark = self._row("SELECT updated_at, in_pool FROM gh_issue_seen WHERE repo = ? AND issue_number = ?",
+                              repo, number)
+        assert watermark == {"updated_at": self.issue_seen[(index, number)][0],
+                             "in_pool": int(self.issue_seen[(index, number)][1])}
+
+    @rule(worker=workers, index=st.integers(0, 5), kind=st.sampled_from(["accept", "renew", "report"]),
+          waited=st.sampled_from([0, 5, 11, 101, 101]))
+    def requests_wait_for_a_slow_write(self, worker: str, index: int, kind: str, waited: int) -> None:
+        """A request arrives `waited` seconds after another, and both wait for the writer behind a slow write (a
+        bulk import), so share a group whose prelude lapsed what was due at the first one's arrival. A renewal is
+        judged as of its own arrival: a lease that ran out before it arrived is not renewed. An accept or a status
+        report in that position still counts (docs/protocol.md: nothing lapsed its offer or lease yet), and what it
+        grants keeps every invariant."""
+        make: Callable[[float], Any]
+        if kind == "accept":
+            offer = self._pending_offer(worker, index)
+            if offer is None:
+                return
+            target = self._row("SELECT expires_at FROM offers WHERE id = ?", offer)
+            make = lambda now: ops.accept_offer(worker, offer, now, self.settings)  # noqa: E731
+        elif kind == "renew":
+            leases = self.db.execute("SELECT * FROM leases WHERE worker_id = ? AND state = 'active' ORDER BY id",
+                                     (worker,)).fetchall()
+            if not leases:
+                return
+            lease_id = leases[index % len(leases)]["id"]
+            target = self._row("SELECT expires_at FROM leases WHERE id = ?", lease_id)
+            make = lambda now: ops.renew_lease(worker, lease_id, now, self.settings)  # noqa: E731
+        else:
+            task = self._held_task(worker, index)
+            if task is None:
+                return
+            target = None
+            make = lambda now: ops.report_status(task, "in_progress", now, worker_id=worker)  # noqa: E731
+        answer, arrived = self.loop.run_until_complete(self._behind_a_slow_write(make, waited))
+        if kind == "renew" and target is not None and target["expires_at"] <= arrived:
+            assert isinstance(answer, Problem) and answer.status == 409, (
+                f"a lease that ran out at {target['expires_at']} was renewed by a request of {arrived}: {answer}")
+        elif kind == "renew" and not isinstance(answer, Problem):
+            assert answer[0] >= target["expires_at"], "a renewal took time away"
+        elif isinstance(answer, Problem):
+            assert answer.status in (403, 404, 409, 422), answer.detail
+
+    async def _behind_a_slow_write(self, make_op: Callable[[float], Any], waited: int) -> tuple[Any, float]:
+        started, done = threading.Event(), threading.Event()
+
+        def bulk_import() -> ops.Op[None]:
+            started.set()
+            done.wait()  # on the slow-write thread, while the requests queue
+            return None
+            yield
+
+        importing = asyncio.ensure_future(self.scheduler.run(lambda now: bulk_import(), slow=True))
+        await asyncio.to_thread(started.wait)
+        try:
+            early = asyncio.ensure_future(self.scheduler.flush())
+            await asyncio.sleep(0)
+            self.clock.advance(waited)
+            arrived = self.clock.now()
+            late = asyncio.ensure_future(self.scheduler.run(make_op))
+            await asyncio.sleep(0)
+        finally:
+            done.set()
+            await importing
+        await early
+        try:
+            return await late, arrived
+        except Problem as problem:
+            return problem, arrived
+
+    @rule()
+    def restart(self) -> None:
+        """The process stops (writing its buffered heartbeats) and starts again on the same file: nothing lost."""
+        self.loop.run_until_complete(self.scheduler.flush())
+        before = self._snapshot()
+        self.loop.run_until_complete(self.store.close())
+        self.store = SQLiteStore(self.settings.db_path)
+        self.loop.run_until_complete(self.store.open())
+        self.scheduler = Scheduler(self.store, self.settings, self.clock, EventHub())
+        assert self._snapshot() == before
+
+    def _snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
+        tables = ("repos", "tasks", "offers", "leases", "area_locks", "events", "workers", "gh_issue_seen")
+        return {table: [tuple(r) for r in self.db.execute(f"SELECT * FROM {table} ORDER BY 1, 2")] for table in tables}
 
     @rule()
     def everyone_heartbeats(self) -> None:
@@ -208,14 +389,20 @@ class SchedulerMachine(RuleBasedStateMachine):
 
     @invariant()
     def area_locks_hold(self) -> None:
-        doubled = self.db.execute(
-            "SELECT area, count(*) FROM tasks WHERE repo='acme/api' AND area IS NOT NULL AND status IN "
-            + IN_FLIGHT + " GROUP BY area HAVING count(*) > 1").fetchall()
-        assert not doubled, f"area lock broken: {[tuple(r) for r in doubled]}"
-        locks = {(r["repo"], r["area"], r["task_id"]) for r in self.db.execute("SELECT * FROM area_locks")}
-        expected = {(r["repo"], r["area"], r["id"]) for r in self.db.execute(
-            "SELECT repo, area, id FROM tasks WHERE repo='acme/api' AND area IS NOT NULL AND status IN " + IN_FLIGHT)}
-        assert locks == expected
+        """One task in flight per area of a repo with area locks; more only when they were granted while its locks
+        were off (turning them on revokes nothing), and then no more join them. Each such area has one lock."""
+        in_flight: dict[tuple[str, str], set[str]] = {}
+        for task in self.db.execute("SELECT t.repo, t.area, t.id, r.area_locks FROM tasks t JOIN repos r ON "
+                                    "r.id = t.repo WHERE t.area IS NOT NULL AND t.status IN " + IN_FLIGHT):
+            in_flight.setdefault((task["repo"], task["area"]), set()).add(task["id"])
+        locked = {r["id"] for r in self.db.execute("SELECT id FROM repos WHERE area_locks = 1")}
+        for (repo, area), tasks in in_flight.items():
+            if repo in locked and len(tasks) > 1:
+                assert tasks <= self.area_seen.get((repo, area), set()), f"area lock of {repo}:{area} broken"
+        self.area_seen = in_flight
+        locks = {(r["repo"], r["area"]): r["task_id"] for r in self.db.execute("SELECT * FROM area_locks")}
+        assert locks.keys() == {key for key in in_flight if key[0] in locked}
+        assert all(task in in_flight[key] for key, task in locks.items())
 
     @invariant()
     def workers_hold_only_what_fits(self) -> None:
