@@ -506,3 +506,39 @@ async def test_a_request_that_arrived_after_its_deadline_is_refused_though_its_g
         assert [e.type for e in history if e.type.startswith("lease.")] == ["lease.granted", "lease.expired"]
     finally:
         await store.close()
+
+
+async def test_an_offer_answered_after_it_ran_out_is_refused_though_its_group_began_before(
+    settings: Settings,
+) -> None:
+    """As a renewal: an accept that arrives after its offer ran out gets no lease, whether or not it shares a
+    transaction with a request that arrived before the offer's deadline."""
+    settings = settings.with_overrides(offer_ttl=100, heartbeat_timeout=10_000)
+    clock = ManualClock()
+    store = make_store(settings)
+    await store.open()
+    scheduler = Scheduler(store, settings, clock, EventHub())
+    try:
+        await scheduler.run(lambda now: ops.upsert_repo(ops.RepoSpec("acme/api", 3), now))
+        await scheduler.run(lambda now: ops.put_task(ops.TaskSpec("acme/api", "late"), now, "api"))
+        ann, _ = await scheduler.register("ann", None, ["python"], 3, 1)
+        (offer,), _ = await scheduler.run(lambda now: ops.request_offers(ann, now, settings))
+        clock.advance(99)  # a second before the offer's deadline
+        async with writer_busy(scheduler, settings):
+            early = asyncio.ensure_future(scheduler.flush())  # arrives before the deadline
+            await asyncio.sleep(0)
+            clock.advance(2)  # the deadline passes; then the accept arrives
+            accept = asyncio.ensure_future(scheduler.run(
+                lambda now: ops.accept_offer(ann, offer["offer_id"], now, settings)))
+            await asyncio.sleep(0)
+        await early
+        with pytest.raises(Problem) as refused:
+            await accept
+        assert refused.value.status == 409 and "expired" in refused.value.detail
+        await scheduler.flush()
+        task, history = await scheduler.run(lambda now: ops.get_task(offer["id"]), write=False)
+        assert task["status"] == "ready"
+        assert [e.type for e in history if e.type.startswith(("offer.", "lease."))] == ["offer.created",
+                                                                                         "offer.expired"]
+    finally:
+        await store.close()

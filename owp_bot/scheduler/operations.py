@@ -444,19 +444,24 @@ def _explain(worker: WorkerView, now: float, settings: Settings) -> Op[Explanati
     return Explanation(summary, reasons, ready_total, len(window))
 
 
-def own_offer(worker_id: str, offer_id: str) -> Op[Row]:
-    """The worker's pending offer: its task's row, with the offer's columns (offer_*) and the repo's (repo_*)."""
+def own_offer(worker_id: str, offer_id: str, now: float) -> Op[Row]:
+    """The worker's pending offer: its task's row, with the offer's columns (offer_*) and the repo's (repo_*).
+    An answer is judged by its own arrival (`now`): one that came after the offer ran out is refused though its
+    transaction's prelude, run for an earlier request, has not lapsed the offer yet."""
     task: Row | None = yield one("offer_to_answer", offer_id)
     if task is None or task["offer_worker_id"] != worker_id:
         raise not_found("offer", offer_id, "list your offers with POST /v1/work/offers")
-    if task["offer_state"] != OfferState.PENDING:
-        raise Problem(409, f"offer {offer_id} is {task['offer_state']} and can no longer be answered; "
-                           "ask for new offers with POST /v1/work/offers", offer_state=task["offer_state"])
+    state = task["offer_state"]
+    if state == OfferState.PENDING and task["offer_expires_at"] <= now:
+        state = OfferState.EXPIRED
+    if state != OfferState.PENDING:
+        raise Problem(409, f"offer {offer_id} is {state} and can no longer be answered; "
+                           "ask for new offers with POST /v1/work/offers", offer_state=state)
     return task
 
 
 def accept_offer(worker_id: str, offer_id: str, now: float, settings: Settings) -> Op[tuple[str, float, str]]:
-    task = yield from own_offer(worker_id, offer_id)
+    task = yield from own_offer(worker_id, offer_id, now)
     yield run("offer_resolve", offer_id, OfferState.ACCEPTED.value, None, None, now)
     yield emit(now, "offer.accepted", worker_id, task["id"], task["repo"], offer_id=offer_id, worker_id=worker_id)
     leased = yield from grant_lease(task, repo_of(task), worker_id, now, settings, worker_id)
@@ -465,7 +470,7 @@ def accept_offer(worker_id: str, offer_id: str, now: float, settings: Settings) 
 
 
 def reject_offer(worker_id: str, offer_id: str, reason: str, note: str | None, now: float) -> Op[str]:
-    task = yield from own_offer(worker_id, offer_id)
+    task = yield from own_offer(worker_id, offer_id, now)
     yield run("offer_resolve", offer_id, OfferState.REJECTED.value, reason, note, now)
     yield emit(now, "offer.rejected", worker_id, task["id"], task["repo"], offer_id=offer_id, worker_id=worker_id,
                 reason=reason, note=note)

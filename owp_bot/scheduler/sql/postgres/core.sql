@@ -301,8 +301,9 @@ SELECT DISTINCT task_id FROM offers WHERE worker_id = $1 AND state = 'rejected' 
 -- ---------------------------------------------------------------- offers
 
 -- name: offer_to_answer
--- mirrors sqlite 18a909e65dd0
-SELECT o.id AS offer_id, o.worker_id AS offer_worker_id, o.state AS offer_state, t.*,
+-- mirrors sqlite 98ec9d5bf9e4
+SELECT o.id AS offer_id, o.worker_id AS offer_worker_id, o.state AS offer_state,
+       o.expires_at AS offer_expires_at, t.*,
        r.max_open_prs AS repo_max_open_prs, r.area_locks AS repo_area_locks, r.lease_ttl AS repo_lease_ttl,
        r.offer_ttl AS repo_offer_ttl, r.in_flight AS repo_in_flight, r.external_open_prs AS repo_external_open_prs,
        r.sensitive_areas AS repo_sensitive_areas,

@@ -256,7 +256,8 @@ SELECT DISTINCT task_id FROM offers WHERE worker_id = ?1 AND state = 'rejected' 
 -- name: offer_to_answer
 -- An offer (columns offer_*) with its task (t.*) and the task's repo (columns repo_*, as ready_candidate's):
 -- what accepting or declining it reads, in one statement.
-SELECT o.id AS offer_id, o.worker_id AS offer_worker_id, o.state AS offer_state, t.*,
+SELECT o.id AS offer_id, o.worker_id AS offer_worker_id, o.state AS offer_state,
+       o.expires_at AS offer_expires_at, t.*,
        r.max_open_prs AS repo_max_open_prs, r.area_locks AS repo_area_locks, r.lease_ttl AS repo_lease_ttl,
        r.offer_ttl AS repo_offer_ttl, r.in_flight AS repo_in_flight, r.external_open_prs AS repo_external_open_prs,
        r.sensitive_areas AS repo_sensitive_areas,
