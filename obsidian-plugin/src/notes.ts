@@ -80,11 +80,18 @@ export function noteFileName(task: Task): string {
   return `${task.task_id}${title ? ` ${title}` : ""}.md`;
 }
 
+/** Text from the pool (an issue's title, its skills: anyone on GitHub may write them) as plain words in a note:
+ * markdown and HTML in it are escaped, so it cannot embed a remote image (a tracking pixel), a vault note, a link
+ * or a heading of its own. */
+export function inert(text: string): string {
+  return text.replace(/\s+/g, " ").replace(/[\\`*_[\]()!<>|~=$%^#{}]/g, (c) => `\\${c}`);
+}
+
 export function noteBody(task: Task): string {
   const link = task.url ? `[${task.repo}${task.issue_number ? `#${task.issue_number}` : ""}](${task.url})` : task.repo;
-  const skills = task.required_skills.length ? task.required_skills.join(", ") : "none listed";
+  const skills = task.required_skills.length ? inert(task.required_skills.join(", ")) : "none listed";
   return [
-    `# ${task.title}`,
+    `# ${inert(task.title)}`,
     "",
     `${link} · ${task.estimate_points} points · skills: ${skills}`,
     "",

@@ -3,7 +3,7 @@
 
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { App, TFile, splitFrontmatter } from "obsidian";
-import { TaskNotes, noteFileName } from "../src/notes";
+import { TaskNotes, noteBody, noteFileName } from "../src/notes";
 import { OwpClient } from "../src/api";
 import { PoolServer } from "./pool-server";
 import { admin, eventually, registeredWorker } from "./helpers";
@@ -80,7 +80,7 @@ describe("task notes", () => {
     });
     expect(Date.parse(String(fm.lease_expires_at))).toBeGreaterThan(Date.now());
     const body = splitFrontmatter(s.app.vault.contents.get(file.path)!).body;
-    expect(body).toContain(`# Fix: the "parser" #${n}`);
+    expect(body).toContain(`# Fix: the "parser" \\#${n}`);  // the title as words: its # is no tag or heading
     expect(body).toContain("## My notes");
     // a second sync changes nothing and keeps the contributor's own notes
     await s.app.vault.modify(file, `${s.app.vault.contents.get(file.path)}my own thoughts\n`);
@@ -146,5 +146,22 @@ describe("note file names", () => {
   it("keep the task id and drop characters vaults reject", () => {
     const name = noteFileName({ task_id: "t_1", title: 'a/b:c*d?"e"<f>|g#h^[i]' } as never);
     expect(name).toBe("t_1 a b c d e f g h i.md");
+  });
+});
+
+describe("note bodies", () => {
+  it("show an issue's title and skills as words: no remote image, embed, link, heading or HTML from them", () => {
+    const hostile = "![pixel](https://evil.example/p.png) ![[Private note]] [click](https://evil.example) <img src=x>\n# Owned";
+    const body = noteBody({
+      task_id: "t_1", repo: "acme/api", title: hostile, url: "https://github.com/acme/api/issues/7", issue_number: 7,
+      estimate_points: 2, required_skills: ["python", "![x](https://evil.example/s.png)"],
+    } as never);
+    const [heading, , facts] = body.split("\n");
+    expect(heading).toBe(
+      "# \\!\\[pixel\\]\\(https://evil.example/p.png\\) \\!\\[\\[Private note\\]\\] \\[click\\]\\(https://evil.example\\) " +
+      "\\<img src\\=x\\> \\# Owned");
+    expect(facts).toBe("[acme/api#7](https://github.com/acme/api/issues/7) · 2 points · skills: " +
+      "python, \\!\\[x\\]\\(https://evil.example/s.png\\)");
+    expect(body.split("\n").filter((line) => line.startsWith("#"))).toEqual([heading, "## My notes"]);
   });
 });
