@@ -160,6 +160,7 @@ class FakeGitHub:
             ("POST", "/repos/{owner}/{name}/issues/{number:\\d+}/labels", self._add_labels),
             ("DELETE", "/repos/{owner}/{name}/issues/{number:\\d+}/labels/{label}", self._remove_label),
             ("GET", "/repos/{owner}/{name}/pulls", self._list_pulls),
+            ("GET", "/repos/{owner}/{name}/pulls/{number:\\d+}", self._get_pull),
             ("POST", "/app-manifests/{code}/conversions", self._manifest_conversion),
         ]
         for method, path, handler in routes:
@@ -768,6 +769,13 @@ class FakeGitHub:
                 if state == "all" or pr.state == state
             ],
         )
+
+    async def _get_pull(self, request: web.Request) -> web.Response:
+        repo = self._repo(request)
+        pr = repo.pulls.get(int(request.match_info["number"]))
+        if pr is None:
+            raise _error(404, "Not Found")
+        return web.json_response(self._pull_payload(repo, pr))
 
     async def _manifest_conversion(self, request: web.Request) -> web.Response:
         code = request.match_info["code"]

@@ -517,6 +517,54 @@ def pull_changed(pull: PullRef, actor: str, now: float) -> Op[str | None]:
     return "; ".join(n for n in (*notes, *refused) if n)
 
 
+CHECK_ACTOR = "github:check"
+
+
+def report_checked(task_id: str, repo: str, number: int, pull: PullRef | None, now: float) -> Op[str]:
+    """GitHub's answer to a worker's `pr_opened` (the outbox's `check_pull`, queued by ops.check_reported_pull):
+    `pull` as GitHub shows PR #`number` of `repo` now, or None when GitHub has no such PR (404/410).
+
+    The worker's own PR (by its github_handle), or one that names the task's issue, is applied as its webhook
+    would be (pull_changed). A PR that does not exist, or someone else's that does not name the issue, is not
+    followed (the rule of pull_changed), so no webhook would ever end the task: the report is voided at once.
+    """
+    task = yield one("task_get", task_id)
+    if task is None or task["status"] != TaskStatus.PR_OPENED or task["pr_number"] != number or task["repo"] != repo:
+        return f"PR #{number} of {repo} checked; task {task_id} moved on since it was reported"
+    if pull is None:
+        return (yield from void_report(task, "not_found", f"GitHub has no pull request #{number} in {repo}", now))
+    named = any(t["id"] == task_id for t in (yield from linked_tasks(pull)))
+    if named or (yield from _reporter_wrote(task, pull.author)):
+        return (yield from pull_changed(pull, CHECK_ACTOR, now)) or f"PR #{number} checked: task {task_id} follows it"
+    why = (f"#{number} was opened by @{pull.author}, not by the worker who reported it, and does not say "
+           f"`Closes #{task['issue_number']}`")
+    return (yield from void_report(task, "not_theirs", why, now))
+
+
+def void_report(task: Row, reason: str, why: str, now: float) -> Op[str]:
+    """A worker's pr_opened that GitHub does not confirm: the task goes back to the pool, the lease's completion
+    is taken back and the lease counts as expired (`lease.voided`, migration 022: it delivered nothing; a PR closed
+    unmerged would count a review the maintainers never made), and the bot tells the worker on the issue."""
+    number, worker_id = task["pr_number"], task["worker_id"]
+    yield ops.emit(now, "lease.voided", CHECK_ACTOR, task["id"], task["repo"], worker_id=worker_id,
+                   pr_number=number, pr_url=task["pr_url"], reason=reason, message=why)
+    yield from ops.move_task(task, TaskStatus.READY, None, now)
+    yield ops.emit(now, "task.requeued", CHECK_ACTOR, task["id"], task["repo"], previous=TaskStatus.PR_OPENED.value,
+                   reason=f"reported PR #{number} not confirmed: {why}", worker_id=worker_id)
+    worker = None if worker_id is None else (yield one("worker_get", worker_id))
+    yield from enqueue_comment(
+        task["repo"],
+        task["issue_number"],
+        now,
+        (
+            f"{_mention(worker)} reported pull request #{number} for this issue, but {why}. The report does not "
+            "count: the task is back in the pool. Report the URL of a pull request you opened, or one that says "
+            f"`Closes #{task['issue_number']}`."
+        ),
+    )
+    return f"task {task['id']} reported PR #{number}, but {why}: report voided, task ready again"
+
+
 def _reporter_wrote(task: Row, author: str) -> Op[bool]:
     """Whether the worker holding `task` is the GitHub user `author` (by its registered github_handle)."""
     worker = None if task["worker_id"] is None else (yield one("worker_get", task["worker_id"]))

@@ -508,6 +508,7 @@ WORKER_REPORTS = frozenset({"in_progress", "blocked", "pr_opened", "released"})
 HOLDER_MOVES = frozenset({"in_progress", "blocked", "pr_opened"})  # allowed from leased, in_progress, blocked
 ADMIN_REPORTS = WORKER_REPORTS | {"merged", "cancelled", "ready"}
 _PR_NUMBER = re.compile(r"/pull/(\d+)(?:[/?#].*)?$")
+_PR_URL = re.compile(r"^(https?://[^/?#]+)/([\w.-]+/[\w.-]+)/pull/\d+(?:[/?#].*)?$")
 
 
 def report_status(
@@ -526,6 +527,8 @@ def report_status(
         link = (pr_url, pr_number) if status == "pr_opened" else (None, None)
         moved: Row | None = yield one("task_report_held", task_id, worker_id, status, now, *link)
         if moved is not None:
+            if status == "pr_opened":
+                yield from check_reported_pull(moved, pr_url or "", pr_number, now)
             yield from lease_completed(moved, now, actor)
             yield emit(now, f"task.{status}", actor, task_id, moved["repo"], message=message, worker_id=worker_id,
                        previous=moved["previous"], **({"pr_url": link[0]} if link[0] else {}))
@@ -557,6 +560,8 @@ def report_status(
         yield from end_offer(task, OfferState.REVOKED, now, actor)
         moved = yield from move_task(task, new, None, now)
     elif new in (TaskStatus.PR_OPENED, TaskStatus.MERGED):
+        if worker_id is not None and pr_url:  # a worker's pr_opened (GitHub's own links are not checked again)
+            yield from check_reported_pull(task, pr_url, pr_number, now)
         moved = yield from complete_lease(task, new, now, actor, pr_url, pr_number)
         if pr_url:
             details["pr_url"] = pr_url
@@ -568,6 +573,23 @@ def report_status(
         moved = yield from move_task(task, new, task["worker_id"], now)
     yield emit(now, f"task.{status}", actor, task_id, task["repo"], **details)
     return moved
+
+
+def check_reported_pull(task: Row, pr_url: str, pr_number: int | None, now: float) -> Op[None]:
+    """A worker's pr_opened on a repo the GitHub App is installed on: the URL must be a pull request of the task's
+    repo (422 otherwise), and one outbox job reads it from GitHub (github_operations.report_checked): the report
+    completes the lease at once, and GitHub's answer confirms it or takes it back. Elsewhere (imported tasks, a
+    pool without the app) the URL is taken on trust: nothing could confirm it."""
+    connected = yield one("gh_repo_get", task["repo"])
+    if connected is None or connected["installation_id"] is None:
+        return
+    match = _PR_URL.match(pr_url)
+    if match is None or pr_number is None or match.group(2).lower() != task["repo"].lower():
+        base = match.group(1) if match else "https://github.com"
+        raise Problem(422, f"artifact.pr_url {pr_url} is not a pull request of {task['repo']}, the repo of task "
+                           f"{task['id']}; send your pull request's URL there, {base}/{task['repo']}/pull/<number>")
+    # the outbox's issue_number column holds the PR's number (pulls are issues on GitHub), its body the task
+    yield run("gh_outbox_insert", "check_pull", task["repo"], pr_number, task["id"], now)
 
 
 # ------------------------------------------------------------------ repos

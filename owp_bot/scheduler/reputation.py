@@ -25,16 +25,17 @@ GOOD_WEIGHTS = {"completed": 1.0, "merged": 1.0, "approved": 0.5}
 BAD_WEIGHTS = {"expired": 1.0, "closed_unmerged": 1.0, "released": 0.5, "changes": 0.25, "declined": 0.1}
 # The event types counted (the trigger of migrations/sqlite/005_outcome_counters.sql); a GitHub review is
 # reported as `review.approved` / `review.changes_requested` with the author's `worker_id` in its details, and
-# taken back by `review.dismissed` (migration 017).
+# taken back by `review.dismissed` (migration 017). `lease.voided` takes back a completion whose reported pull
+# request GitHub does not show as the worker's, and counts that lease as expired (migration 022).
 OUTCOME_EVENTS = frozenset({"lease.completed", "lease.expired", "lease.released", "offer.rejected",
                             "task.merged", "task.ready", "review.approved", "review.changes_requested",
-                            "review.dismissed"})
+                            "review.dismissed", "lease.voided"})
 
 
 @dataclass(frozen=True, slots=True)
 class Outcomes:
-    completed: int = 0  # leases that reached pr_opened before expiry
-    expired: int = 0
+    completed: int = 0  # leases that reached pr_opened before expiry (less those voided: no such PR of theirs)
+    expired: int = 0  # and leases voided: they delivered nothing
     released: int = 0
     declined: int = 0  # offers rejected
     merged: int = 0

@@ -3,7 +3,8 @@
 Webhook handlers answer GitHub within its 10 seconds because they only write rows; this worker tails the
 event log for state changes of GitHub tasks (each queues one coalesced `sync_issue`), then makes the due
 calls: it edits the issue's one status comment, keeps the `pool:*` labels in step, posts `/owp` replies, and
-reads an issue whose deliveries could not be ordered (`refresh_issue`, see github_operations.out_of_order).
+reads an issue whose deliveries could not be ordered (`refresh_issue`, see github_operations.out_of_order), and
+reads a pull request a worker reported (`check_pull`, see github_operations.report_checked).
 A rate limit postpones a job until GitHub's reset, a 5xx retries with exponential backoff, a 404 marks it
 gone; a job survives a restart because it is a row, not a coroutine.
 """
@@ -13,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import replace
 
 from owp_bot.scheduler import github_operations as gh
 from owp_bot.scheduler.service import Scheduler
 from owp_bot.scheduler.store import Row
-from owp_bot.webhooks import issues
+from owp_bot.webhooks import issues, pulls
 from owp_bot.webhooks.auth import AppAuth, credentials_from
 from owp_bot.webhooks.client import GitHubClient, GitHubError, repo_path
 
@@ -71,6 +73,8 @@ class Outbox:
                 await self._sync_issue(job["repo"], job["issue_number"])
             elif job["kind"] == "refresh_issue":
                 await self._refresh_issue(job["repo"], job["issue_number"])
+            elif job["kind"] == "check_pull":  # issue_number: the PR's number; body: the task that reported it
+                await self._check_pull(job["repo"], job["issue_number"], job["body"], attempts)
             else:
                 await self._comment(job["repo"], job["issue_number"], job["body"])
         except GitHubError as error:
@@ -119,6 +123,21 @@ class Outbox:
         issue = issues.issue_ref({"issue": found, "repository": {"full_name": repo}}, current=True)
         settings = self.scheduler.settings
         await self.scheduler.run(lambda now: gh.issue_changed(issue, "github:refresh", settings, now))
+
+    async def _check_pull(self, repo: str, number: int, task_id: str, attempts: int) -> None:
+        """Read the PR a worker reported for `task_id`; a 404 or 410 is an answer too: no such PR. The first 404
+        is asked again after the backoff: GitHub's API may not show a pull request created a moment ago yet."""
+        pull: gh.PullRef | None = None
+        try:
+            found, _ = await self.client.call("GET", repo_path(repo, "pulls", number), token=await self._token(repo))
+        except GitHubError as error:
+            if error.status == 404 and attempts == 0:
+                raise replace(error, transient=True) from None
+            if not error.gone:
+                raise
+        else:
+            pull = pulls.pull_ref({"pull_request": found, "repository": {"full_name": repo}})
+        await self.scheduler.run(lambda now: gh.report_checked(task_id, repo, number, pull, now))
 
     async def _sync_issue(self, repo: str, issue_number: int) -> None:
         """Make the issue show the task as it is now: labels first, then the one status comment."""

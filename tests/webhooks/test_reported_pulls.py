@@ -1,0 +1,180 @@
+"""A worker's `pr_opened` on a repo the GitHub App is installed on is checked against GitHub (protocol.md): a URL
+of another repo is refused at once, and the outbox reads the reported PR. A PR that does not exist, or someone
+else's that does not name the issue, voids the report: the task goes back to the pool and the completion is
+taken back. The worker's own PR, or one naming the issue, is followed as if its webhook had come."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from owp_bot.devtools.fake_github import FakePull
+from owp_bot.scheduler import github_operations as gh
+from tests.webhooks.conftest import REPO, GitHubWorld
+
+
+def url(number: int, repo: str = REPO) -> str:
+    return f"https://github.com/{repo}/pull/{number}"
+
+
+async def leased(world: GitHubWorld, handle: str = "mallory") -> tuple[int, str, str, str]:
+    """An issue of the pool leased to a worker: (issue number, task id, worker id, token)."""
+    number = await world.ready_issue("Something small")
+    task = await world.task_of_issue(number)
+    worker_id, token = await world.online_worker(handle)
+    [lease] = (await world.pool.work(token))["leases"]
+    assert lease["task_id"] == task["task_id"], lease
+    return number, task["task_id"], worker_id, token
+
+
+async def outcomes(world: GitHubWorld, worker_id: str) -> dict[str, Any]:
+    rep = await world.pool.call("GET", f"/v1/workers/{worker_id}/reputation", admin=True)
+    return {key: rep["metrics"][key] for key in ("completed", "expired", "closed_unmerged")} | {
+        "score": rep["reputation_score"]}
+
+
+def replies(world: GitHubWorld, number: int) -> list[str]:
+    return [c.body for c in world.fake.bot_comments(REPO, number) if not c.body.startswith(gh.STATUS_MARKER)]
+
+
+async def in_flight(world: GitHubWorld) -> int:
+    return int((await world.pool.call("GET", f"/v1/repos/{REPO}"))["budget"]["in_flight"])
+
+
+async def test_a_url_of_another_repo_is_refused_with_the_url_to_send(world: GitHubWorld, backend: str) -> None:
+    pool = world.pool
+    _, task_id, worker_id, token = await leased(world)
+    for wrong in (url(5, "evil/farm"), f"https://github.com/{REPO}/issues/5"):
+        problem = await pool.status(task_id, "pr_opened", token=token, artifact={"pr_url": wrong}, expect=422)
+        assert problem["detail"] == (
+            f"artifact.pr_url {wrong} is not a pull request of {REPO}, the repo of task {task_id}; send your pull "
+            f"request's URL there, https://github.com/{REPO}/pull/<number>"
+        ), problem
+    assert (await pool.get_task(task_id))["status"] == "leased"
+    assert (await outcomes(world, worker_id))["completed"] == 0
+    assert not await pool.events(type="task.pr_opened")
+
+
+async def test_a_pr_that_does_not_exist_voids_the_report(world: GitHubWorld, backend: str) -> None:
+    pool, fake = world.pool, world.fake
+    number, task_id, worker_id, token = await leased(world)
+    before = await outcomes(world, worker_id)
+    await pool.status(task_id, "pr_opened", token=token, artifact={"pr_url": url(99)})
+    # the report itself answers at once: the lease completed, the check waits in the outbox
+    assert (await pool.get_task(task_id))["status"] == "pr_opened"
+    assert (await outcomes(world, worker_id))["completed"] == 1
+    await world.drain()
+    # GitHub's API may lag behind a pull request created a moment ago: the first 404 is asked again later
+    assert (await pool.get_task(task_id))["status"] == "pr_opened"
+    pool.clock.advance(31)
+    await world.drain()
+    assert [c.path for c in fake.calls_to("GET", "/pulls/")] == [f"/repos/{REPO}/pulls/99"] * 2
+    task = await pool.get_task(task_id)
+    assert (task["status"], task["worker_id"]) == ("ready", None), task
+    assert await in_flight(world) == 0  # no slot of the review budget held by a PR nobody will ever close
+    after = await outcomes(world, worker_id)
+    assert (after["completed"], after["expired"], after["closed_unmerged"]) == (0, 1, 0), after
+    assert after["score"] < before["score"]
+    [voided] = await pool.events(type="lease.voided")
+    await world.drain()  # the reply the check queued (the outbox's next round, woken by the check's commit)
+    assert voided["details"] == {"worker_id": worker_id, "pr_number": 99, "pr_url": url(99), "reason": "not_found",
+                                 "message": f"GitHub has no pull request #99 in {REPO}"}, voided
+    assert replies(world, number) == [
+        f"@mallory reported pull request #99 for this issue, but GitHub has no pull request #99 in {REPO}. "
+        "The report does not count: the task is back in the pool. Report the URL of a pull request you opened, "
+        f"or one that says `Closes #{number}`."
+    ]
+    _, other = await world.online_worker("ann")
+    [lease] = (await pool.work(other))["leases"]  # back in the pool: someone else can take it
+    assert lease["task_id"] == task_id
+
+
+async def test_a_deleted_pr_410_voids_the_report_too(world: GitHubWorld) -> None:
+    pool, fake = world.pool, world.fake
+    _, task_id, _, token = await leased(world)
+    fake.fail("GET", r"/pulls/7$", 410)
+    await pool.status(task_id, "pr_opened", token=token, artifact={"pr_url": url(7)})
+    await world.drain()
+    assert (await pool.get_task(task_id))["status"] == "ready"
+    [voided] = await pool.events(type="lease.voided")
+    assert voided["details"]["reason"] == "not_found", voided
+
+
+async def test_someone_elses_pr_that_names_no_task_voids_the_report(world: GitHubWorld, backend: str) -> None:
+    pool, fake = world.pool, world.fake
+    number, task_id, worker_id, token = await leased(world)
+    pull = await fake.open_pull(REPO, title="Big refactor", body="Refactors the parser", user="maintainer")
+    await pool.status(task_id, "pr_opened", token=token, artifact={"pr_url": url(pull.number)})
+    assert await in_flight(world) == 2  # the maintainer's PR as an external one, and the task
+    await world.drain()
+    assert (await pool.get_task(task_id))["status"] == "ready"
+    assert await in_flight(world) == 1  # the maintainer's PR, still open, counted once
+    after = await outcomes(world, worker_id)
+    assert (after["completed"], after["expired"], after["closed_unmerged"]) == (0, 1, 0), after
+    [voided] = await pool.events(type="lease.voided")
+    assert voided["details"]["reason"] == "not_theirs", voided
+    await world.drain()
+    assert (
+        f"but #{pull.number} was opened by @maintainer, not by the worker who reported it, and does not say "
+        f"`Closes #{number}`." in replies(world, number)[0]
+    )
+
+
+async def test_the_workers_own_pr_is_followed_when_its_webhook_never_came(world: GitHubWorld, backend: str) -> None:
+    """GitHub's `opened` delivery was lost; the check reads the PR and links it as that delivery would have."""
+    pool, fake = world.pool, world.fake
+    number, task_id, worker_id, token = await leased(world)
+    repo = fake.repos[REPO]
+    pr_number = repo.next_number
+    repo.pulls[pr_number] = FakePull(pr_number, "README fix", "Part of the README work", "mallory", "readme")
+    repo.next_number += 1
+    await pool.status(task_id, "pr_opened", token=token, artifact={"pr_url": url(pr_number)})
+    await world.drain()
+    assert (await pool.get_task(task_id))["status"] == "pr_opened"
+    assert not await pool.events(type="lease.voided")
+    assert not replies(world, number)
+    assert await in_flight(world) == 1  # the task's PR, not also an external one
+    assert (await outcomes(world, worker_id))["completed"] == 1
+    await fake.merge_pull(REPO, pr_number)
+    assert (await pool.get_task(task_id))["status"] == "merged"
+
+
+async def test_a_pr_naming_the_issue_is_followed_whoever_opened_it(world: GitHubWorld) -> None:
+    pool, fake = world.pool, world.fake
+    number, task_id, _, token = await leased(world)
+    repo = fake.repos[REPO]
+    pr_number = repo.next_number
+    repo.pulls[pr_number] = FakePull(pr_number, "Pairing", f"Closes #{number}", "pair-partner", "pairing")
+    repo.next_number += 1
+    await pool.status(task_id, "pr_opened", token=token, artifact={"pr_url": url(pr_number)})
+    await world.drain()
+    assert (await pool.get_task(task_id))["status"] == "pr_opened"
+    assert not await pool.events(type="lease.voided")
+    await fake.close_pull(REPO, pr_number)
+    assert (await pool.get_task(task_id))["status"] == "ready"  # the linked PR ended: the usual rule
+
+
+async def test_github_failing_retries_the_check_later(world: GitHubWorld) -> None:
+    pool, fake = world.pool, world.fake
+    _, task_id, _, token = await leased(world)
+    fake.fail("GET", r"/pulls/42$", 502)
+    await pool.status(task_id, "pr_opened", token=token, artifact={"pr_url": url(42)})
+    await world.drain()
+    assert (await pool.get_task(task_id))["status"] == "pr_opened"  # a 502 says nothing about the PR
+    pool.clock.advance(31)
+    await world.drain()
+    assert (await pool.get_task(task_id))["status"] == "ready"
+    assert len(fake.calls_to("GET", "/pulls/42")) == 2
+
+
+async def test_a_repo_without_the_app_takes_the_url_on_trust(world: GitHubWorld, backend: str) -> None:
+    pool, fake = world.pool, world.fake
+    await pool.repo("acme/imported", max_open_prs=3)
+    task_id = await pool.task("Imported from YAML", repo="acme/imported")
+    _, token = await world.online_worker("ann")
+    [lease] = (await pool.work(token))["leases"]
+    assert lease["task_id"] == task_id
+    await pool.status(task_id, "pr_opened", token=token, artifact={"pr_url": url(3, "elsewhere/fork")})
+    await world.drain()
+    assert (await pool.get_task(task_id))["status"] == "pr_opened"
+    assert not fake.calls_to("GET", "/pulls/")
+    assert not await pool.events(type="lease.voided")
