@@ -579,7 +579,10 @@ def check_reported_pull(task: Row, pr_url: str, pr_number: int | None, now: floa
     """A worker's pr_opened on a repo the GitHub App is installed on: the URL must be a pull request of the task's
     repo (422 otherwise), and one outbox job reads it from GitHub (github_operations.report_checked): the report
     completes the lease at once, and GitHub's answer confirms it or takes it back. Elsewhere (imported tasks, a
-    pool without the app) the URL is taken on trust: nothing could confirm it."""
+    pool without the app) the URL is taken on trust: nothing could confirm it. (Only a GitHub issue's task is
+    looked at: an imported one has no issue to answer on, and the lookup would cost every report a statement.)"""
+    if task["source"] != "github":
+        return
     connected = yield one("gh_repo_get", task["repo"])
     if connected is None or connected["installation_id"] is None:
         return
