@@ -340,7 +340,7 @@ async def test_analytics_opened_directly_offers_every_repository(dashboard: Dash
     repo = page.get_by_label("Repository")
     await expect(repo.locator("option")).to_have_count(3)
     await repo.select_option("acme/web")
-    await expect(page.get_by_test_id("analytics-summary").get_by_role("heading")).to_contain_text("acme/web")
+    await expect(page.get_by_test_id("analytics-summary").get_by_role("heading", level=2)).to_contain_text("acme/web")
 
 
 async def test_admin_sets_a_workers_trust_tier_and_sees_its_reputation(dashboard: Dashboard) -> None:
