@@ -141,7 +141,7 @@ async def receive(call: Call) -> tuple[int, BaseModel]:
     secret = github.auth.credentials.webhook_secret
     header = request.headers.get("X-Hub-Signature-256")
     if not github.scheduler.settings.github_webhook_secret and not signed(body, header, secret):
-        await github.reload_credentials()  # the app may have been created (again) on another replica
+        await github.reload_credentials_now_and_then()  # the app may have been created (again) on another replica
         secret = github.auth.credentials.webhook_secret
     if not secret:
         raise Problem(

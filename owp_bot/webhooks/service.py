@@ -16,6 +16,8 @@ from owp_bot.webhooks.auth import AppAuth, credentials_from
 from owp_bot.webhooks.client import GitHubClient
 from owp_bot.webhooks.outbox import Outbox, outbox_loop
 
+RELOAD_AT_MOST_EVERY = 1.0  # seconds: a delivery that does not verify reads the stored credentials at most this often
+
 
 @dataclass
 class GitHubApp:
@@ -23,10 +25,19 @@ class GitHubApp:
     client: GitHubClient
     auth: AppAuth
     outbox: Outbox
+    reloaded_at: float = float("-inf")
 
     async def reload_credentials(self) -> None:
         stored = await self.scheduler.run(lambda now: gh.stored_credentials(), write=False)
         self.auth.use(credentials_from(self.scheduler.settings, stored))
+
+    async def reload_credentials_now_and_then(self) -> None:
+        """For a delivery that does not verify: the app may have been created (again) on another replica since.
+        At most once a second, so that unsigned POSTs (webhooks are not rate limited) cost no database reads."""
+        now = self.scheduler.clock.now()
+        if now - self.reloaded_at >= RELOAD_AT_MOST_EVERY:
+            self.reloaded_at = now
+            await self.reload_credentials()
 
 
 GITHUB: web.AppKey[GitHubApp] = web.AppKey("github", GitHubApp)

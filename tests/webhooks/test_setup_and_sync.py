@@ -15,8 +15,10 @@ import jwt
 import yaml
 from aiohttp.test_utils import TestServer
 
+from owp_bot.clock import ManualClock
 from owp_bot.config import Settings
 from owp_bot.devtools.fake_github import FakeGitHub
+from owp_bot.scheduler import github_operations as gh
 from owp_bot.webhooks import setup
 from owp_bot.webhooks.service import GITHUB
 from tests.conftest import ADMIN_TOKEN, start_server
@@ -152,6 +154,38 @@ async def test_manifest_flow_creates_and_stores_the_app(settings: Settings, fake
         fake_github.connect(str(server.make_url("/")))
         pong = await fake_github.deliver(None, "ping", {"zen": "hi", "hook_id": 1})
         assert pong.status == 200  # signed with the secret GitHub just issued
+
+
+async def test_unsigned_posts_read_the_stored_credentials_at_most_once_a_second(
+    settings: Settings, fake_github: FakeGitHub, monkeypatch: Any
+) -> None:
+    """Without GITHUB_WEBHOOK_SECRET the secret is the one /github/setup stored, maybe on another replica, so a
+    delivery that does not verify reads it again; a flood of unsigned POSTs (webhooks are not rate limited) must
+    not turn into a flood of database reads."""
+    settings = settings.with_overrides(github_app_id=None, github_private_key=None, github_webhook_secret=None)
+    clock = ManualClock()
+    reads = 0
+    stored = gh.stored_credentials
+
+    def counted() -> Any:
+        nonlocal reads
+        reads += 1
+        return stored()
+
+    server = await start_server(settings, clock)
+    monkeypatch.setattr(gh, "stored_credentials", counted)
+    try:
+        async with aiohttp.ClientSession(base_url=str(server.make_url("/"))) as http:
+            for _ in range(20):
+                async with http.post("/webhooks/github", data=b"{}", headers={"X-GitHub-Event": "ping"}) as answer:
+                    assert answer.status == 503  # no secret stored: nothing can be verified
+            assert reads == 1
+            clock.advance(1.5)
+            async with http.post("/webhooks/github", data=b"{}", headers={"X-GitHub-Event": "ping"}) as answer:
+                assert answer.status == 503
+            assert reads == 2
+    finally:
+        await server.close()
 
 
 async def test_setup_form_rejects_other_bodies(world: GitHubWorld) -> None:
