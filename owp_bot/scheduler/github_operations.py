@@ -532,6 +532,16 @@ def report_checked(task_id: str, repo: str, number: int, pull: PullRef | None, n
     if task is None or task["status"] != TaskStatus.PR_OPENED or task["pr_number"] != number or task["repo"] != repo:
         return f"PR #{number} of {repo} checked; task {task_id} moved on since it was reported"
     if pull is None:
+        # GitHub's REST API may lag behind its webhooks: an open PR a delivery showed exists; it is the worker's
+        # when that delivery linked it to this task, or its author is the worker
+        known = yield one("gh_pull_get", repo, number)
+        if known is not None and known["state"] == "open" and (
+            known["task_id"] == task_id
+            or (known["task_id"] is None and (yield from _reporter_wrote(task, known["author"])))
+        ):
+            yield run("gh_pull_upsert", repo, number, task_id, known["author"], known["url"], "open", now)
+            yield run("gh_repo_recount_external", repo)
+            return f"PR #{number} checked: its webhook showed it, GitHub's API not yet; task {task_id} follows it"
         return (yield from void_report(task, "not_found", f"GitHub has no pull request #{number} in {repo}", now))
     named = any(t["id"] == task_id for t in (yield from linked_tasks(pull)))
     if named or (yield from _reporter_wrote(task, pull.author)):

@@ -9,7 +9,7 @@ import pytest
 
 from owp_bot.config import Settings
 from owp_bot.devtools import github_payloads as gp
-from owp_bot.devtools.fake_github import Delivered
+from owp_bot.devtools.fake_github import Delivered, FakeRepo
 from owp_bot.keys import SCHEDULER, SETTINGS
 from owp_bot.scheduler.analytics import sample_budgets
 from owp_bot.scheduler.postgres_store import PostgresStore
@@ -261,3 +261,26 @@ async def test_an_upgraded_pool_knows_its_repos_ids_from_the_deliveries_it_appli
     labelled = await fake.label_issue(NEW_NAME, number, "area:routing")
     assert labelled is not None and labelled.status == 200, labelled.answer
     assert (await world.task_of_issue(number, repo=NEW_NAME))["area"] == "routing"
+
+
+async def test_a_new_repo_under_a_former_name_is_not_renamed_for_the_old_one(world: GitHubWorld, backend: str) -> None:
+    """acme/api was renamed acme/service, and a new acme/api (a new repository id) joined the pool. When acme/service
+    is renamed again and a delivery under its newest name comes first, the pool follows acme/service, not the new
+    repo that now holds the name the old id once went by."""
+    pool, fake = world.pool, world.fake
+    first = await world.ready_issue("Split the router")
+    old_id = fake.repos[REPO].id
+    assert (await fake.rename_repo(REPO, "service")) is not None
+    fake.repos[REPO] = FakeRepo(REPO, INSTALLATION_ID, id=old_id + 1)
+    await pool.repo(REPO, max_open_prs=1)
+    fresh = await world.ready_issue("A fresh start")
+    fake.pool_url, url = None, fake.pool_url
+    await fake.rename_repo(NEW_NAME, "platform")
+    fake.pool_url = url
+    await fake.open_issue("acme/platform", "Follows the second rename")
+    followed = fake.deliveries[-1]
+    assert followed.status == 200, followed.answer
+    assert f"{NEW_NAME} renamed to acme/platform" in followed.answer["detail"], followed.answer
+    assert (await world.task_of_issue(first, repo="acme/platform"))["title"] == "Split the router"
+    assert (await world.task_of_issue(fresh, repo=REPO))["title"] == "A fresh start"
+    await pool.call("GET", f"/v1/repos/{NEW_NAME}", expect=404)

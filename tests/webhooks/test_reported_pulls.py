@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from owp_bot.devtools.fake_github import FakePull
 from owp_bot.scheduler import github_operations as gh
 from tests.webhooks.conftest import REPO, GitHubWorld
@@ -178,3 +180,33 @@ async def test_a_repo_without_the_app_takes_the_url_on_trust(world: GitHubWorld,
     assert (await pool.get_task(task_id))["status"] == "pr_opened"
     assert not fake.calls_to("GET", "/pulls/")
     assert not await pool.events(type="lease.voided")
+
+
+@pytest.mark.parametrize("webhook", ["before the report", "after the report"])
+async def test_a_pr_its_webhook_showed_is_not_voided_while_the_api_lags(
+    world: GitHubWorld, backend: str, webhook: str
+) -> None:
+    """GitHub's API may answer 404 for a PR created a moment ago, past the check's one retry; the `opened` delivery
+    already showed the PR, by the worker: it is the worker's PR, not a report of one that does not exist."""
+    pool, fake = world.pool, world.fake
+    number, task_id, worker_id, token = await leased(world)
+    pr_number = fake.repos[REPO].next_number
+    if webhook == "before the report":
+        await fake.open_pull(REPO, title="README fix", body="Part of the README work", user="mallory")
+    await pool.status(task_id, "pr_opened", token=token, artifact={"pr_url": url(pr_number)})
+    if webhook == "after the report":
+        await fake.open_pull(REPO, title="README fix", body="Part of the README work", user="mallory")
+    fake.fail("GET", rf"/pulls/{pr_number}$", 404, times=2)
+    await world.drain()
+    pool.clock.advance(31)
+    await world.drain()
+    assert len(fake.calls_to("GET", f"/pulls/{pr_number}")) == 2
+    assert (await pool.get_task(task_id))["status"] == "pr_opened"
+    assert not await pool.events(type="lease.voided")
+    assert await in_flight(world) == 1  # the task's PR, not also an external one
+    after = await outcomes(world, worker_id)
+    assert (after["completed"], after["expired"]) == (1, 0), after
+    await world.drain()
+    assert not replies(world, number)
+    await fake.merge_pull(REPO, pr_number)
+    assert (await pool.get_task(task_id))["status"] == "merged"

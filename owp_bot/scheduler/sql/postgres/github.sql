@@ -68,7 +68,8 @@ WITH moved_repo AS (UPDATE repos SET id = $2 WHERE id = $1),
 UPDATE events SET repo = $2 WHERE repo = $1;
 
 -- name: gh_repo_name_seen
--- mirrors sqlite 77f04ef66507
+-- mirrors sqlite f6c413722a70
+WITH gone AS (DELETE FROM gh_repo_names WHERE lower(repo) = lower($2) AND github_id <> $1)
 INSERT INTO gh_repo_names (github_id, repo) VALUES ($1, $2) ON CONFLICT DO NOTHING;
 
 -- name: gh_repo_by_github_id

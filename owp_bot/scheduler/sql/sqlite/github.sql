@@ -62,7 +62,10 @@ INSERT INTO gh_repo_names (github_id, repo) SELECT github_id, ?2 FROM gh_repo_na
 ON CONFLICT DO NOTHING;
 
 -- name: gh_repo_name_seen
--- GitHub's repository id ?1 went by the name ?2 (migration 021).
+-- GitHub's repository id ?1 goes by the name ?2 (migration 021). A name is one repository's at a time: another id
+-- that went by it before (a repo renamed away, or deleted, and a new one created under its name) no longer finds
+-- the repo now under that name (gh_repo_by_github_id).
+DELETE FROM gh_repo_names WHERE lower(repo) = lower(?2) AND github_id <> ?1;
 INSERT INTO gh_repo_names (github_id, repo) VALUES (?1, ?2) ON CONFLICT DO NOTHING;
 
 -- name: gh_repo_by_github_id
