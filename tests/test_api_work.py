@@ -276,7 +276,9 @@ async def test_the_holders_reports_move_the_task_and_say_where_it_came_from(
     assert (opened["status"], opened["worker_id"], opened["pr_number"]) == ("pr_opened", ann_id, 9)
     # the holder's reports read nothing first; the others' are read to say why not
     assert [name for name in statements if name.startswith("task_")] == ["task_report_held"] * 3 + [
-        "task_get", "task_report_held", "task_get", "task_report_held"]
+        "task_of_report", "task_report_held", "task_of_report", "task_report_held"]
+    # the statement that moves the task says whether the repo has the GitHub App: without it, nothing more is read
+    assert not [name for name in statements if name.startswith("gh_")], statements
     again = await pool.status(task, "pr_opened", token=ann,
                               artifact={"pr_url": "https://github.com/acme/api/pull/10"})
     assert (again["status"], again["pr_number"]) == ("pr_opened", 10)

@@ -524,9 +524,10 @@ def report_checked(task_id: str, repo: str, number: int, pull: PullRef | None, n
     """GitHub's answer to a worker's `pr_opened` (the outbox's `check_pull`, queued by ops.check_reported_pull):
     `pull` as GitHub shows PR #`number` of `repo` now, or None when GitHub has no such PR (404/410).
 
-    The worker's own PR (by its github_handle), or one that names the task's issue, is applied as its webhook
-    would be (pull_changed). A PR that does not exist, or someone else's that does not name the issue, is not
-    followed (the rule of pull_changed), so no webhook would ever end the task: the report is voided at once.
+    The worker's own PR (by its github_handle), or one linked to the task (linked_tasks: it names the task's issue,
+    or comes from its branch `owp/<task_id>`, an imported task's only link), is applied as its webhook would be
+    (pull_changed). A PR that does not exist, or someone else's that is not linked, is not followed (the rule of
+    pull_changed), so no webhook would ever end the task: the report is voided at once.
     """
     task = yield one("task_get", task_id)
     if task is None or task["status"] != TaskStatus.PR_OPENED or task["pr_number"] != number or task["repo"] != repo:
@@ -546,16 +547,24 @@ def report_checked(task_id: str, repo: str, number: int, pull: PullRef | None, n
     named = any(t["id"] == task_id for t in (yield from linked_tasks(pull)))
     if named or (yield from _reporter_wrote(task, pull.author)):
         return (yield from pull_changed(pull, CHECK_ACTOR, now)) or f"PR #{number} checked: task {task_id} follows it"
-    why = (f"#{number} was opened by @{pull.author}, not by the worker who reported it, and does not say "
-           f"`Closes #{task['issue_number']}`")
+    issue = issue_of(task)
+    unlinked = f"does not say `Closes #{issue}`" if issue is not None else f"its branch is not `owp/{task_id}`"
+    why = f"#{number} was opened by @{pull.author}, not by the worker who reported it, and {unlinked}"
     return (yield from void_report(task, "not_theirs", why, now))
+
+
+def issue_of(task: Row) -> int | None:
+    """The GitHub issue the task is, which the bot writes on; None for an imported task, whose issue_number only
+    says what it is about (the write-back leaves it alone too, gh_writeback_candidates)."""
+    return task["issue_number"] if task["source"] == "github" else None
 
 
 def void_report(task: Row, reason: str, why: str, now: float) -> Op[str]:
     """A worker's pr_opened that GitHub does not confirm: the task goes back to the pool, the lease's completion
     is taken back and the lease counts as expired (`lease.voided`, migration 022: it delivered nothing; a PR closed
-    unmerged would count a review the maintainers never made), and the bot tells the worker on the issue."""
-    number, worker_id = task["pr_number"], task["worker_id"]
+    unmerged would count a review the maintainers never made), and the bot tells the worker on the issue. An
+    imported task has none: the worker reads why in the task's history (`lease.voided`, `task.requeued`)."""
+    number, worker_id, issue = task["pr_number"], task["worker_id"], issue_of(task)
     yield ops.emit(now, "lease.voided", CHECK_ACTOR, task["id"], task["repo"], worker_id=worker_id,
                    pr_number=number, pr_url=task["pr_url"], reason=reason, message=why)
     yield from ops.move_task(task, TaskStatus.READY, None, now)
@@ -564,12 +573,12 @@ def void_report(task: Row, reason: str, why: str, now: float) -> Op[str]:
     worker = None if worker_id is None else (yield one("worker_get", worker_id))
     yield from enqueue_comment(
         task["repo"],
-        task["issue_number"],
+        issue,
         now,
         (
             f"{_mention(worker)} reported pull request #{number} for this issue, but {why}. The report does not "
             "count: the task is back in the pool. Report the URL of a pull request you opened, or one that says "
-            f"`Closes #{task['issue_number']}`."
+            f"`Closes #{issue}`."
         ),
     )
     return f"task {task['id']} reported PR #{number}, but {why}: report voided, task ready again"
@@ -600,7 +609,7 @@ def link_pull(task: Row, pull: PullRef, actor: str, now: float) -> Op[str]:
         if holder_handle is None or holder_handle.lower() != pull.author.lower():
             yield from enqueue_comment(
                 pull.repo,
-                task["issue_number"],
+                issue_of(task),
                 now,
                 (
                     f"@{pull.author} opened #{pull.number} for this issue, which is leased to "
@@ -627,7 +636,7 @@ def link_pull(task: Row, pull: PullRef, actor: str, now: float) -> Op[str]:
     )
     yield from enqueue_comment(
         pull.repo,
-        task["issue_number"],
+        issue_of(task),
         now,
         (
             f"@{pull.author} opened #{pull.number} for this issue without holding a lease. It is linked and "

@@ -246,8 +246,8 @@ def load_worker(worker_id: str) -> Op[Row]:
     return worker
 
 
-def load_task(task_id: str) -> Op[Row]:
-    task: Row | None = yield one("task_get", task_id)
+def load_task(task_id: str, statement: str = "task_get") -> Op[Row]:
+    task: Row | None = yield one(statement, task_id)
     if task is None:
         raise not_found("task", task_id, "list tasks with GET /v1/tasks")
     return task
@@ -533,7 +533,7 @@ def report_status(
             yield emit(now, f"task.{status}", actor, task_id, moved["repo"], message=message, worker_id=worker_id,
                        previous=moved["previous"], **({"pr_url": link[0]} if link[0] else {}))
             return moved
-    task = yield from load_task(task_id)
+    task = yield from load_task(task_id, "task_of_report")
     if worker_id is not None:
         if status not in WORKER_REPORTS:
             raise Problem(403, f"a worker may report {', '.join(sorted(WORKER_REPORTS))}; "
@@ -576,15 +576,13 @@ def report_status(
 
 
 def check_reported_pull(task: Row, pr_url: str, pr_number: int | None, now: float) -> Op[None]:
-    """A worker's pr_opened on a repo the GitHub App is installed on: the URL must be a pull request of the task's
-    repo (422 otherwise), and one outbox job reads it from GitHub (github_operations.report_checked): the report
-    completes the lease at once, and GitHub's answer confirms it or takes it back. Elsewhere (imported tasks, a
-    pool without the app) the URL is taken on trust: nothing could confirm it. (Only a GitHub issue's task is
-    looked at: an imported one has no issue to answer on, and the lookup would cost every report a statement.)"""
-    if task["source"] != "github":
-        return
-    connected = yield one("gh_repo_get", task["repo"])
-    if connected is None or connected["installation_id"] is None:
+    """A worker's pr_opened on a repo the GitHub App is installed on, an issue's task or an imported one: the URL
+    must be a pull request of the task's repo (422 otherwise), and one outbox job reads it from GitHub
+    (github_operations.report_checked): the report completes the lease at once, and GitHub's answer confirms it or
+    takes it back. Elsewhere (a repo or pool without the app) the URL is taken on trust: nothing could confirm it.
+    `task` brings its repo's installation_id (task_report_held, task_of_report): a lookup of its own would cost
+    every report a statement, also where there is nothing to check."""
+    if task["installation_id"] is None:
         return
     match = _PR_URL.match(pr_url)
     if match is None or pr_number is None or match.group(2).lower() != task["repo"].lower():

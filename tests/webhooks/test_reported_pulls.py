@@ -1,7 +1,9 @@
 """A worker's `pr_opened` on a repo the GitHub App is installed on is checked against GitHub (protocol.md): a URL
 of another repo is refused at once, and the outbox reads the reported PR. A PR that does not exist, or someone
 else's that does not name the issue, voids the report: the task goes back to the pool and the completion is
-taken back. The worker's own PR, or one naming the issue, is followed as if its webhook had come."""
+taken back. The worker's own PR, or one naming the issue, is followed as if its webhook had come. An imported
+task (from a task file) is checked alike; it has no issue, so someone else's PR counts only from its branch
+`owp/<task_id>`."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import pytest
 
 from owp_bot.devtools.fake_github import FakePull
 from owp_bot.scheduler import github_operations as gh
-from tests.webhooks.conftest import REPO, GitHubWorld
+from tests.webhooks.conftest import INSTALLATION_ID, REPO, GitHubWorld
 
 
 def url(number: int, repo: str = REPO) -> str:
@@ -26,6 +28,22 @@ async def leased(world: GitHubWorld, handle: str = "mallory") -> tuple[int, str,
     [lease] = (await world.pool.work(token))["leases"]
     assert lease["task_id"] == task["task_id"], lease
     return number, task["task_id"], worker_id, token
+
+
+async def imported(world: GitHubWorld, handle: str = "mallory") -> tuple[str, str, str]:
+    """A task of a task file, about issue #4 (which the bot never writes on), on a repo the app is installed on,
+    leased to a worker: (task id, worker id, token)."""
+    pool = world.pool
+    await world.fake.install(INSTALLATION_ID, "acme", [REPO])
+    text = f"tasks:\n  - {{key: guide, repo: {REPO}, title: Write the guide, issue_number: 4}}\n"
+    report = await pool.call("POST", "/v1/tasks/import", admin=True, data=text.encode(),
+                             headers={"Content-Type": "application/yaml"})
+    [entry] = report["entries"]
+    assert entry["outcome"] == "created", report
+    worker_id, token = await world.online_worker(handle)
+    [lease] = (await pool.work(token))["leases"]
+    assert lease["task_id"] == entry["task_id"], lease
+    return entry["task_id"], worker_id, token
 
 
 async def outcomes(world: GitHubWorld, worker_id: str) -> dict[str, Any]:
@@ -210,3 +228,93 @@ async def test_a_pr_its_webhook_showed_is_not_voided_while_the_api_lags(
     assert not replies(world, number)
     await fake.merge_pull(REPO, pr_number)
     assert (await pool.get_task(task_id))["status"] == "merged"
+
+
+async def test_an_imported_tasks_url_of_another_repo_is_refused(world: GitHubWorld, backend: str) -> None:
+    pool = world.pool
+    task_id, worker_id, token = await imported(world)
+    wrong = url(5, "evil/farm")
+    problem = await pool.status(task_id, "pr_opened", token=token, artifact={"pr_url": wrong}, expect=422)
+    assert problem["detail"] == (
+        f"artifact.pr_url {wrong} is not a pull request of {REPO}, the repo of task {task_id}; send your pull "
+        f"request's URL there, https://github.com/{REPO}/pull/<number>"
+    ), problem
+    assert (await pool.get_task(task_id))["status"] == "leased"
+    assert (await outcomes(world, worker_id))["completed"] == 0
+    # a corrected report on a task already in review is checked too (the report that reads the task first)
+    pull = await world.fake.open_pull(REPO, title="The guide", body="Writes the guide", user="mallory")
+    await pool.status(task_id, "pr_opened", token=token, artifact={"pr_url": url(pull.number)})
+    problem = await pool.status(task_id, "pr_opened", token=token, artifact={"pr_url": wrong}, expect=422)
+    assert problem["detail"].startswith(f"artifact.pr_url {wrong} is not a pull request of {REPO}"), problem
+    assert (await pool.get_task(task_id))["pr_url"] == url(pull.number)
+
+
+@pytest.mark.parametrize("reported", ["someone else's", "none"])
+async def test_an_imported_tasks_report_that_github_does_not_confirm_is_voided(
+    world: GitHubWorld, backend: str, reported: str
+) -> None:
+    """It has no issue to say why on: the worker reads why in the task's history."""
+    pool, fake = world.pool, world.fake
+    task_id, worker_id, token = await imported(world)
+    if reported == "none":
+        number, reason, why = 99, "not_found", f"GitHub has no pull request #99 in {REPO}"
+        fake.fail("GET", r"/pulls/99$", 410)
+    else:
+        number = (await fake.open_pull(REPO, title="Big refactor", body="Closes #4", user="maintainer")).number
+        reason = "not_theirs"
+        why = (f"#{number} was opened by @maintainer, not by the worker who reported it, and its branch is not "
+               f"`owp/{task_id}`")
+    await pool.status(task_id, "pr_opened", token=token, artifact={"pr_url": url(number)})
+    assert (await outcomes(world, worker_id))["completed"] == 1
+    await world.drain()
+    assert [c.path for c in fake.calls_to("GET", "/pulls/")] == [f"/repos/{REPO}/pulls/{number}"]
+    task = await pool.call("GET", f"/v1/tasks/{task_id}", token=token)
+    assert (task["status"], task["worker_id"]) == ("ready", None), task
+    after = await outcomes(world, worker_id)
+    assert (after["completed"], after["expired"]) == (0, 1), after
+    history = {e["type"]: e["details"] for e in task["history"]}
+    assert history["lease.voided"] == {"worker_id": worker_id, "pr_number": number, "pr_url": url(number),
+                                       "reason": reason, "message": why}, history
+    assert history["task.requeued"]["reason"] == f"reported PR #{number} not confirmed: {why}", history
+    await world.drain()
+    assert not fake.calls_to("POST", "/comments"), fake.calls  # no issue of its own to answer on
+
+
+@pytest.mark.parametrize("pull", ["the worker's own", "on the task's branch"])
+async def test_an_imported_tasks_confirmed_pr_is_followed_to_its_merge(
+    world: GitHubWorld, backend: str, pull: str
+) -> None:
+    pool, fake = world.pool, world.fake
+    task_id, worker_id, token = await imported(world)
+    repo = fake.repos[REPO]
+    number = repo.next_number
+    author, branch = ("mallory", "guide") if pull == "the worker's own" else ("pair-partner", f"owp/{task_id}")
+    repo.pulls[number] = FakePull(number, "The guide", "Writes the guide", author, branch)
+    repo.next_number += 1
+    await pool.status(task_id, "pr_opened", token=token, artifact={"pr_url": url(number)})
+    await world.drain()
+    assert fake.calls_to("GET", f"/pulls/{number}")
+    assert (await pool.get_task(task_id))["status"] == "pr_opened"
+    assert not await pool.events(type="lease.voided")
+    assert await in_flight(world) == 1  # the task's PR, not also an external one
+    await fake.merge_pull(REPO, number)
+    assert (await pool.get_task(task_id))["status"] == "merged"
+    assert (await outcomes(world, worker_id))["completed"] == 1
+
+
+@pytest.mark.parametrize("leased", [True, False])
+async def test_a_pr_on_an_imported_tasks_branch_is_linked_without_a_comment(
+    world: GitHubWorld, backend: str, leased: bool
+) -> None:
+    """An imported task's issue_number only says what it is about: the bot writes on no issue for it, also when
+    someone else's PR from its branch `owp/<task_id>` is linked (to the holder's lease, or without one)."""
+    pool, fake = world.pool, world.fake
+    task_id, _, _ = await imported(world)
+    if not leased:
+        await pool.status(task_id, "ready", admin=True)
+    pr = await fake.open_pull(REPO, title="The guide", body="Writes the guide", head_ref=f"owp/{task_id}",
+                              user="pair-partner")
+    await world.drain()
+    task = await pool.get_task(task_id)
+    assert (task["status"], task["pr_url"]) == ("pr_opened", url(pr.number)), task
+    assert not fake.calls_to("POST", "/comments"), fake.calls

@@ -174,6 +174,10 @@ DELETE FROM task_skills WHERE task_id = $1;
 -- mirrors sqlite e72230977310
 SELECT * FROM tasks WHERE id = $1;
 
+-- name: task_of_report
+-- mirrors sqlite e5fe0c791ff0
+SELECT t.*, g.installation_id FROM tasks t LEFT JOIN gh_repos g ON g.repo = t.repo WHERE t.id = $1;
+
 -- name: task_by_key
 -- mirrors sqlite 5c58132ccdd8
 SELECT * FROM tasks WHERE repo = $1 AND external_key = $2;
@@ -205,9 +209,10 @@ UPDATE tasks SET status = $2, worker_id = $3, updated_at = $4,
 WHERE id = $1 RETURNING tasks.*, (SELECT id FROM lease) AS lease_id, (SELECT worker_id FROM lease) AS lease_worker_id;
 
 -- name: task_report_held
--- mirrors sqlite fba6321d4604
+-- mirrors sqlite a00b14e057a5
 WITH held AS (
-  SELECT id, status FROM tasks WHERE id = $1 AND worker_id = $2 AND status IN ('leased', 'in_progress', 'blocked')
+  SELECT t.id, t.status, g.installation_id FROM tasks t LEFT JOIN gh_repos g ON g.repo = t.repo
+  WHERE t.id = $1 AND t.worker_id = $2 AND t.status IN ('leased', 'in_progress', 'blocked')
 ), lease AS (
   UPDATE leases SET state = 'completed', ended_at = $4
   WHERE $3 = 'pr_opened' AND task_id = (SELECT id FROM held) AND state = 'active'
@@ -216,7 +221,7 @@ WITH held AS (
 UPDATE tasks SET status = $3, updated_at = $4,
   pr_url = coalesce($5::text, pr_url), pr_number = CASE WHEN $5::text IS NULL THEN pr_number ELSE $6 END
 FROM held WHERE tasks.id = held.id
-RETURNING tasks.*, held.status AS previous, (SELECT id FROM lease) AS lease_id,
+RETURNING tasks.*, held.status AS previous, held.installation_id, (SELECT id FROM lease) AS lease_id,
   (SELECT worker_id FROM lease) AS lease_worker_id;
 
 -- name: tasks_list

@@ -138,6 +138,11 @@ DELETE FROM task_skills WHERE task_id = ?1;
 -- name: task_get
 SELECT * FROM tasks WHERE id = ?1;
 
+-- name: task_of_report
+-- task_get, with the GitHub installation of the task's repo (installation_id: null when the app is not installed
+-- there): whether a worker's reported PR is checked on GitHub (operations.check_reported_pull), in the one read.
+SELECT t.*, g.installation_id FROM tasks t LEFT JOIN gh_repos g ON g.repo = t.repo WHERE t.id = ?1;
+
 -- name: task_by_key
 SELECT * FROM tasks WHERE repo = ?1 AND external_key = ?2;
 
@@ -167,9 +172,10 @@ WHERE id = ?1 RETURNING *;
 -- name: task_report_held
 -- A worker's report (?3: in_progress, blocked or pr_opened) on a task it holds (?2) and has not yet opened a PR
 -- for, without reading the task first: the task as it is now, its status before (previous) and, for pr_opened,
--- the lease that ended (lease_id, lease_worker_id). No row when the worker does not hold it so: then the
--- operation reads the task to say why.
-SELECT status AS previous FROM tasks WHERE id = ?1 AND worker_id = ?2 AND status IN ('leased', 'in_progress', 'blocked');
+-- the lease that ended (lease_id, lease_worker_id), and its repo's GitHub installation (installation_id, as in
+-- task_of_report). No row when the worker does not hold it so: then the operation reads the task to say why.
+SELECT t.status AS previous, g.installation_id FROM tasks t LEFT JOIN gh_repos g ON g.repo = t.repo
+WHERE t.id = ?1 AND t.worker_id = ?2 AND t.status IN ('leased', 'in_progress', 'blocked');
 UPDATE leases SET state = 'completed', ended_at = ?4
 WHERE ?3 = 'pr_opened' AND task_id = ?1 AND state = 'active'
   AND EXISTS (SELECT 1 FROM tasks WHERE id = ?1 AND worker_id = ?2 AND status IN ('leased', 'in_progress', 'blocked'))
