@@ -95,6 +95,11 @@ def _connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA busy_timeout=5000")
     # the default page cache (2 MB) is smaller than the indexes at 100k tasks (bench/RESULTS.md)
     conn.execute("PRAGMA cache_size=-65536")
+    # Temporary b-trees (an `IN (…)` list, GROUP BY, DISTINCT) in memory. With SQLite's default, each one got a
+    # pager of its own for a temporary file, and fresh page-cache memory from the OS every time a statement or
+    # trigger ran: the in-flight trigger's `status IN (…)` lists alone cost a lease ~270 µs (bench/RESULTS.md,
+    # eleventh session). They stay small: the lists are a few values, the sorts a page of answers.
+    conn.execute("PRAGMA temp_store=MEMORY")
     return conn
 
 
