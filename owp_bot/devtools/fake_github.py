@@ -4,7 +4,9 @@
 issues, comments, labels, pulls and the app-manifest conversion, and logs every call. Its helpers
 (`open_issue`, `label_issue`, `open_pull`, `merge_pull`, `comment`, …) change its state *and* deliver the
 matching webhook, signed with the webhook secret, to the pool it is connected to — as GitHub would.
-Failures are injected with `fail(...)`: the next matching calls answer the given status and headers.
+Failures are injected with `fail(...)`: the next matching calls answer the given status and headers; what
+happens on GitHub while a call is in flight, with `meanwhile(...)`. As on GitHub, a renamed or transferred repo's
+former name redirects to its new one, and `GET /repositories/{id}` finds a repo by its id whatever its name.
 Each change to an issue moves its `updated_at` on by at least a second (GitHub's has whole seconds), as a
 person's changes one after the other would; a test of two changes within one second builds their payloads.
 """
@@ -15,7 +17,7 @@ import json
 import re
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,6 +102,13 @@ class Failure:
     times: int
 
 
+@dataclass
+class Interlude:
+    method: str
+    path: re.Pattern[str]
+    change: Callable[[], Awaitable[object]]
+
+
 @dataclass(frozen=True)
 class Delivered:
     delivery_id: str
@@ -131,6 +140,7 @@ class FakeGitHub:
         self.bot_login = bot_login
         self.static_tokens = set(static_tokens)
         self.repos: dict[str, FakeRepo] = {}
+        self.former_names: dict[str, FakeRepo] = {}  # a renamed or transferred repo's old names: GitHub redirects them
         self.calls: list[RecordedCall] = []
         self.deliveries: list[Delivered] = []
         self.held: list[tuple[str, gp.Payload]] = []  # (event, payload) made while no pool was connected
@@ -138,6 +148,7 @@ class FakeGitHub:
         self.manifest_conversions: dict[str, gp.Payload] = {}
         self.pool_url: str | None = None
         self._failures: list[Failure] = []
+        self._interludes: list[Interlude] = []
         self._next_comment_id = 1000
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -150,6 +161,7 @@ class FakeGitHub:
         routes = [
             ("POST", "/app/installations/{installation_id}/access_tokens", self._access_token),
             ("GET", "/app", self._app),
+            ("GET", "/repositories/{repository_id:\\d+}", self._get_repository),
             ("GET", "/repos/{owner}/{name}", self._get_repo),
             ("GET", "/repos/{owner}/{name}/installation", self._repo_installation),
             ("GET", "/repos/{owner}/{name}/issues", self._list_issues),
@@ -217,6 +229,11 @@ class FakeGitHub:
         """The next `times` calls matching `method` and the regex `path_pattern` answer `status`."""
         self._failures.append(Failure(method, re.compile(path_pattern), status, headers or {}, times))
 
+    def meanwhile(self, method: str, path_pattern: str, change: Callable[[], Awaitable[object]]) -> None:
+        """The next call matching `method` and the regex `path_pattern` is answered only after `change` (a helper
+        below, which delivers its webhook): what happens on GitHub while the pool's call is in flight."""
+        self._interludes.append(Interlude(method, re.compile(path_pattern), change))
+
     def connect(self, pool_url: str) -> None:
         """Send the webhooks of the helpers below to this pool."""
         self.pool_url = pool_url.rstrip("/")
@@ -238,9 +255,6 @@ class FakeGitHub:
         target = (pool_url or self.pool_url or "").rstrip("/")
         if not target:
             raise RuntimeError("no pool to deliver to: pass pool_url or call connect(pool_url) first")
-        about = payload.get("repository") if isinstance(payload, dict) else None
-        if isinstance(about, dict) and about.get("full_name") in self.repos:  # a repo's id survives its moves
-            about["id"] = self.repos[about["full_name"]].id
         body = raw if raw is not None else json.dumps(payload).encode()
         delivery_id = delivery_id or str(uuid.uuid4())
         headers = {
@@ -270,6 +284,9 @@ class FakeGitHub:
         return self.examples(event, action) if self.examples else None
 
     async def _send(self, event: str, action: str | None, payload: gp.Payload) -> Delivered | None:
+        about = payload.get("repository")
+        if isinstance(about, dict) and about.get("full_name") in self.repos:  # a repo's id survives its moves
+            about["id"] = self.repos[about["full_name"]].id  # of the repo the change was made on, delivered when it may
         if self.pool_url is None:
             self.held.append((event, payload))  # GitHub may send it late: a test can `deliver` it
             return None
@@ -483,7 +500,7 @@ class FakeGitHub:
         return await self._send("pull_request_review", "dismissed", payload)
 
     async def rename_repo(self, full_name: str, name: str, *, sender: str = "maintainer") -> Delivered | None:
-        """The repo is called `name` from now on (same owner); GitHub answers only to the new name here."""
+        """The repo is called `name` from now on (same owner); its old name redirects to the new one."""
         owner, old_name = full_name.split("/", 1)
         changes = {"repository": {"name": {"from": old_name}}}
         return await self._move_repo(full_name, f"{owner}/{name}", "renamed", changes, sender)
@@ -500,6 +517,7 @@ class FakeGitHub:
         repo = self.repos.pop(full_name)
         repo.full_name = new_name
         self.repos[new_name] = repo
+        self.former_names[full_name] = repo
         payload = gp.repository_event(
             action,
             new_name,
@@ -544,6 +562,11 @@ class FakeGitHub:
                 request.headers.get("Authorization", ""),
             )
         )
+        for interlude in self._interludes:
+            if interlude.method == request.method and interlude.path.search(request.path):
+                self._interludes.remove(interlude)
+                await interlude.change()
+                break
         for failure in self._failures:
             if failure.times > 0 and failure.method == request.method and failure.path.search(request.path):
                 failure.times -= 1
@@ -587,6 +610,10 @@ class FakeGitHub:
     def _repo(self, request: web.Request, *, writable: bool = False) -> FakeRepo:
         name = f"{request.match_info['owner']}/{request.match_info['name']}"
         repo = self.repos.get(name)
+        if repo is None and name in self.former_names:  # GitHub answers a moved repo's old name with a redirect
+            moved = self.former_names[name]
+            location = self.url + request.path_qs.replace(f"/repos/{name}", f"/repos/{moved.full_name}", 1)
+            raise (web.HTTPMovedPermanently if request.method == "GET" else web.HTTPTemporaryRedirect)(location)
         if repo is None:
             raise _error(404, "Not Found")
         self._check_token(request, repo)
@@ -628,6 +655,15 @@ class FakeGitHub:
                 "permissions": PERMISSIONS,
             }
         )
+
+    async def _get_repository(self, request: web.Request) -> web.Response:
+        """A repo by its id: its name now, whatever name it had."""
+        repository_id = int(request.match_info["repository_id"])
+        repo = next((r for r in self.repos.values() if r.id == repository_id), None)
+        if repo is None:
+            raise _error(404, "Not Found")
+        self._check_token(request, repo)
+        return web.json_response({**gp.repository(repo.full_name), "id": repo.id})
 
     async def _get_repo(self, request: web.Request) -> web.Response:
         repo = self._repo(request)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -48,7 +48,7 @@ def actor_of(login: str) -> str:
     return f"github:{login}"
 
 
-LEARNED_FROM_ID = "github:repository-id"  # the actor of a rename learned from a delivery's repository id
+LEARNED_FROM_ID = "github:repository-id"  # the actor of a rename learned from GitHub by the repository id
 
 
 # ------------------------------------------------------------------ plain data from payloads
@@ -107,35 +107,36 @@ def apply_delivery(
 ) -> Op[Applied]:
     """Apply a delivery's changes and record it, in one transaction (a redelivery is not reapplied).
 
-    A delivery for a repo that is not in the pool is recorded as ignored; so is one no handler acts on.
+    A delivery for a repo that is not in the pool is recorded as ignored; so is one no handler acts on. It is applied
+    to, and recorded under, the pool repo it is for (delivery_repo), by the name that repo has when it is recorded.
     """
     seen = yield one("gh_delivery_get", delivery.id)
     if seen is not None and seen["outcome"] != "failed" and not retry:
         return Applied("duplicate", f"delivery {delivery.id} was already {seen['outcome']}: {seen['detail']}")
     notes: list[str] = []
-    if delivery.repo is not None and delivery.github_id is not None:
-        _, moved_from = yield from delivery_repo(delivery.repo, delivery.github_id)
-        if moved_from is not None:  # renamed on GitHub; its `repository` delivery has not reached the pool yet
-            moved = yield from repo_renamed(
-                moved_from, delivery.repo, _move_kind(moved_from, delivery.repo), LEARNED_FROM_ID, now
-            )
-            if moved:
-                notes.append(f"{moved} (repository id {delivery.github_id} of this delivery)")
-    if delivery.repo is not None and (yield one("repo_get", delivery.repo)) is None:
-        notes = []
+    repo, unsure = None, False
+    if delivery.repo is not None:
+        repo, unsure = yield from delivery_repo(delivery.repo, delivery.github_id)
+    if delivery.repo is not None and repo is None:
         detail = f"{delivery.repo} is not a pool repo; an admin adds it with PUT /v1/repos/{delivery.repo}"
     else:
-        if delivery.repo is not None and delivery.installation_id is not None:
-            yield run("gh_repo_set_installation", delivery.repo, delivery.installation_id, now)
-        if delivery.repo is not None and delivery.github_id is not None:
-            yield run("gh_repo_name_seen", delivery.github_id, delivery.repo)
+        if repo is not None and delivery.installation_id is not None:
+            yield run("gh_repo_set_installation", repo, delivery.installation_id, now)
+        if repo is not None and delivery.github_id is not None:
+            yield run("gh_repo_name_seen", delivery.github_id, repo)
+            if unsure:
+                yield run("gh_outbox_repo_name", repo, str(delivery.github_id), now)
+                notes.append(f"{delivery.repo} is a name the pool has not seen for {repo} (repository id "
+                             f"{delivery.github_id}): applied to {repo}; GitHub is asked which name the repo has now")
         for change in changes:
             note = yield from change(now)
             if note:
                 notes.append(note)
+        if delivery.event == "repository" and delivery.repo is not None:  # a move the pool followed renamed the repo
+            repo, _ = yield from delivery_repo(delivery.repo, delivery.github_id)
         detail = "; ".join(notes) or f"nothing to do for {delivery.event}.{delivery.action or '-'}"
     outcome = "ok" if notes else "ignored"
-    yield from record_delivery(delivery, outcome, detail, now)
+    yield from record_delivery(replace(delivery, repo=repo or delivery.repo), outcome, detail, now)
     return Applied(outcome, detail)
 
 
@@ -145,25 +146,31 @@ def pool_repo_named(name: str) -> Op[str | None]:
     return None if found is None else str(found["id"])
 
 
-def delivery_repo(name: str, github_id: int | None) -> Op[tuple[str | None, str | None]]:
-    """(the pool repo a delivery about GitHub's repo `name` is for, the pool repo to rename to `name` first).
+def delivery_repo(name: str, github_id: int | None) -> Op[tuple[str | None, bool]]:
+    """(the pool repo a delivery about GitHub's repo `name` is for, whether to ask GitHub which name it has now).
 
-    By name first (case-insensitively); a name the pool does not know is looked up by GitHub's repository id
-    (`github_id`), which survives renames and transfers. A name the id went by before is a late delivery: it is
-    for the repo under its current name. Any other name is the repo's new one, and the delivery came before
-    GitHub's `repository` event: the pool follows the rename, then applies the delivery under the new name.
+    GitHub's repository id (`github_id`), the same across renames and transfers, decides once the pool knows which
+    pool repo it is: the delivery is for that repo under whatever name it came. A name the id went by before is a late
+    delivery; a name another pool repo has now (a new repo created under the name this one left) is not that repo's.
+    A name the pool never saw for the id is either the repo's new one (renamed on GitHub, its `repository` event not
+    here yet) or one it had before the pool learned the id (a late delivery), and nothing the pool holds tells which:
+    no payload field is documented to move with a rename, and the id may come from an `installation` event, which
+    has no time at all. So the delivery is applied to the repo under the name it has, and the outbox asks GitHub for
+    the repo's name now (`repo_name`: GET /repositories/{id}, then repo_name_read): a late delivery never renames a
+    repo backwards, and a new name is followed once GitHub answers (or the `repository` event comes). Without a
+    known id, the name decides (case-insensitively).
     """
-    named = yield from pool_repo_named(name)
-    if named is not None or github_id is None:
-        return named, None
-    found: Row | None = yield one("gh_repo_by_github_id", github_id, name)
-    if found is None:
-        return None, None
-    return (str(found["repo"]), None) if found["former"] else (name, str(found["repo"]))
+    found: Row = yield one("gh_repo_route", name, github_id)
+    if found["owned"] is None:
+        return found["named"], False
+    return str(found["owned"]), not found["went_by"] and found["named"] is None
 
 
-def _move_kind(former: str, current: str) -> str:
-    return "renamed" if former.split("/")[0].lower() == current.split("/")[0].lower() else "transferred"
+def repo_name_read(repo: str, current: str, now: float) -> Op[str | None]:
+    """GitHub's answer to the outbox's `repo_name` (see delivery_repo): pool repo `repo` is called `current` on
+    GitHub now. A new name is followed (repo_renamed); else the delivery that asked was a late one: nothing changes."""
+    move = "renamed" if repo.split("/")[0].lower() == current.split("/")[0].lower() else "transferred"
+    return (yield from repo_renamed(repo, current, move, LEARNED_FROM_ID, now))
 
 
 def record_delivery(delivery: Delivery, outcome: str, detail: str, now: float) -> Op[None]:
@@ -246,14 +253,14 @@ def repo_renamed(former: str, current: str, change: str, actor: str, now: float)
     """GitHub renamed or transferred (`change`) a pool repo: the pool follows it from `former` to `current`.
 
     A repo's full name is its key: `repos.id`, which `tasks.repo` references, and the repo column of area locks,
-    budget samples, the GitHub tables and the event log. Every lookup (a delivery, `GET /v1/repos/{owner}/{name}`,
-    a worker's task) goes by the name; GitHub's repository id is consulted only for a name the pool does not know
-    (`delivery_repo`). So the smallest correct design is to rename the key in place, everywhere, in one
-    transaction (`gh_repo_rename`), rather than add a surrogate key that every lookup would go through: the repo
-    keeps its settings, tasks, budget and locks, its history and analytics read under the new name (only the repo
-    column of its events changes, migration 019), `gh_repo_names` keeps the former name beside the new one
-    (migration 021), and `repo.renamed` records the former name. Called again for a move already followed (the
-    `repository` delivery after one learned from a repository id), it finds nothing to do.
+    budget samples, the GitHub tables (the delivery records too) and the event log. Every lookup (`GET
+    /v1/repos/{owner}/{name}`, a worker's task) goes by the name; only a delivery also by GitHub's repository id, in
+    the same statement (`delivery_repo`). So the smallest correct design is to rename the key in place, everywhere,
+    in one transaction (`gh_repo_rename`), rather than add a surrogate key that every lookup would go through: the
+    repo keeps its settings, tasks, budget and locks, its history, analytics and deliveries read under the new name
+    (only the repo column of its events changes, migration 019), `gh_repo_names` keeps the former name beside the
+    new one (migration 021), and `repo.renamed` records the former name. Called again for a move already followed
+    (the `repository` delivery after GitHub said the new name), it finds nothing to do.
     """
     repo = yield from pool_repo_named(former)
     if repo is None or repo == current:
@@ -528,10 +535,17 @@ def report_checked(task_id: str, repo: str, number: int, pull: PullRef | None, n
     or comes from its branch `owp/<task_id>`, an imported task's only link), is applied as its webhook would be
     (pull_changed). A PR that does not exist, or someone else's that is not linked, is not followed (the rule of
     pull_changed), so no webhook would ever end the task: the report is voided at once.
+
+    A repo renamed while GitHub was asked under its former name (a waiting job follows the rename, one in flight
+    cannot) has the PR read again under its new name: GitHub redirects the former name only until another repo takes
+    it, and then its answer would be about that repo's PR.
     """
     task = yield one("task_get", task_id)
-    if task is None or task["status"] != TaskStatus.PR_OPENED or task["pr_number"] != number or task["repo"] != repo:
+    if task is None or task["status"] != TaskStatus.PR_OPENED or task["pr_number"] != number:
         return f"PR #{number} of {repo} checked; task {task_id} moved on since it was reported"
+    if task["repo"] != repo:  # only a rename moves a task to another repo name
+        yield run("gh_outbox_insert", "check_pull", task["repo"], number, task_id, now)
+        return f"PR #{number} of {repo} checked, but {repo} is {task['repo']} now: PR #{number} is read again there"
     if pull is None:
         # GitHub's REST API may lag behind its webhooks: an open PR a delivery showed exists; it is the worker's
         # when that delivery linked it to this task, or its author is the worker

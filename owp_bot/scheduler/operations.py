@@ -599,6 +599,8 @@ def check_reported_pull(task: Row, pr_url: str, pr_number: int | None, now: floa
 def upsert_repo(spec: RepoSpec, now: float, actor: str = ADMIN) -> Op[tuple[Row, bool]]:
     existing = yield one("repo_get", spec.repo)
     if existing is None:
+        # a repository id the pool has under another name left this one behind: its late deliveries are not for it
+        yield run("gh_repo_names_release", spec.repo)
         yield run("repo_insert", spec.repo, spec.max_open_prs, int(spec.area_locks), spec.lease_ttl,
                   spec.offer_ttl, now)
     else:

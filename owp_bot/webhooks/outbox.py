@@ -3,8 +3,10 @@
 Webhook handlers answer GitHub within its 10 seconds because they only write rows; this worker tails the
 event log for state changes of GitHub tasks (each queues one coalesced `sync_issue`), then makes the due
 calls: it edits the issue's one status comment, keeps the `pool:*` labels in step, posts `/owp` replies, and
-reads an issue whose deliveries could not be ordered (`refresh_issue`, see github_operations.out_of_order), and
-reads a pull request a worker reported (`check_pull`, see github_operations.report_checked).
+reads an issue whose deliveries could not be ordered (`refresh_issue`, see github_operations.out_of_order),
+reads a pull request a worker reported (`check_pull`, see github_operations.report_checked), and reads a repo's
+name by its repository id when a delivery came under a name the pool never saw for it (`repo_name`, see
+github_operations.delivery_repo).
 A rate limit postpones a job until GitHub's reset, a 5xx retries with exponential backoff, a 404 marks it
 gone; a job survives a restart because it is a row, not a coroutine.
 """
@@ -75,6 +77,8 @@ class Outbox:
                 await self._refresh_issue(job["repo"], job["issue_number"])
             elif job["kind"] == "check_pull":  # issue_number: the PR's number; body: the task that reported it
                 await self._check_pull(job["repo"], job["issue_number"], job["body"], attempts)
+            elif job["kind"] == "repo_name":  # body: GitHub's repository id of the repo
+                await self._repo_name(job["repo"], int(job["body"]))
             else:
                 await self._comment(job["repo"], job["issue_number"], job["body"])
         except GitHubError as error:
@@ -138,6 +142,12 @@ class Outbox:
         else:
             pull = pulls.pull_ref({"pull_request": found, "repository": {"full_name": repo}})
         await self.scheduler.run(lambda now: gh.report_checked(task_id, repo, number, pull, now))
+
+    async def _repo_name(self, repo: str, github_id: int) -> None:
+        """Read the name GitHub's repository `github_id`, the pool's `repo`, has now; the pool follows a new one."""
+        found, _ = await self.client.call("GET", f"/repositories/{github_id}", token=await self._token(repo))
+        current = str(found["full_name"])
+        await self.scheduler.run(lambda now: gh.repo_name_read(repo, current, now))
 
     async def _sync_issue(self, repo: str, issue_number: int) -> None:
         """Make the issue show the task as it is now: labels first, then the one status comment."""

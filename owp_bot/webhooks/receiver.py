@@ -11,7 +11,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -188,15 +187,14 @@ async def process(
         error = None if isinstance(data, dict) else "the body is not a JSON object"
     delivery = _delivery(delivery_id, event, body, data)
     if error is None and delivery.repo is not None:
-        # GitHub's names are case-insensitive, the pool's ids are not; a name the pool does not know may be one the
-        # repo had before, found by its repository id (a rename to a new name is followed in apply_delivery)
+        # the handlers read the pool repo's name: GitHub's names are case-insensitive, the pool's ids are not, and a
+        # delivery is for the pool repo of its repository id under any name (apply_delivery routes it again, in its
+        # transaction)
         named, _ = await scheduler.run(
             lambda now: gh.delivery_repo(str(delivery.repo), delivery.github_id), write=False
         )
-        if named is not None and named != delivery.repo:
-            if data["repository"].get("full_name") == delivery.repo:  # not a rename's new name
-                data["repository"]["full_name"] = named
-            delivery = replace(delivery, repo=named)
+        if named is not None and data["repository"].get("full_name") == delivery.repo:  # not a move's new name
+            data["repository"]["full_name"] = named
     if error is None:
         try:
             if event == "ping":

@@ -36,6 +36,8 @@ async def test_a_renamed_repo_keeps_its_work_and_gets_its_deliveries(world: GitH
     assert f"{REPO} renamed to {NEW_NAME}" in delivered.answer["detail"]
 
     await pool.call("GET", f"/v1/repos/{REPO}", expect=404)
+    listed = (await pool.call("GET", "/v1/github/deliveries", admin=True))["deliveries"]
+    assert {d["repo"] for d in listed} == {NEW_NAME}, listed  # the deliveries before the rename and the rename's own
     repo = await pool.call("GET", f"/v1/repos/{NEW_NAME}")
     assert repo["max_open_prs"] == 2 and repo["budget"]["in_flight"] == 1, repo
     moved = await pool.get_task(task["task_id"])
@@ -135,8 +137,9 @@ async def test_a_delivery_under_the_new_name_may_come_before_the_rename(
     world: GitHubWorld, backend: str, order: str
 ) -> None:
     """GitHub does not deliver in order: a change made right after a rename may arrive under the new name before the
-    `repository` event. Its repository id is the pool repo's, so the pool follows the rename first; the `repository`
-    delivery then finds nothing to do. Either way nothing is lost."""
+    `repository` event. Its repository id is the pool repo's, so it is applied to that repo, and as the pool cannot
+    tell a new name from one the repo had before the pool knew it, GitHub is asked for the repo's name (by its id):
+    the pool follows the rename then, and the `repository` delivery finds nothing to do. Either way nothing is lost."""
     pool, fake = world.pool, world.fake
     number = await world.ready_issue("Split the router")
     task = await world.task_of_issue(number)
@@ -149,8 +152,11 @@ async def test_a_delivery_under_the_new_name_may_come_before_the_rename(
     opened = fake.deliveries[-1]
     assert opened.status == 200, opened.answer
     if order == "new name first":
-        assert (f"{REPO} renamed to {NEW_NAME}: its tasks, budget, area locks and history follow (repository id "
-                f"{fake.repos[NEW_NAME].id} of this delivery)") in opened.answer["detail"], opened.answer
+        assert (f"{NEW_NAME} is a name the pool has not seen for {REPO} (repository id {fake.repos[NEW_NAME].id}): "
+                f"applied to {REPO}; GitHub is asked which name the repo has now") in opened.answer["detail"], opened
+        assert (await pool.get_task(task["task_id"]))["status"] == "pr_opened"
+        await world.drain()
+        assert [c.path for c in fake.calls_to("GET", "/repositories/")] == [f"/repositories/{fake.repos[NEW_NAME].id}"]
         late = await deliver(world, rename)
         assert (late.status, late.answer["outcome"]) == (202, "ignored"), late.answer
         assert late.answer["detail"] == "nothing to do for repository.renamed"
@@ -185,8 +191,9 @@ async def test_a_late_delivery_under_the_former_name_reaches_the_repo(
         assert (await deliver(world, rename)).status == 200
     else:
         assert (await world.fake.open_issue(NEW_NAME, "Follows the rename")).number == number + 1
-        followed = fake.deliveries[-1]  # opened without the ready label: only the rename to follow
-        assert followed.status == 200 and f"renamed to {NEW_NAME}" in followed.answer["detail"], followed.answer
+        followed = fake.deliveries[-1]  # opened without the ready label: only the name to ask GitHub about
+        assert followed.status == 200 and "GitHub is asked" in followed.answer["detail"], followed.answer
+        await world.drain()
         assert (await deliver(world, rename)).status == 202
     late = await deliver(world, edit)
     assert late.payload["repository"]["full_name"] == REPO
@@ -203,7 +210,8 @@ async def test_a_late_delivery_under_the_former_name_reaches_the_repo(
 @pytest.mark.parametrize("known", ["by name only", "synced", "installed"])
 async def test_a_repo_is_known_by_its_id_once_github_showed_it(world: GitHubWorld, backend: str, known: str) -> None:
     """A repo added with PUT /v1/repos has no repository id until GitHub shows one (a delivery, the sync, the
-    installation): until then it goes by its name, and a delivery under its new name waits for the rename."""
+    installation): until then it goes by its name, and a delivery under its new name waits for the rename; after,
+    such a delivery is applied, and GitHub's answer to the pool's question (the repo's name, by its id) renames it."""
     pool, fake = world.pool, world.fake
     fake.pool_url, url = None, fake.pool_url
     fake.add_repo("acme/docs", INSTALLATION_ID)
@@ -227,9 +235,11 @@ async def test_a_repo_is_known_by_its_id_once_github_showed_it(world: GitHubWorl
         await pool.call("GET", "/v1/repos/acme/docs")
         renamed = gp.repository_event("renamed", "acme/handbook", {"repository": {"name": {"from": "docs"}}},
                                       installation_id=INSTALLATION_ID, base=example("repository", "renamed"))
+        renamed["repository"]["id"] = fake.repos["acme/handbook"].id
         assert (await fake.deliver(None, "repository", renamed)).status == 200
         labelled = await fake.label_issue("acme/handbook", number, "skills:writing")
     assert labelled is not None and labelled.status == 200, labelled.answer
+    await world.drain()
     await pool.call("GET", "/v1/repos/acme/docs", expect=404)
     [task] = await world.tasks(repo="acme/handbook")
     assert task["issue_number"] == number and task["status"] == "ready"
@@ -260,13 +270,14 @@ async def test_an_upgraded_pool_knows_its_repos_ids_from_the_deliveries_it_appli
     await held(world, "rename")
     labelled = await fake.label_issue(NEW_NAME, number, "area:routing")
     assert labelled is not None and labelled.status == 200, labelled.answer
+    await world.drain()
     assert (await world.task_of_issue(number, repo=NEW_NAME))["area"] == "routing"
 
 
 async def test_a_new_repo_under_a_former_name_is_not_renamed_for_the_old_one(world: GitHubWorld, backend: str) -> None:
     """acme/api was renamed acme/service, and a new acme/api (a new repository id) joined the pool. When acme/service
-    is renamed again and a delivery under its newest name comes first, the pool follows acme/service, not the new
-    repo that now holds the name the old id once went by."""
+    is renamed again and a delivery under its newest name comes first, the pool follows acme/service (once GitHub
+    says the name), not the new repo that now holds the name the old id once went by."""
     pool, fake = world.pool, world.fake
     first = await world.ready_issue("Split the router")
     old_id = fake.repos[REPO].id
@@ -280,7 +291,116 @@ async def test_a_new_repo_under_a_former_name_is_not_renamed_for_the_old_one(wor
     await fake.open_issue("acme/platform", "Follows the second rename")
     followed = fake.deliveries[-1]
     assert followed.status == 200, followed.answer
-    assert f"{NEW_NAME} renamed to acme/platform" in followed.answer["detail"], followed.answer
+    assert f"applied to {NEW_NAME}; GitHub is asked" in followed.answer["detail"], followed.answer
+    await world.drain()
+    [renamed] = await pool.events(type="repo.renamed", target="acme/platform")
+    assert renamed["details"] == {"previous_name": NEW_NAME, "change": "renamed"}
     assert (await world.task_of_issue(first, repo="acme/platform"))["title"] == "Split the router"
     assert (await world.task_of_issue(fresh, repo=REPO))["title"] == "A fresh start"
     await pool.call("GET", f"/v1/repos/{NEW_NAME}", expect=404)
+
+
+async def test_a_reported_pr_checked_while_the_repo_is_renamed_is_checked_under_the_new_name(
+    world: GitHubWorld, backend: str
+) -> None:
+    """The outbox asked GitHub for a worker's reported PR under the repo's name, and the repo was renamed before the
+    answer came (GitHub answers the old name with a redirect). The answer is not dropped: the PR is read again under
+    the new name, and the report is confirmed or voided as ever (here someone else's PR: voided)."""
+    pool, fake = world.pool, world.fake
+    number = await world.ready_issue("Split the router")
+    task = await world.task_of_issue(number)
+    worker_id, token = await world.online_worker("mallory")
+    assert len((await pool.work(token))["leases"]) == 1
+    pull = await fake.open_pull(REPO, title="Big refactor", body="Refactors the parser", user="maintainer")
+    artifact = {"pr_url": f"https://github.com/{REPO}/pull/{pull.number}"}
+    await pool.status(task["task_id"], "pr_opened", token=token, artifact=artifact)
+    fake.meanwhile("GET", rf"^/repos/{REPO}/pulls/{pull.number}$", lambda: fake.rename_repo(REPO, "service"))
+    await world.drain()
+    await world.drain()
+    assert [c.path for c in fake.calls_to("GET", "/pulls/")] == [
+        f"/repos/{REPO}/pulls/{pull.number}", *[f"/repos/{NEW_NAME}/pulls/{pull.number}"] * 2]
+    checked = await pool.get_task(task["task_id"])
+    assert (checked["repo"], checked["status"]) == (NEW_NAME, "ready"), checked
+    [voided] = await pool.events(type="lease.voided")
+    assert (voided["repo"], voided["details"]["reason"], voided["details"]["worker_id"]) == (
+        NEW_NAME, "not_theirs", worker_id), voided
+
+
+@pytest.mark.parametrize("seen", ["new repo seen", "new repo not seen yet"])
+async def test_a_late_delivery_under_a_former_name_is_not_for_the_new_repo_under_that_name(
+    world: GitHubWorld, backend: str, seen: str
+) -> None:
+    """acme/api was renamed acme/service, and a new acme/api (another repository id) joined the pool. A change made
+    on the old repo before the rename, delivered late under acme/api, is for acme/service, the pool repo of its id;
+    the new acme/api, whose issue #1 is another issue, keeps its own and gets every delivery of its id."""
+    pool, fake = world.pool, world.fake
+    number = await world.ready_issue("Split the router")
+    task = await world.task_of_issue(number)
+    old_id = fake.repos[REPO].id
+    edit, rename = await held(world, str(number), "rename")
+    assert (await deliver(world, rename)).status == 200
+    fake.repos[REPO] = FakeRepo(REPO, INSTALLATION_ID, id=old_id + 1)
+    await pool.repo(REPO, max_open_prs=1)
+    if seen == "new repo seen":
+        assert await world.ready_issue("A fresh start") == number
+    late = await deliver(world, edit)
+    assert late.payload["repository"] == {**late.payload["repository"], "full_name": REPO, "id": old_id}
+    assert late.status == 200 and f"issue #{number} -> task {task['task_id']} updated" in late.answer["detail"], late
+    moved = await pool.get_task(task["task_id"])
+    assert (moved["repo"], moved["title"]) == (NEW_NAME, "Split the router, gently")
+    if seen == "new repo not seen yet":
+        assert await world.tasks(repo=REPO) == []
+        assert await world.ready_issue("A fresh start") == number
+    assert (await world.task_of_issue(number, repo=REPO))["title"] == "A fresh start"
+    assert len(await pool.events(type="repo.renamed")) == 1
+
+
+async def test_a_late_delivery_under_a_name_the_pool_never_saw_does_not_rename_the_repo_back(
+    world: GitHubWorld, backend: str
+) -> None:
+    """acme/docs was renamed acme/handbook before it joined the pool as acme/handbook. A change made before the rename,
+    delivered late under acme/docs, carries the repo's id and a name the pool never saw for it, which may be a former
+    name or a new one: the pool applies it to acme/handbook and asks GitHub which name is current (by the id), and
+    GitHub says acme/handbook: the repo keeps its name."""
+    pool, fake = world.pool, world.fake
+    fake.pool_url, url = None, fake.pool_url
+    docs = fake.add_repo("acme/docs", INSTALLATION_ID)
+    number = (await fake.open_issue("acme/docs", "Explain budgets", labels=["pool:ready"])).number
+    await fake.edit_issue("acme/docs", number, title="Explain review budgets")
+    await fake.rename_repo("acme/docs", "handbook")
+    fake.pool_url, late_edit, fake.held = url, fake.held[1], []
+    await pool.repo("acme/handbook", max_open_prs=1)
+    labelled = await fake.label_issue("acme/handbook", number, "area:docs")  # the pool learns the repo's id
+    assert labelled is not None and labelled.status == 200, labelled.answer
+    late = await deliver(world, late_edit)
+    assert late.payload["repository"]["full_name"] == "acme/docs"
+    assert late.status == 200, late.answer
+    assert (f"acme/docs is a name the pool has not seen for acme/handbook (repository id {docs.id}): applied to "
+            "acme/handbook; GitHub is asked which name the repo has now") in late.answer["detail"], late.answer
+    await world.drain()
+    assert [c.path for c in fake.calls_to("GET", "/repositories/")] == [f"/repositories/{docs.id}"]
+    await pool.call("GET", "/v1/repos/acme/handbook")
+    await pool.call("GET", "/v1/repos/acme/docs", expect=404)
+    assert await pool.events(type="repo.renamed") == []
+    [task] = await world.tasks(repo="acme/handbook")
+    assert (task["issue_number"], task["area"]) == (number, "docs")
+
+
+async def test_a_repo_renamed_to_a_name_another_repository_left_gets_none_of_its_deliveries(
+    world: GitHubWorld, backend: str
+) -> None:
+    """acme/docs, outside the pool but listed by the installation, was renamed acme/manual; then the pool's acme/api
+    was renamed acme/docs. That name is the pool repo's now: the other repository's deliveries are not for it."""
+    fake = world.fake
+    fake.add_repo("acme/docs", INSTALLATION_ID)
+    installed = await fake.install(INSTALLATION_ID, "acme", [REPO, "acme/docs"])
+    assert installed is not None and installed.status == 200, installed.answer
+    ignored = await fake.rename_repo("acme/docs", "manual")
+    assert ignored is not None and ignored.status == 202, ignored.answer
+    renamed = await fake.rename_repo(REPO, "docs")
+    assert renamed is not None and renamed.status == 200, renamed.answer
+    await fake.open_issue("acme/manual", "Not the pool's", labels=["pool:ready"])
+    other = fake.deliveries[-1]
+    assert (other.status, other.answer["detail"]) == (
+        202, "acme/manual is not a pool repo; an admin adds it with PUT /v1/repos/acme/manual"), other.answer
+    assert await world.tasks(repo="acme/docs") == []

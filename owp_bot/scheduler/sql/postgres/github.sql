@@ -52,7 +52,7 @@ ON CONFLICT (repo) DO UPDATE SET installation_id = excluded.installation_id, upd
 DELETE FROM gh_repos WHERE repo = $1;
 
 -- name: gh_repo_rename
--- mirrors sqlite e8aade5f33fc
+-- mirrors sqlite 83e33beaa20b
 -- One statement: the foreign key of tasks.repo is checked at its end, when tasks name the renamed repos row.
 WITH moved_repo AS (UPDATE repos SET id = $2 WHERE id = $1),
      moved_tasks AS (UPDATE tasks SET repo = $2 WHERE repo = $1),
@@ -63,6 +63,9 @@ WITH moved_repo AS (UPDATE repos SET id = $2 WHERE id = $1),
      moved_outbox AS (UPDATE gh_outbox SET repo = $2 WHERE repo = $1),
      moved_writes AS (UPDATE gh_issue_writes SET repo = $2 WHERE repo = $1),
      moved_seen AS (UPDATE gh_issue_seen SET repo = $2 WHERE repo = $1),
+     moved_deliveries AS (UPDATE gh_deliveries SET repo = $2 WHERE repo = $1),
+     released AS (DELETE FROM gh_repo_names WHERE lower(repo) = lower($2)
+                  AND github_id NOT IN (SELECT github_id FROM gh_repo_names WHERE lower(repo) = lower($1))),
      named AS (INSERT INTO gh_repo_names (github_id, repo)
                SELECT github_id, $2 FROM gh_repo_names WHERE lower(repo) = lower($1) ON CONFLICT DO NOTHING)
 UPDATE events SET repo = $2 WHERE repo = $1;
@@ -72,12 +75,17 @@ UPDATE events SET repo = $2 WHERE repo = $1;
 WITH gone AS (DELETE FROM gh_repo_names WHERE lower(repo) = lower($2) AND github_id <> $1)
 INSERT INTO gh_repo_names (github_id, repo) VALUES ($1, $2) ON CONFLICT DO NOTHING;
 
--- name: gh_repo_by_github_id
--- mirrors sqlite 8111c4f583ab
-SELECT r.id AS repo, EXISTS (SELECT 1 FROM gh_repo_names f WHERE f.github_id = $1 AND lower(f.repo) = lower($2))
-    AS former
-FROM gh_repo_names n JOIN repos r ON lower(r.id) = lower(n.repo)
-WHERE n.github_id = $1 ORDER BY r.id LIMIT 1;
+-- name: gh_repo_route
+-- mirrors sqlite 97db3b17fdb7
+SELECT (SELECT id FROM repos WHERE lower(id) = lower($1) ORDER BY id = $1 DESC, id LIMIT 1) AS named,
+       (SELECT r.id FROM gh_repo_names n JOIN repos r ON lower(r.id) = lower(n.repo) WHERE n.github_id = $2
+        ORDER BY r.id LIMIT 1) AS owned,
+       EXISTS (SELECT 1 FROM gh_repo_names WHERE github_id = $2 AND lower(repo) = lower($1)) AS went_by;
+
+-- name: gh_repo_names_release
+-- mirrors sqlite 0741b471b077
+DELETE FROM gh_repo_names WHERE lower(repo) = lower($1)
+  AND github_id IN (SELECT n.github_id FROM gh_repo_names n JOIN repos r ON lower(r.id) = lower(n.repo));
 
 -- name: gh_repo_set_label
 -- mirrors sqlite 1264c7b2f2f1
@@ -142,6 +150,13 @@ SELECT * FROM tasks WHERE repo = $1 AND pr_number = $2 AND status = 'pr_opened' 
 -- mirrors sqlite 86d6faff152a
 INSERT INTO gh_outbox (kind, repo, issue_number, body, state, attempts, not_before, created_at, updated_at)
 VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5, $5);
+
+-- name: gh_outbox_repo_name
+-- mirrors sqlite 688538923f8c
+INSERT INTO gh_outbox (kind, repo, issue_number, body, state, attempts, not_before, created_at, updated_at)
+SELECT 'repo_name', $1::text, 0, $2::text, 'pending', 0, $3::double precision, $3::double precision,
+       $3::double precision
+WHERE NOT EXISTS (SELECT 1 FROM gh_outbox WHERE state = 'pending' AND kind = 'repo_name' AND repo = $1::text);
 
 -- name: gh_outbox_sync_issue
 -- mirrors sqlite 0d3fe381d456

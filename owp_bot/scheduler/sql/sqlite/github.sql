@@ -57,7 +57,11 @@ UPDATE gh_outbox SET repo = ?2 WHERE repo = ?1;
 UPDATE gh_issue_writes SET repo = ?2 WHERE repo = ?1;
 UPDATE gh_issue_seen SET repo = ?2 WHERE repo = ?1;
 UPDATE events SET repo = ?2 WHERE repo = ?1;
--- gh_repo_names keeps the former name (a late delivery under it finds the repo) and learns the new one.
+UPDATE gh_deliveries SET repo = ?2 WHERE repo = ?1;
+-- gh_repo_names keeps the former name (a late delivery under it finds the repo) and learns the new one, which is no
+-- other repository id's from now on (as in gh_repo_name_seen).
+DELETE FROM gh_repo_names WHERE lower(repo) = lower(?2)
+  AND github_id NOT IN (SELECT github_id FROM gh_repo_names WHERE lower(repo) = lower(?1));
 INSERT INTO gh_repo_names (github_id, repo) SELECT github_id, ?2 FROM gh_repo_names WHERE lower(repo) = lower(?1)
 ON CONFLICT DO NOTHING;
 
@@ -68,12 +72,20 @@ ON CONFLICT DO NOTHING;
 DELETE FROM gh_repo_names WHERE lower(repo) = lower(?2) AND github_id <> ?1;
 INSERT INTO gh_repo_names (github_id, repo) VALUES (?1, ?2) ON CONFLICT DO NOTHING;
 
--- name: gh_repo_by_github_id
--- The pool repo GitHub's repository id ?1 is, and whether ?2 is a name it went by before (`former`).
-SELECT r.id AS repo, EXISTS (SELECT 1 FROM gh_repo_names f WHERE f.github_id = ?1 AND lower(f.repo) = lower(?2))
-    AS former
-FROM gh_repo_names n JOIN repos r ON lower(r.id) = lower(n.repo)
-WHERE n.github_id = ?1 ORDER BY r.id LIMIT 1;
+-- name: gh_repo_route
+-- Where a delivery about GitHub's repo named ?1, with repository id ?2 (NULL: none), goes (github_operations.
+-- delivery_repo): the pool repo of that name, the pool repo of that id (an id's names are at most one pool repo's,
+-- gh_repo_names_release), and whether the id went by that name.
+SELECT (SELECT id FROM repos WHERE lower(id) = lower(?1) ORDER BY id = ?1 DESC, id LIMIT 1) AS named,
+       (SELECT r.id FROM gh_repo_names n JOIN repos r ON lower(r.id) = lower(n.repo) WHERE n.github_id = ?2
+        ORDER BY r.id LIMIT 1) AS owned,
+       EXISTS (SELECT 1 FROM gh_repo_names WHERE github_id = ?2 AND lower(repo) = lower(?1)) AS went_by;
+
+-- name: gh_repo_names_release
+-- A new pool repo ?1 (ops.upsert_repo): a repository id that went by its name and is in the pool under another name
+-- left the name behind (renamed away), so the new repo is not that id's.
+DELETE FROM gh_repo_names WHERE lower(repo) = lower(?1)
+  AND github_id IN (SELECT n.github_id FROM gh_repo_names n JOIN repos r ON lower(r.id) = lower(n.repo));
 
 -- name: gh_repo_set_label
 INSERT INTO gh_repos (repo, ready_label, updated_at) VALUES (?1, ?2, ?3)
@@ -132,6 +144,13 @@ SELECT * FROM tasks WHERE repo = ?1 AND pr_number = ?2 AND status = 'pr_opened' 
 -- name: gh_outbox_insert
 INSERT INTO gh_outbox (kind, repo, issue_number, body, state, attempts, not_before, created_at, updated_at)
 VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?5, ?5);
+
+-- name: gh_outbox_repo_name
+-- Ask GitHub which name pool repo ?1 (repository id ?2, the body) has now (github_operations.delivery_repo); one
+-- question at a time per repo.
+INSERT INTO gh_outbox (kind, repo, issue_number, body, state, attempts, not_before, created_at, updated_at)
+SELECT 'repo_name', ?1, 0, ?2, 'pending', 0, ?3, ?3, ?3
+WHERE NOT EXISTS (SELECT 1 FROM gh_outbox WHERE state = 'pending' AND kind = 'repo_name' AND repo = ?1);
 
 -- name: gh_outbox_sync_issue
 INSERT OR IGNORE INTO gh_outbox (kind, repo, issue_number, body, state, attempts, not_before, created_at,
