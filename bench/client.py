@@ -1,7 +1,7 @@
 """The load generator, run as its own process so that its CPU is accounted apart from the server's.
 
 `python -m bench.client SPEC.json` runs one phase and prints its tally as JSON on stdout:
-- `loop`: simulated workers doing the real protocol loop through aiohttp (heartbeat → offers →
+- `loop`: simulated workers doing the real protocol loop on keep-alive connections (heartbeat → offers →
   accept/decline → status → pr_opened, a maintainer merging; some workers fetch with `GET /v1/work`);
   with `claimer` set, a worker only leases and finishes (`GET /v1/work`, then `pr_opened`): the claim mode;
 - `raw`: one request shape hammered on N keep-alive connections (the hello ceiling, heartbeat throughput).
@@ -18,9 +18,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
-import aiohttp
-
-from bench.rawhttp import hammer, request_bytes
+from bench.rawhttp import Pool, hammer, request_bytes
 
 ACCEPT_SHARE = 0.85  # the rest of the offers are declined
 PR_SHARE = 0.75  # the rest of the leases are released
@@ -50,14 +48,13 @@ class Worker:
     def __init__(
         self,
         spec: dict[str, Any],
-        session: aiohttp.ClientSession,
-        gate: asyncio.Semaphore,
+        pool: Pool,
         tally: Tally,
         admin_token: str,
         rng: random.Random,
     ) -> None:
         self.token, self.fetcher, self.claimer = spec["token"], spec["fetcher"], spec.get("claimer", False)
-        self.session, self.gate, self.tally, self.rng = session, gate, tally, rng
+        self.pool, self.tally, self.rng = pool, tally, rng
         self.auth = {"Authorization": f"Bearer {self.token}"}
         self.admin = {"X-Admin-Token": admin_token}
         self.seen_leases: set[str] = set()
@@ -69,20 +66,19 @@ class Worker:
         if self.pause:  # --rate: a think time before each request, and the wait for a connection counts too
             await asyncio.sleep(self.rng.expovariate(1 / self.pause))
             started = time.perf_counter()
-        async with self.gate:
+        headers = self.admin if admin else self.auth
+        if body is not None:
+            headers = {**headers, "Content-Type": "application/json"}
+        request = request_bytes(method, path, self.pool.address, headers, json.dumps(body).encode() if body else b"")
+        async with self.pool.connection() as connection:
             if not self.pause:
                 started = time.perf_counter()
-            async with self.session.request(
-                method, path, json=body, headers=self.admin if admin else self.auth
-            ) as response:
-                raw = await response.read()
+            status, raw = await connection.send(request)
             self.tally.latencies[route].append(time.perf_counter() - started)
-        if response.status >= 400:
-            self.tally.errors[route][response.status] += 1
-            self.tally.samples.append(
-                f"{method} {path} -> {response.status}: {raw[:300].decode(errors='replace')}"
-            )
-        return response.status, json.loads(raw) if raw else None
+        if status >= 400:
+            self.tally.errors[route][status] += 1
+            self.tally.samples.append(f"{method} {path} -> {status}: {raw[:300].decode(errors='replace')}")
+        return status, json.loads(raw) if raw else None
 
     async def run(self, deadline: float) -> None:
         if self.claimer:
@@ -162,13 +158,11 @@ class Worker:
 
 async def run_loop(spec: dict[str, Any]) -> dict[str, Any]:
     tally = Tally()
-    gate = asyncio.Semaphore(spec["concurrency"])
-    connector = aiohttp.TCPConnector(limit=spec["concurrency"], force_close=False)
-    async with aiohttp.ClientSession(spec["base_url"], connector=connector) as session:
+    pool = Pool(spec["host"], spec["port"], spec["concurrency"])
+    try:
         rng = random.Random(spec["seed"])
         workers = [
-            Worker(w, session, gate, tally, spec["admin_token"], random.Random(rng.random()))
-            for w in spec["workers"]
+            Worker(w, pool, tally, spec["admin_token"], random.Random(rng.random())) for w in spec["workers"]
         ]
         started = time.perf_counter()
         deadline = started + spec["duration"]
@@ -181,6 +175,8 @@ async def run_loop(spec: dict[str, Any]) -> dict[str, Any]:
         for task in done:
             task.result()  # a worker that failed fails the run
         return tally.as_json(elapsed)
+    finally:
+        pool.close()
 
 
 async def run_raw(spec: dict[str, Any]) -> dict[str, Any]:

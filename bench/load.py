@@ -367,7 +367,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 run_client(
                     {
                         "phase": "loop",
-                        "base_url": base,
+                        "host": "127.0.0.1",
+                        "port": port,
                         "admin_token": ADMIN_TOKEN,
                         "seed": args.seed + i,
                         "duration": args.duration,
