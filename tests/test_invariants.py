@@ -3,8 +3,9 @@
 After every step: no task offered or leased twice; task status, offers and leases agree; review budgets,
 area locks, capacity, skills and trust hold; nothing lapsed survives a transaction; the counters kept for
 speed equal what they count; the event log is gap-free. Besides workers and admins, GitHub acts too: repos are
-renamed or transferred, issue deliveries arrive out of order, and the pool restarts on its file; requests also
-queue behind a slow write while their deadlines pass, and are judged as of their arrival.
+renamed or transferred, issue deliveries arrive out of order, reported PRs are voided and then delivered, and the
+pool restarts on its file; requests also queue behind a slow write while their deadlines pass, and are judged as of
+their arrival.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ class SchedulerMachine(RuleBasedStateMachine):
             self.run(lambda now, spec=spec: ops.put_task(spec, now, "test"))
         self.in_flight_seen = dict.fromkeys(REPOS, 0)
         worker_id, _ = self.loop.run_until_complete(
-            self.scheduler.register("generalist", None, SKILLS, 6, 3, TrustTier.TRUSTED))
+            self.scheduler.register("generalist", "generalist", SKILLS, 6, 3, TrustTier.TRUSTED))
         return worker_id
 
     @rule(spec=TASKS)
@@ -114,8 +115,9 @@ class SchedulerMachine(RuleBasedStateMachine):
     @rule(target=workers, skills=st.sets(st.sampled_from(SKILLS), min_size=1), capacity=st.integers(1, 6),
           concurrent=st.integers(1, 3), trust=st.sampled_from(list(TrustTier)))
     def register(self, skills: set[str], capacity: int, concurrent: int, trust: TrustTier) -> str:
+        handle = f"dev{self.db.execute('SELECT count(*) FROM workers').fetchone()[0]}"
         worker_id, _ = self.loop.run_until_complete(
-            self.scheduler.register("w", None, sorted(skills), capacity, concurrent, trust))
+            self.scheduler.register("w", handle, sorted(skills), capacity, concurrent, trust))
         return worker_id
 
     @rule(worker=workers)
@@ -326,6 +328,40 @@ class SchedulerMachine(RuleBasedStateMachine):
         except Problem as problem:
             return problem, arrived
 
+    @rule(index=st.integers(0, 50), number=st.integers(1, 3))
+    def github_has_no_reported_pull(self, index: int, number: int) -> None:
+        """A worker reports a PR that GitHub's API does not show (yet): the check voids the report (unless a delivery
+        showed that PR open, as the task's or the worker's)."""
+        found = self.db.execute("SELECT id, worker_id FROM tasks WHERE status IN ('leased', 'in_progress', 'blocked') "
+                                "ORDER BY id").fetchall()
+        if found:
+            task_id, worker = found[index % len(found)]
+            self.attempt(lambda now: ops.report_status(task_id, "pr_opened", now, worker_id=worker,
+                                                       pr_url=f"https://github.com/acme/api/pull/{number}"))
+            task = self._row("SELECT * FROM tasks WHERE id = ?", task_id)
+            if task is not None and task["status"] == "pr_opened":
+                self.run(lambda now: gh.report_checked(task_id, task["repo"], task["pr_number"], None, now))
+
+    @rule(index=st.integers(0, 50), state=st.sampled_from(["open", "open", "closed", "merged"]))
+    def github_delivers_a_voided_pull(self, index: int, state: str) -> None:
+        """GitHub's API lagged: a delivery shows a PR whose report was voided, by its reporter (the void is taken
+        back), open or already ended."""
+        found = self.db.execute("SELECT l.id, t.repo, v.pr_number, w.github_handle FROM gh_voided_reports v JOIN "
+                                "leases l ON l.id = v.lease_id JOIN tasks t ON t.id = l.task_id JOIN workers w ON "
+                                "w.id = l.worker_id ORDER BY l.id").fetchall()
+        if found:
+            lease_id, repo, number, author = found[index % len(found)]
+            pull = gh.PullRef(repo, number, f"https://github.com/{repo}/pull/{number}", author, "t", "", "patch-1",
+                              "open" if state == "open" else "closed", state == "merged")
+            self.run(lambda now: gh.pull_changed(pull, f"github:{author}", now))
+            assert self._row("SELECT state FROM leases WHERE id = ?", lease_id) == {"state": "completed"}
+            # a PR on GitHub occupies the review budget and its task's area, whatever their limits: nothing granted
+            self.in_flight_seen[repo] = self.db.execute("SELECT count(*) FROM tasks WHERE repo = ? AND status IN "
+                                                        + IN_FLIGHT, (repo,)).fetchone()[0]
+            for task in self.db.execute("SELECT area, id FROM tasks WHERE repo = ? AND area IS NOT NULL AND status IN "
+                                        + IN_FLIGHT, (repo,)):
+                self.area_seen.setdefault((repo, task["area"]), set()).add(task["id"])
+
     @rule()
     def restart(self) -> None:
         """The process stops (writing its buffered heartbeats) and starts again on the same file: nothing lost."""
@@ -415,6 +451,20 @@ class SchedulerMachine(RuleBasedStateMachine):
             for task in held:
                 assert set(json.loads(task["required_skills"])) <= skills
                 assert task["min_trust"] <= worker["trust_tier"]
+
+    @invariant()
+    def leases_agree_with_their_outcomes(self) -> None:
+        """A lease is voided exactly while the pool remembers the PR it reported; a worker's completed and expired
+        counts (the outcome trigger's) are its leases in those states, a voided one counted as expired."""
+        for lease in self.db.execute("SELECT l.state, v.lease_id FROM leases l LEFT JOIN gh_voided_reports v "
+                                     "ON v.lease_id = l.id"):
+            assert (lease["state"] == "voided") == (lease["lease_id"] is not None)
+        for worker in self.db.execute(
+                "SELECT coalesce(o.completed, 0) AS completed, coalesce(o.expired, 0) AS expired,"
+                " (SELECT count(*) FROM leases WHERE worker_id = w.id AND state = 'completed') AS leases_completed,"
+                " (SELECT count(*) FROM leases WHERE worker_id = w.id AND state IN ('expired', 'voided'))"
+                " AS leases_expired FROM workers w LEFT JOIN worker_outcomes o ON o.worker_id = w.id"):
+            assert (worker["completed"], worker["expired"]) == (worker["leases_completed"], worker["leases_expired"])
 
     @invariant()
     def event_log_is_gap_free(self) -> None:

@@ -148,6 +148,6 @@ def test_a_later_statement_may_name_the_columns_an_earlier_one_returned(monkeypa
 
 def test_the_compound_statements_are_one_on_postgresql() -> None:
     compound = {name for name, sql in sqlite_store.QUERIES.items() if len(sqlite_store.statements_of(sql)) > 1}
-    assert compound == {"gh_repo_name_seen", "gh_repo_rename", "lease_grant", "lease_next", "offer_next", "pool_resume",
-                        "task_complete_lease", "task_report_held"}
+    assert compound == {"gh_lease_unvoid", "gh_lease_void", "gh_repo_name_seen", "gh_repo_rename", "lease_grant",
+                        "lease_next", "offer_next", "pool_resume", "task_complete_lease", "task_report_held"}
     assert all(re.search(r"^WITH ", postgres_store.QUERIES[name], re.MULTILINE) for name in compound)

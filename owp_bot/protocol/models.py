@@ -467,7 +467,8 @@ Period = Literal["1d", "7d", "30d", "90d"]
 
 class AnalyticsMetrics(Answer):
     tasks_completed: int = Field(description="tasks merged in the period")
-    avg_completion_time: float | None = Field(description="seconds from lease granted to PR opened")
+    avg_completion_time: float | None = Field(
+        description="seconds from lease granted to PR opened (voided leases left out: they opened none)")
     avg_time_to_merge: float | None = Field(description="seconds from task created to merged")
     worker_utilization: float | None = Field(
         description="lease time in the period / (workers who held a lease x period length)")
@@ -483,7 +484,7 @@ class AnalyticsMetrics(Answer):
     offers_accepted: int
     offers_rejected: int
     offers_expired: int
-    prs_opened: int
+    prs_opened: int = Field(description="pull requests reported or linked, less the reports voided")
     prs_merged: int
     prs_closed: int
     active_workers: int

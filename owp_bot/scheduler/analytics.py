@@ -96,7 +96,9 @@ def summarise(a: Aggregates) -> wire.AnalyticsMetrics:
         "leases_granted": c("lease.granted", 0), "leases_expired": c("lease.expired", 0),
         "offers_made": c("offer.created", 0), "offers_accepted": c("offer.accepted", 0),
         "offers_rejected": c("offer.rejected", 0), "offers_expired": c("offer.expired", 0),
-        "prs_opened": c("task.pr_opened", 0), "prs_merged": c("task.merged", 0), "prs_closed": a.prs_closed,
+        # a voided report opened no PR; one taken back is opened again, as the task follows it (task.pr_opened)
+        "prs_opened": max(0, c("task.pr_opened", 0) - c("lease.voided", 0)),
+        "prs_merged": c("task.merged", 0), "prs_closed": a.prs_closed,
         "active_workers": a.active_workers, "budget_samples": a.samples,
     }
     found = bottlenecks(m)

@@ -21,7 +21,7 @@ from owp_bot.errors import Problem
 from owp_bot.protocol.models import NewTask
 from owp_bot.scheduler import operations as ops
 from owp_bot.scheduler.importer import task_spec
-from owp_bot.scheduler.models import LEASED, MAX_ISSUE_NUMBER, Ineligible, OfferState, TaskStatus
+from owp_bot.scheduler.models import IN_FLIGHT, LEASED, MAX_ISSUE_NUMBER, Ineligible, OfferState, TaskStatus
 from owp_bot.scheduler.policy import RepoLoad, WorkerView, describe, ineligibility
 from owp_bot.scheduler.store import Op, Row, one, rows, run
 
@@ -480,17 +480,25 @@ def pull_changed(pull: PullRef, actor: str, now: float) -> Op[str | None]:
             tasks.append(task)  # the reference was removed, or the PR ended: it stays the task's PR
     # a task its worker reported pr_opened with this PR's URL is followed too, whatever the PR says, when the
     # worker wrote the PR: a URL alone does not make someone else's PR (its merge, its reviews) the worker's
-    refused: list[str] = []
+    reported: list[str] = []
     for task in (yield rows("gh_tasks_of_pr", pull.repo, pull.number)):
+        if task["voided_lease_id"] is not None:  # a report of this PR was voided: wrongly, when the worker wrote it
+            if (yield from _reporter_wrote(task["reporter_id"], pull.author)):
+                named = any(t["id"] == task["id"] for t in tasks)
+                followed, note = yield from void_taken_back(task, pull, named, actor, now)
+                reported.append(note)
+                if followed is not None:
+                    tasks = [t for t in tasks if t["id"] != task["id"]] + [followed]
+            continue
         if any(t["id"] == task["id"] for t in tasks + dropped):
             continue
-        if (yield from _reporter_wrote(task, pull.author)):
+        if (yield from _reporter_wrote(task["reporter_id"], pull.author)):
             tasks.append(task)
         elif state == "open":
-            refused.append(f"task {task['id']} reported PR #{pull.number}, which @{pull.author} opened, not its "
-                           "worker; not followed")
+            reported.append(f"task {task['id']} reported PR #{pull.number}, which @{pull.author} opened, not its "
+                            "worker; not followed")
         else:  # the PR it reported ended: the task goes back to the pool, with no credit for someone else's work
-            refused.append((yield from close_pull(
+            reported.append((yield from close_pull(
                 task, pull, actor, now, f"{state}, but @{pull.author} opened it, not the worker who reported it "
                                         "(a worker's PR is followed by its github_handle, or by `Closes #N`)")))
     yield run(
@@ -520,8 +528,8 @@ def pull_changed(pull: PullRef, actor: str, now: float) -> Op[str | None]:
             if state == "open" or known is not None
             else None
         )
-        return "; ".join(n for n in (external, *refused) if n) or None
-    return "; ".join(n for n in (*notes, *refused) if n)
+        return "; ".join(n for n in (external, *reported) if n) or None
+    return "; ".join(n for n in (*notes, *reported) if n)
 
 
 CHECK_ACTOR = "github:check"
@@ -552,14 +560,14 @@ def report_checked(task_id: str, repo: str, number: int, pull: PullRef | None, n
         known = yield one("gh_pull_get", repo, number)
         if known is not None and known["state"] == "open" and (
             known["task_id"] == task_id
-            or (known["task_id"] is None and (yield from _reporter_wrote(task, known["author"])))
+            or (known["task_id"] is None and (yield from _reporter_wrote(task["worker_id"], known["author"])))
         ):
             yield run("gh_pull_upsert", repo, number, task_id, known["author"], known["url"], "open", now)
             yield run("gh_repo_recount_external", repo)
             return f"PR #{number} checked: its webhook showed it, GitHub's API not yet; task {task_id} follows it"
         return (yield from void_report(task, "not_found", f"GitHub has no pull request #{number} in {repo}", now))
     named = any(t["id"] == task_id for t in (yield from linked_tasks(pull)))
-    if named or (yield from _reporter_wrote(task, pull.author)):
+    if named or (yield from _reporter_wrote(task["worker_id"], pull.author)):
         return (yield from pull_changed(pull, CHECK_ACTOR, now)) or f"PR #{number} checked: task {task_id} follows it"
     issue = issue_of(task)
     unlinked = f"does not say `Closes #{issue}`" if issue is not None else f"its branch is not `owp/{task_id}`"
@@ -576,11 +584,15 @@ def issue_of(task: Row) -> int | None:
 def void_report(task: Row, reason: str, why: str, now: float) -> Op[str]:
     """A worker's pr_opened that GitHub does not confirm: the task goes back to the pool, the lease's completion
     is taken back and the lease counts as expired (`lease.voided`, migration 022: it delivered nothing; a PR closed
-    unmerged would count a review the maintainers never made), and the bot tells the worker on the issue. An
-    imported task has none: the worker reads why in the task's history (`lease.voided`, `task.requeued`)."""
+    unmerged would count a review the maintainers never made), and the bot tells the worker on the issue (an
+    imported task has none: the worker reads why in the task's history, `lease.voided` and `task.requeued`). The
+    lease is `voided`, and the PR it reported is remembered (migration 023): should a delivery show it as the
+    worker's after all, the void is taken back (void_taken_back)."""
     number, worker_id, issue = task["pr_number"], task["worker_id"], issue_of(task)
+    voided = yield one("gh_lease_void", task["id"], worker_id, number)
     yield ops.emit(now, "lease.voided", CHECK_ACTOR, task["id"], task["repo"], worker_id=worker_id,
-                   pr_number=number, pr_url=task["pr_url"], reason=reason, message=why)
+                   lease_id=None if voided is None else voided["lease_id"], pr_number=number, pr_url=task["pr_url"],
+                   reason=reason, message=why)
     yield from ops.move_task(task, TaskStatus.READY, None, now)
     yield ops.emit(now, "task.requeued", CHECK_ACTOR, task["id"], task["repo"], previous=TaskStatus.PR_OPENED.value,
                    reason=f"reported PR #{number} not confirmed: {why}", worker_id=worker_id)
@@ -598,9 +610,47 @@ def void_report(task: Row, reason: str, why: str, now: float) -> Op[str]:
     return f"task {task['id']} reported PR #{number}, but {why}: report voided, task ready again"
 
 
-def _reporter_wrote(task: Row, author: str) -> Op[bool]:
-    """Whether the worker holding `task` is the GitHub user `author` (by its registered github_handle)."""
-    worker = None if task["worker_id"] is None else (yield one("worker_get", task["worker_id"]))
+def void_taken_back(task: Row, pull: PullRef, named: bool, actor: str, now: float) -> Op[tuple[Row | None, str]]:
+    """A delivery shows the PR a voided report named (`task`, a row of gh_tasks_of_pr with the voided lease) as its
+    reporter's: GitHub's API had not shown it yet when the report was checked. The void was wrong and is taken back
+    (`lease.unvoided`: the lease completed after all, migration 023). A task still in the pool (ready, or offered to
+    someone: the offer is revoked, as link_pull does) follows the PR again as the reporter's: the task as it is now.
+    A task that moved on (leased to another worker, another PR, merged, cancelled) keeps its course (None): unless
+    the PR names it, a URL alone does not make the PR the new holder's, and taking the task from its holder would
+    discard that worker's work; the bot tells the maintainers on the issue, as link_pull does for a leased task."""
+    lease_id, worker_id, number = task["voided_lease_id"], task["reporter_id"], pull.number
+    yield run("gh_lease_unvoid", lease_id)
+    yield ops.emit(now, "lease.unvoided", actor, task["id"], task["repo"], lease_id=lease_id, worker_id=worker_id,
+                   pr_number=number, pr_url=pull.url)
+    reporter = yield one("worker_get", worker_id)
+    status = TaskStatus(task["status"])
+    said = (f"{_mention(reporter)}'s pull request #{number}, whose report the pool voided, exists after all: GitHub "
+            "had not shown it yet when the pool checked it. The report counts again")
+    followed: Row | None = None
+    if status in (TaskStatus.READY, TaskStatus.OFFERED):
+        yield from ops.end_offer(task, OfferState.REVOKED, now, actor, "pr_opened")
+        followed = yield from ops.move_task(task, TaskStatus.PR_OPENED, worker_id, now, pull.url, number)
+        yield ops.emit(now, "task.pr_opened", actor, task["id"], task["repo"], previous=status.value, pr_url=pull.url,
+                       message=f"PR #{number} by @{pull.author}, whose report was voided", worker_id=worker_id)
+        said += f", and the task follows #{number}."
+        note = f"PR #{number} by @{pull.author}, whose report was voided: task {task['id']} follows it again"
+    elif named:  # the PR names the task: linked or not by the usual rules (link_pull), which say so
+        said += "."
+        note = f"PR #{number} by @{pull.author}, whose report was voided: the void of task {task['id']} taken back"
+    else:
+        holder = None if task["worker_id"] is None else (yield one("worker_get", task["worker_id"]))
+        held = "" if holder is None else f", held by {_mention(holder)}"
+        said += (f". Meanwhile the task is {status.value.replace('_', ' ')}{held}, so #{number} is not linked to it"
+                 + ("; maintainers, please decide who carries it on." if status in IN_FLIGHT else "."))
+        note = (f"PR #{number} by @{pull.author}, whose report was voided: the void taken back; task {task['id']} "
+                f"is {status.value}, not linked")
+    yield from enqueue_comment(task["repo"], issue_of(task), now, said)
+    return followed, note
+
+
+def _reporter_wrote(worker_id: str | None, author: str) -> Op[bool]:
+    """Whether the worker `worker_id` (one that reported a PR) is the GitHub user `author` (by its github_handle)."""
+    worker = None if worker_id is None else (yield one("worker_get", worker_id))
     handle = worker["github_handle"] if worker is not None else None
     return handle is not None and handle.lower() == author.lower()
 
@@ -716,7 +766,7 @@ def _task_of_pull(repo: str, pull_number: int, author: str) -> Op[tuple[Row | No
         if task is not None:
             return task, True
     task = yield one("gh_task_by_pr", repo, pull_number)
-    return task, task is not None and (yield from _reporter_wrote(task, author))
+    return task, task is not None and (yield from _reporter_wrote(task["worker_id"], author))
 
 
 def review_submitted(

@@ -91,6 +91,7 @@ class LeaseState(StrEnum):
     RELEASED = "released"
     EXPIRED = "expired"
     REVOKED = "revoked"  # an admin or GitHub took the task back
+    VOIDED = "voided"  # completed, but GitHub does not show the reported PR as the worker's (github_operations)
 
 
 class Ineligible(StrEnum):

@@ -26,10 +26,11 @@ BAD_WEIGHTS = {"expired": 1.0, "closed_unmerged": 1.0, "released": 0.5, "changes
 # The event types counted (the trigger of migrations/sqlite/005_outcome_counters.sql); a GitHub review is
 # reported as `review.approved` / `review.changes_requested` with the author's `worker_id` in its details, and
 # taken back by `review.dismissed` (migration 017). `lease.voided` takes back a completion whose reported pull
-# request GitHub does not show as the worker's, and counts that lease as expired (migration 022).
+# request GitHub does not show as the worker's, and counts that lease as expired (migration 022); `lease.unvoided`
+# takes a void back when a delivery shows that pull request as the worker's after all (migration 023).
 OUTCOME_EVENTS = frozenset({"lease.completed", "lease.expired", "lease.released", "offer.rejected",
                             "task.merged", "task.ready", "review.approved", "review.changes_requested",
-                            "review.dismissed", "lease.voided"})
+                            "review.dismissed", "lease.voided", "lease.unvoided"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,12 +7,18 @@ task (from a task file) is checked alike; it has no issue, so someone else's PR 
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
+import asyncpg
 import pytest
 
+from owp_bot.config import Settings
 from owp_bot.devtools.fake_github import FakePull
 from owp_bot.scheduler import github_operations as gh
+from owp_bot.scheduler.postgres_store import PostgresStore
+from owp_bot.scheduler.sqlite_store import SQLiteStore
+from owp_bot.scheduler.store import Store
 from tests.webhooks.conftest import INSTALLATION_ID, REPO, GitHubWorld
 
 
@@ -96,7 +102,9 @@ async def test_a_pr_that_does_not_exist_voids_the_report(world: GitHubWorld, bac
     assert after["score"] < before["score"]
     [voided] = await pool.events(type="lease.voided")
     await world.drain()  # the reply the check queued (the outbox's next round, woken by the check's commit)
-    assert voided["details"] == {"worker_id": worker_id, "pr_number": 99, "pr_url": url(99), "reason": "not_found",
+    [granted] = await pool.events(type="lease.granted")
+    assert voided["details"] == {"worker_id": worker_id, "lease_id": granted["details"]["lease_id"], "pr_number": 99,
+                                 "pr_url": url(99), "reason": "not_found",
                                  "message": f"GitHub has no pull request #99 in {REPO}"}, voided
     assert replies(world, number) == [
         f"@mallory reported pull request #99 for this issue, but GitHub has no pull request #99 in {REPO}. "
@@ -273,8 +281,9 @@ async def test_an_imported_tasks_report_that_github_does_not_confirm_is_voided(
     after = await outcomes(world, worker_id)
     assert (after["completed"], after["expired"]) == (0, 1), after
     history = {e["type"]: e["details"] for e in task["history"]}
-    assert history["lease.voided"] == {"worker_id": worker_id, "pr_number": number, "pr_url": url(number),
-                                       "reason": reason, "message": why}, history
+    assert history["lease.voided"] == {"worker_id": worker_id, "lease_id": history["lease.granted"]["lease_id"],
+                                       "pr_number": number, "pr_url": url(number), "reason": reason,
+                                       "message": why}, history
     assert history["task.requeued"]["reason"] == f"reported PR #{number} not confirmed: {why}", history
     await world.drain()
     assert not fake.calls_to("POST", "/comments"), fake.calls  # no issue of its own to answer on
@@ -318,3 +327,144 @@ async def test_a_pr_on_an_imported_tasks_branch_is_linked_without_a_comment(
     task = await pool.get_task(task_id)
     assert (task["status"], task["pr_url"]) == ("pr_opened", url(pr.number)), task
     assert not fake.calls_to("POST", "/comments"), fake.calls
+
+
+async def voided_while_the_api_lags(world: GitHubWorld) -> tuple[int, str, str, str, int]:
+    """A worker reports the PR it is about to open, and GitHub's API answers 404 to both checks (its `opened`
+    delivery is still on its way): the report is voided. (issue number, task id, worker id, token, PR number)"""
+    pool = world.pool
+    number, task_id, worker_id, token = await leased(world)
+    pr_number = world.fake.repos[REPO].next_number
+    await pool.status(task_id, "pr_opened", token=token, artifact={"pr_url": url(pr_number)})
+    await world.drain()
+    pool.clock.advance(31)
+    await world.drain()
+    assert (await pool.get_task(task_id))["status"] == "ready"
+    assert [e["details"]["reason"] for e in await pool.events(type="lease.voided")] == ["not_found"]
+    return number, task_id, worker_id, token, pr_number
+
+
+async def renewal_refused(world: GitHubWorld, token: str) -> str:
+    """What renewing the worker's lease answers once it ended: it names the lease's state."""
+    [granted] = await world.pool.events(type="lease.granted")
+    lease_id = granted["details"]["lease_id"]
+    problem = await world.pool.call("POST", f"/v1/leases/{lease_id}/renew", token=token, expect=409)
+    assert problem["detail"] == f"lease {lease_id} is {problem['lease_state']}; it can no longer be renewed", problem
+    return str(problem["lease_state"])
+
+
+async def lease_to_pr(world: GitHubWorld) -> tuple[float | None, int]:
+    metrics = (await world.pool.call("GET", f"/v1/analytics/repositories/{REPO}", admin=True))["metrics"]
+    return metrics["avg_completion_time"], metrics["prs_opened"]
+
+
+async def test_a_voided_lease_is_voided_in_its_row_and_in_analytics(world: GitHubWorld, backend: str) -> None:
+    """The lease of a voided report did not lead to a pull request: its state says so (a renewal's 409 shows it),
+    and analytics count neither its PR nor its time to a PR."""
+    _, _, _, token, _ = await voided_while_the_api_lags(world)
+    assert await renewal_refused(world, token) == "voided"
+    assert await lease_to_pr(world) == (None, 0)
+
+
+@pytest.mark.parametrize("meanwhile", ["ready", "offered"])
+async def test_the_workers_pr_whose_webhook_comes_after_a_void_is_followed(
+    world: GitHubWorld, backend: str, meanwhile: str
+) -> None:
+    """GitHub's API answered 404 twice, then the `opened` delivery shows the very PR the worker reported, opened by
+    the worker: the void was wrong. The task still in the pool follows the PR as the worker's, and the void is
+    taken back (`lease.unvoided`): the lease completed, as reported."""
+    pool, fake = world.pool, world.fake
+    number, task_id, worker_id, token, pr_number = await voided_while_the_api_lags(world)
+    assert (await outcomes(world, worker_id))["expired"] == 1
+    if meanwhile == "offered":
+        _, other = await world.online_worker("ann")
+        [offer] = (await pool.offers(other))["offers"]
+        assert offer["task_id"] == task_id
+    await fake.open_pull(REPO, title="README fix", body="Part of the README work", user="mallory")
+    task = await pool.get_task(task_id)
+    assert (task["status"], task["worker_id"], task["pr_url"]) == ("pr_opened", worker_id, url(pr_number)), task
+    assert await in_flight(world) == 1  # the task's PR, not also an external one
+    after = await outcomes(world, worker_id)
+    assert (after["completed"], after["expired"], after["closed_unmerged"]) == (1, 0, 0), after
+    [voided] = await pool.events(type="lease.voided")
+    [unvoided] = await pool.events(type="lease.unvoided")
+    assert unvoided["details"] == {"worker_id": worker_id, "lease_id": voided["details"]["lease_id"],
+                                   "pr_number": pr_number, "pr_url": url(pr_number)}, unvoided
+    assert [e["details"]["previous"] for e in await pool.events(type="task.pr_opened")] == ["leased", meanwhile]
+    assert len(await pool.events(type="offer.revoked")) == (meanwhile == "offered")
+    assert await renewal_refused(world, token) == "completed"
+    assert (await lease_to_pr(world))[1] == 1
+    await world.drain()
+    assert replies(world, number)[1] == (
+        f"@mallory's pull request #{pr_number}, whose report the pool voided, exists after all: GitHub had not "
+        f"shown it yet when the pool checked it. The report counts again, and the task follows #{pr_number}.")
+    await fake.merge_pull(REPO, pr_number)
+    assert (await pool.get_task(task_id))["status"] == "merged"
+    assert len(await pool.events(type="lease.unvoided")) == 1  # taken back once
+
+
+async def test_a_voided_report_whose_task_moved_on_counts_again_but_the_task_keeps_its_course(
+    world: GitHubWorld, backend: str
+) -> None:
+    """Another worker leased the task after the void: the late PR does not take the task from it (the PR names no
+    task, and a URL alone does not make it the new holder's). The void is taken back all the same, the PR counts
+    as an external one, and the bot tells the maintainers on the issue."""
+    pool, fake = world.pool, world.fake
+    number, task_id, worker_id, _, pr_number = await voided_while_the_api_lags(world)
+    ann, other = await world.online_worker("ann")
+    [lease] = (await pool.work(other))["leases"]
+    assert lease["task_id"] == task_id
+    await fake.open_pull(REPO, title="README fix", body="Part of the README work", user="mallory")
+    task = await pool.get_task(task_id)
+    assert (task["status"], task["worker_id"]) == ("leased", ann), task
+    assert await in_flight(world) == 2  # ann's lease and mallory's PR
+    after = await outcomes(world, worker_id)
+    assert (after["completed"], after["expired"]) == (1, 0), after
+    assert len(await pool.events(type="lease.unvoided")) == 1
+    await world.drain()
+    assert replies(world, number)[1] == (
+        f"@mallory's pull request #{pr_number}, whose report the pool voided, exists after all: GitHub had not "
+        f"shown it yet when the pool checked it. The report counts again. Meanwhile the task is leased, held by "
+        f"@ann, so #{pr_number} is not linked to it; maintainers, please decide who carries it on.")
+    await fake.merge_pull(REPO, pr_number)
+    assert (await pool.get_task(task_id))["status"] == "leased"
+
+
+async def test_someone_elses_pr_under_a_voided_number_takes_nothing_back(world: GitHubWorld) -> None:
+    pool, fake = world.pool, world.fake
+    _, task_id, worker_id, _, _ = await voided_while_the_api_lags(world)
+    await fake.open_pull(REPO, title="Big refactor", body="Refactors the parser", user="maintainer")
+    assert (await pool.get_task(task_id))["status"] == "ready"
+    assert await in_flight(world) == 1  # the maintainer's PR, external
+    assert (await outcomes(world, worker_id))["expired"] == 1
+    assert not await pool.events(type="lease.unvoided")
+
+
+async def test_an_upgraded_pool_knows_the_reports_it_voided_before(
+    world: GitHubWorld, settings: Settings, backend: str
+) -> None:
+    """Migration 023 finds the leases voided before it from their `lease.voided` events: their state, and the PR
+    each reported, so that a late delivery of that PR is still recognised."""
+    pool, fake = world.pool, world.fake
+    _, task_id, worker_id, token, _ = await voided_while_the_api_lags(world)
+    undo = ["UPDATE leases SET state = 'completed' WHERE state = 'voided'", "DROP TABLE gh_voided_reports",
+            "DELETE FROM schema_migrations WHERE version = 23"]
+    if settings.database_url:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            for statement in undo:
+                await conn.execute(statement)
+        finally:
+            await conn.close()
+        store: Store = PostgresStore(settings.database_url)
+    else:
+        with sqlite3.connect(settings.db_path) as db:
+            for statement in undo:
+                db.execute(statement)
+        store = SQLiteStore(settings.db_path)
+    await store.open()
+    await store.close()
+    assert await renewal_refused(world, token) == "voided"
+    await fake.open_pull(REPO, title="README fix", body="Part of the README work", user="mallory")
+    assert (await pool.get_task(task_id))["worker_id"] == worker_id
+    assert (await outcomes(world, worker_id))["expired"] == 0

@@ -141,8 +141,28 @@ UPDATE gh_reviews SET dismissed = 1 WHERE review_id = $1 AND dismissed = 0 RETUR
 SELECT * FROM tasks WHERE repo = $1 AND pr_number = $2 ORDER BY updated_at DESC LIMIT 1;
 
 -- name: gh_tasks_of_pr
--- mirrors sqlite a0f00a287bff
-SELECT * FROM tasks WHERE repo = $1 AND pr_number = $2 AND status = 'pr_opened' ORDER BY id;
+-- mirrors sqlite c395a3e85ecc
+SELECT *, NULL::text AS voided_lease_id, worker_id AS reporter_id FROM tasks
+WHERE repo = $1 AND pr_number = $2 AND status = 'pr_opened'
+UNION ALL
+SELECT t.*, l.id, l.worker_id FROM gh_voided_reports v JOIN leases l ON l.id = v.lease_id JOIN tasks t ON t.id = l.task_id
+WHERE v.pr_number = $2 AND t.repo = $1
+ORDER BY id;
+
+-- name: gh_lease_void
+-- mirrors sqlite 0eebeecbc72f
+WITH voided AS (
+  UPDATE leases SET state = 'voided'
+  WHERE id = (SELECT id FROM leases WHERE worker_id = $2 AND state = 'completed' AND task_id = $1
+              ORDER BY ended_at DESC LIMIT 1)
+  RETURNING id
+)
+INSERT INTO gh_voided_reports (lease_id, pr_number) SELECT id, $3 FROM voided RETURNING lease_id;
+
+-- name: gh_lease_unvoid
+-- mirrors sqlite c4e0406d3dba
+WITH gone AS (DELETE FROM gh_voided_reports WHERE lease_id = $1 RETURNING lease_id)
+UPDATE leases SET state = 'completed' WHERE id IN (SELECT lease_id FROM gone) AND state = 'voided';
 
 -- ---------------------------------------------------------------- outbox
 

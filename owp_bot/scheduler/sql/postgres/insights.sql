@@ -65,11 +65,11 @@ SELECT count(*) AS n FROM events
 WHERE type = 'task.ready' AND ts >= $2::float8 AND ts <= $3::float8 AND ($1::text IS NULL OR repo = $1::text)
   AND (details::jsonb ->> 'previous') = 'pr_opened';
 
--- Lease granted -> PR opened, for leases that reached a PR in the period.
+-- Lease granted -> PR opened, for leases that reached a PR in the period (not those voided since: no PR).
 -- name: an_lease_to_pr
--- mirrors sqlite 9f07cbec828c
+-- mirrors sqlite d69c2a90e5e1
 SELECT avg(e.ts - l.granted_at) AS seconds FROM events e
-JOIN leases l ON l.id = (e.details::jsonb ->> 'lease_id')
+JOIN leases l ON l.id = (e.details::jsonb ->> 'lease_id') AND l.state = 'completed'
 WHERE e.type = 'lease.completed' AND e.ts >= $2::float8 AND e.ts <= $3::float8
   AND ($1::text IS NULL OR e.repo = $1::text);
 

@@ -136,8 +136,29 @@ UPDATE gh_reviews SET dismissed = 1 WHERE review_id = ?1 AND dismissed = 0 RETUR
 SELECT * FROM tasks WHERE repo = ?1 AND pr_number = ?2 ORDER BY updated_at DESC LIMIT 1;
 
 -- name: gh_tasks_of_pr
--- Tasks waiting on this PR (also when a worker reported it by URL, without a closing reference).
-SELECT * FROM tasks WHERE repo = ?1 AND pr_number = ?2 AND status = 'pr_opened' ORDER BY id;
+-- Tasks waiting on this PR (also when a worker reported it by URL, without a closing reference), their worker as
+-- reporter_id; and tasks whose report of it was voided, with that lease (voided_lease_id) and its worker.
+SELECT *, NULL AS voided_lease_id, worker_id AS reporter_id FROM tasks
+WHERE repo = ?1 AND pr_number = ?2 AND status = 'pr_opened'
+UNION ALL
+SELECT t.*, l.id, l.worker_id FROM gh_voided_reports v JOIN leases l ON l.id = v.lease_id JOIN tasks t ON t.id = l.task_id
+WHERE v.pr_number = ?2 AND t.repo = ?1
+ORDER BY id;
+
+-- name: gh_lease_void
+-- The report of PR ?3 on task ?1 by its worker ?2 is voided: the lease it completed (its last) is voided instead,
+-- and the PR it reported is remembered. Two statements here, whose rows make one (statements_of).
+UPDATE leases SET state = 'voided'
+WHERE id = (SELECT id FROM leases WHERE worker_id = ?2 AND state = 'completed' AND task_id = ?1
+            ORDER BY ended_at DESC LIMIT 1)
+RETURNING id AS lease_id;
+INSERT INTO gh_voided_reports (lease_id, pr_number) SELECT :lease_id, ?3 WHERE :lease_id IS NOT NULL
+RETURNING lease_id;
+
+-- name: gh_lease_unvoid
+-- The void of lease ?1 is taken back: it completed after all.
+DELETE FROM gh_voided_reports WHERE lease_id = ?1;
+UPDATE leases SET state = 'completed' WHERE id = ?1 AND state = 'voided';
 
 -- ---------------------------------------------------------------- outbox
 

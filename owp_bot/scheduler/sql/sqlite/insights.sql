@@ -54,10 +54,10 @@ SELECT count(*) AS n FROM events INDEXED BY an_events_ts_type
 WHERE type = 'task.ready' AND ts >= ?2 AND ts <= ?3 AND (?1 IS NULL OR repo = ?1)
   AND json_extract(details, '$.previous') = 'pr_opened';
 
--- Lease granted -> PR opened, for leases that reached a PR in the period.
+-- Lease granted -> PR opened, for leases that reached a PR in the period (not those voided since: no PR).
 -- name: an_lease_to_pr
 SELECT avg(e.ts - l.granted_at) AS seconds FROM events e INDEXED BY an_events_ts_type
-JOIN leases l ON l.id = json_extract(e.details, '$.lease_id')
+JOIN leases l ON l.id = json_extract(e.details, '$.lease_id') AND l.state = 'completed'
 WHERE e.type = 'lease.completed' AND e.ts >= ?2 AND e.ts <= ?3 AND (?1 IS NULL OR e.repo = ?1);
 
 -- Task created -> merged, for tasks merged in the period.
