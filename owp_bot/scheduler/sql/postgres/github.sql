@@ -150,11 +150,13 @@ WHERE v.pr_number = $2 AND t.repo = $1
 ORDER BY id;
 
 -- name: gh_lease_void
--- mirrors sqlite 0eebeecbc72f
+-- mirrors sqlite 5606c99d8fc2
 WITH voided AS (
   UPDATE leases SET state = 'voided'
-  WHERE id = (SELECT id FROM leases WHERE worker_id = $2 AND state = 'completed' AND task_id = $1
-              ORDER BY ended_at DESC LIMIT 1)
+  WHERE state = 'completed' AND id = (
+    SELECT details::jsonb ->> 'lease_id' FROM events
+    WHERE target = $1 AND type = 'lease.completed' AND details::jsonb ->> 'worker_id' = $2
+    ORDER BY seq DESC LIMIT 1)
   RETURNING id
 )
 INSERT INTO gh_voided_reports (lease_id, pr_number) SELECT id, $3 FROM voided RETURNING lease_id;

@@ -146,11 +146,14 @@ WHERE v.pr_number = ?2 AND t.repo = ?1
 ORDER BY id;
 
 -- name: gh_lease_void
--- The report of PR ?3 on task ?1 by its worker ?2 is voided: the lease it completed (its last) is voided instead,
--- and the PR it reported is remembered. Two statements here, whose rows make one (statements_of).
+-- The report of PR ?3 on task ?1 by its worker ?2 is voided: the lease it completed (its last, named by the task's
+-- last `lease.completed` of that worker: leases are indexed by worker only while active) is voided instead, and the
+-- PR it reported is remembered. Two statements here, whose rows make one (statements_of).
 UPDATE leases SET state = 'voided'
-WHERE id = (SELECT id FROM leases WHERE worker_id = ?2 AND state = 'completed' AND task_id = ?1
-            ORDER BY ended_at DESC LIMIT 1)
+WHERE state = 'completed' AND id = (
+  SELECT json_extract(details, '$.lease_id') FROM events
+  WHERE target = ?1 AND type = 'lease.completed' AND json_extract(details, '$.worker_id') = ?2
+  ORDER BY seq DESC LIMIT 1)
 RETURNING id AS lease_id;
 INSERT INTO gh_voided_reports (lease_id, pr_number) SELECT :lease_id, ?3 WHERE :lease_id IS NOT NULL
 RETURNING lease_id;
