@@ -415,3 +415,78 @@ async def test_an_area_lock_outlives_the_first_of_two_tasks_in_flight_in_its_are
     assert [r["reason"] for r in none["why_none"]["reasons"]] == ["area_locked"]
     await pool.status(second, "released", token=bob)  # the area is free once the last one leaves flight
     assert len((await pool.offers(cy))["offers"]) == 1
+
+
+async def test_an_offer_whose_task_is_re_specified_beyond_the_worker_is_revoked(pool: Pool) -> None:
+    """An offer is a reservation the worker has not accepted: re-specified so that it no longer fits the worker
+    (points beyond its free capacity, a skill it lacks, a trust tier above its own), it is revoked, and the task is
+    back in the pool; one that still fits stays offered."""
+    await pool.repo(max_open_prs=10)
+    big = await pool.task("big", key="big", estimate_points=2)
+    small = await pool.task("small", key="small", estimate_points=1)
+    _, ann = await pool.worker("ann", capacity_points=4, max_concurrent_tasks=2)
+    offers = {o["task_id"]: o["offer_id"] for o in (await pool.offers(ann))["offers"]}
+    assert offers.keys() == {big, small}  # 3 of 4 points
+
+    await pool.task("big", key="big", estimate_points=3)  # 4 of 4: it still fits
+    assert (await pool.get_task(big))["status"] == "offered"
+    await pool.task("big", key="big", estimate_points=4)  # 5 of 4
+    assert (await pool.get_task(big))["status"] == "ready"
+    [revoked] = await pool.events(type="offer.revoked", target=big)
+    assert revoked["details"]["offer_id"] == offers[big] and revoked["details"]["reason"] == "insufficient_capacity"
+    [requeued] = await pool.events(type="task.requeued", target=big)
+    assert requeued["details"]["reason"] == "insufficient_capacity"
+    late = await pool.accept(ann, offers[big], expect=409)
+    assert "revoked" in late["detail"]
+
+    await pool.task("small", key="small", required_skills=["rust"])
+    assert (await pool.get_task(small))["status"] == "ready"
+    assert [e["details"]["reason"] for e in await pool.events(type="offer.revoked", target=small)] == [
+        "missing_skills"]
+    assert (await pool.offers(ann))["offers"][0]["task_id"] == big  # 4 points, all free again
+
+
+async def test_an_offer_re_specified_to_a_higher_trust_tier_is_revoked(pool: Pool) -> None:
+    await pool.repo()
+    task = await pool.task("t", key="t")
+    _, ann = await pool.worker("ann")
+    [offer] = (await pool.offers(ann))["offers"]
+    await pool.task("renamed", key="t")  # asks no more of the worker
+    assert (await pool.get_task(task))["status"] == "offered"
+    await pool.task("renamed", key="t", min_trust="trusted")
+    assert (await pool.get_task(task))["status"] == "ready"
+    assert [e["details"]["reason"] for e in await pool.events(type="offer.revoked", target=task)] == [
+        "insufficient_trust"]
+    await pool.accept(ann, offer["offer_id"], expect=409)
+
+
+async def test_a_leased_task_re_estimated_beyond_capacity_stays_leased_and_nothing_new_is_granted(
+    pool: Pool,
+) -> None:
+    """A lease is work in progress: a maintainer's re-estimate does not take it away. Its worker is over capacity
+    then: its pending offer, which accepting would commit it beyond its capacity, is revoked, and it gets no lease
+    or offer until it is below again, and is told why."""
+    await pool.repo(max_open_prs=10)
+    task = await pool.task("grows", key="grows", estimate_points=2)
+    _, ann = await pool.worker("ann", capacity_points=3, max_concurrent_tasks=3)
+    [lease] = (await pool.work(ann))["leases"]
+    small = await pool.task("small", estimate_points=1)
+    [offer] = (await pool.offers(ann))["offers"]  # 3 of 3 points
+    await pool.task("grows", key="grows", estimate_points=4)  # 5 of 3 points
+
+    assert (await pool.get_task(task))["status"] == "leased"
+    assert not await pool.events(type="lease.revoked")
+    assert (await pool.get_task(small))["status"] == "ready"
+    [revoked] = await pool.events(type="offer.revoked")
+    assert (revoked["target"], revoked["details"]["offer_id"], revoked["details"]["reason"]) == (
+        small, offer["offer_id"], "insufficient_capacity")
+    assert [held["lease_id"] for held in (await pool.work(ann))["leases"]] == [lease["lease_id"]]
+    refused = await pool.offers(ann)
+    assert refused["offers"] == []
+    assert [r["reason"] for r in refused["why_none"]["reasons"]] == ["insufficient_capacity"]
+    assert "you hold 4 points, more than your capacity of 3" in refused["why_none"]["summary"]
+
+    await pool.task("grows", key="grows", estimate_points=3)  # at capacity: still no room
+    assert (await pool.offers(ann))["offers"] == []
+    await pool.status(task, "pr_opened", token=ann, **PR)  # the lease is fulfilled: capacity frees up
+    assert [held["task_id"] for held in (await pool.work(ann))["leases"]] == [small]

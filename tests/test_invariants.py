@@ -1,11 +1,11 @@
 """Invariants of the scheduler under any sequence of actions (hypothesis state machine, real SQLite file).
 
-After every step: no task offered or leased twice; task status, offers and leases agree; review budgets,
-area locks, capacity, skills and trust hold; nothing lapsed survives a transaction; the counters kept for
-speed equal what they count; the event log is gap-free. Besides workers and admins, GitHub acts too: repos are
-renamed or transferred, issue deliveries arrive out of order, reported PRs are voided and then delivered, and the
-pool restarts on its file; requests also queue behind a slow write while their deadlines pass, and are judged as of
-their arrival.
+After every step: no task offered or leased twice; task status, offers and leases agree; review budgets, area
+locks, capacity, skills and trust hold (a lease as granted: a re-estimate does not take it away); nothing lapsed
+survives a transaction; the counters kept for speed equal what they count; the event log is gap-free. Besides
+workers and admins, GitHub acts too: repos are renamed or transferred, issue deliveries arrive out of order,
+reported PRs are voided and then delivered, and the pool restarts on its file; requests also queue behind a slow
+write while their deadlines pass, and are judged as of their arrival.
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         self.db.row_factory = sqlite3.Row
         self.in_flight_seen: dict[str, int] = {}
         self.area_seen: dict[tuple[str, str], set[str]] = {}  # (repo, area) -> its tasks in flight, last step
+        self.grants_seen: set[str] = set()  # the pending offers and active leases, last step
         self.repos = list(REPOS)  # their names now
         self.github_time = ISSUE_VIEWS  # the newest updated_at GitHub has shown of any issue
         self.issue_seen: dict[tuple[int, int], tuple[float, bool]] = {}  # (repo index, issue) -> newest view applied
@@ -442,15 +443,28 @@ class SchedulerMachine(RuleBasedStateMachine):
 
     @invariant()
     def workers_hold_only_what_fits(self) -> None:
+        """What a worker was granted (an offer or a lease new since the last step) fit it: its skills, trust, task
+        slots and capacity; and a pending offer fits it still. A lease is kept whatever its task is re-specified to
+        (a re-estimate), so a worker may be over capacity, holding leases granted before, and is then granted
+        nothing (a grant leaves the worker within its capacity) and holds no offer until it is below again."""
+        grants: set[str] = set()
         for worker in self.db.execute("SELECT * FROM workers"):
-            held = self.db.execute("SELECT * FROM tasks WHERE worker_id=? AND status IN " + HELD,
-                                   (worker["id"],)).fetchall()
+            held = self.db.execute(
+                "SELECT t.*, coalesce(o.id, l.id) AS grant_id, o.id AS offer_id FROM tasks t LEFT JOIN offers o ON "
+                "o.task_id = t.id AND o.state = 'pending' LEFT JOIN leases l ON l.task_id = t.id AND l.state = "
+                "'active' WHERE t.worker_id = ? AND t.status IN " + HELD, (worker["id"],)).fetchall()
             assert len(held) <= worker["max_concurrent_tasks"]
-            assert sum(t["estimate_points"] for t in held) <= worker["capacity_points"]
+            granted_now = {t["grant_id"] for t in held} - self.grants_seen
+            if granted_now or any(t["offer_id"] for t in held):
+                assert sum(t["estimate_points"] for t in held) <= worker["capacity_points"], (
+                    f"{worker['id']} holds offers, or was granted {sorted(granted_now)}, over its capacity")
             skills = set(json.loads(worker["skills"]))
             for task in held:
-                assert set(json.loads(task["required_skills"])) <= skills
-                assert task["min_trust"] <= worker["trust_tier"]
+                if task["offer_id"] or task["grant_id"] in granted_now:
+                    assert set(json.loads(task["required_skills"])) <= skills
+                    assert task["min_trust"] <= worker["trust_tier"]
+            grants |= {t["grant_id"] for t in held}
+        self.grants_seen = grants
 
     @invariant()
     def leases_agree_with_their_outcomes(self) -> None:

@@ -912,6 +912,11 @@ def refusal_text(reason: Ineligible, task: Row, worker: WorkerView, repo: RepoLo
         case Ineligible.MISSING_SKILLS:
             missing = sorted(set(ops.skills_of(task)) - worker.skills)
             return f"it needs skills you have not registered: {', '.join(missing)}."
+        case Ineligible.INSUFFICIENT_CAPACITY if worker.points_in_use > worker.capacity_points:
+            return (
+                f"you hold {worker.points_in_use} points, more than your capacity of {worker.capacity_points} "
+                "(a task you hold was re-estimated); finish or release a task first."
+            )
         case Ineligible.INSUFFICIENT_CAPACITY:
             free = worker.capacity_points - worker.points_in_use
             return (

@@ -19,6 +19,7 @@ from owp_bot.errors import Problem, not_found
 from owp_bot.scheduler import reputation
 from owp_bot.scheduler.ids import new_id
 from owp_bot.scheduler.models import (
+    HELD,
     IN_FLIGHT,
     LEASED,
     MAX_ISSUE_NUMBER,
@@ -41,6 +42,7 @@ from owp_bot.scheduler.policy import (
     held_for_reputation,
     ineligibility,
     is_online,
+    unfit,
 )
 from owp_bot.scheduler.store import Emit, Event, Op, Row, one, rows, run
 
@@ -648,10 +650,19 @@ def _spec_differs(task: Row, spec: TaskSpec) -> bool:
         int(spec.priority), int(spec.min_trust))
 
 
+def _asks_more(task: Row, spec: TaskSpec) -> bool:
+    """Whether `spec` asks more of a worker than `task` did: more points, another skill or a higher trust tier."""
+    return (spec.estimate_points > task["estimate_points"] or not set(spec.required_skills) <= set(skills_of(task))
+            or spec.min_trust > task["min_trust"])
+
+
 def put_task(spec: TaskSpec, now: float, source: str, actor: str = ADMIN) -> Op[tuple[Row, str]]:
     """Create a task, or update the one with the same key (a GitHub issue's task: the same issue): returns it and
-    `created|updated|unchanged`. Keys and issues never meet: key `12` and issue #12 are two tasks."""
-    yield from load_repo(spec.repo)
+    `created|updated|unchanged`. Keys and issues never meet: key `12` and issue #12 are two tasks.
+
+    A held task re-specified to ask more of its worker keeps its lease, and loses its offer when it no longer fits
+    (revoke_unfit_offers)."""
+    repo = yield from load_repo(spec.repo)
     skills = json.dumps(list(spec.required_skills))
     if source == "github":
         existing = yield one("task_of_issue", spec.repo, spec.issue_number)
@@ -678,7 +689,54 @@ def put_task(spec: TaskSpec, now: float, source: str, actor: str = ADMIN) -> Op[
     yield emit(now, f"task.{outcome}", actor, task_id, spec.repo, title=spec.title, key=spec.key, source=source,
                 estimate_points=spec.estimate_points, required_skills=list(spec.required_skills), area=spec.area,
                 priority=spec.priority.label, min_trust=spec.min_trust.label)
-    return (yield one("task_get", task_id)), outcome
+    task = yield one("task_get", task_id)
+    if existing is not None and TaskStatus(existing["status"]) in HELD and _asks_more(existing, spec):
+        task = yield from revoke_unfit_offers(task, repo, now, actor)
+    return task, outcome
+
+
+def revoke_unfit_offers(task: Row, repo: Row, now: float, actor: str) -> Op[Row]:
+    """A task a worker holds, re-specified to ask more of it (put_task): the task as it is now.
+
+    A lease is kept: it is work in progress, and its worker, over capacity now, is granted nothing until it is below
+    again (policy.ineligibility). An offer is a reservation the worker has not accepted, and accepting it must not
+    commit the worker beyond what it registered: the task's offer is revoked when the task no longer fits the worker
+    beside what else it holds (policy.unfit), and while the worker's points are still over its capacity, so are its
+    other offers, the last in assignment order first."""
+    worker = yield from load_worker(task["worker_id"])
+    load = yield one("worker_load", worker["id"])  # with the task as it is now
+    points, offered = load["points"], task["status"] == TaskStatus.OFFERED
+    if not offered and points <= worker["capacity_points"]:
+        return task
+    if offered:
+        besides = WorkerView(
+            worker_id=worker["id"], skills=frozenset(skills_of(worker, "skills")),
+            capacity_points=worker["capacity_points"], max_concurrent_tasks=worker["max_concurrent_tasks"],
+            points_in_use=points - task["estimate_points"], tasks_in_use=load["tasks"] - 1,
+            trust_tier=TrustTier(worker["trust_tier"]), online=True, paused=False,  # unfit asks neither
+        )
+        reason = unfit(task_view(task), besides, repo_load(repo))
+        if reason is not None:
+            task = yield from _revoke_offer(task, reason, now, actor, "it was re-specified")
+            points -= task["estimate_points"]
+    if points > worker["capacity_points"]:
+        for other in reversed(list((yield rows("offers_pending_of_worker", worker["id"])))):
+            if points <= worker["capacity_points"]:
+                break
+            if other["id"] != task["id"]:
+                yield from _revoke_offer(other, Ineligible.INSUFFICIENT_CAPACITY, now, actor,
+                                         f"task {task['id']}, which its worker holds, was re-estimated")
+                points -= other["estimate_points"]
+    return task
+
+
+def _revoke_offer(task: Row, reason: Ineligible, now: float, actor: str, why: str) -> Op[Row]:
+    """Revoke the offer of `task` (offered) and put it back in the pool: the task as it is now."""
+    yield from end_offer(task, OfferState.REVOKED, now, actor, reason.value)
+    moved = yield from move_task(task, TaskStatus.READY, None, now)
+    yield emit(now, "task.requeued", actor, task["id"], task["repo"], reason=reason.value, worker_id=task["worker_id"],
+               message=f"offer revoked: {why}, and it no longer fits its worker ({reason.value})")
+    return moved
 
 
 def import_tasks(repos: list[RepoSpec], specs: Iterable[tuple[int, TaskSpec]], now: float,

@@ -71,6 +71,22 @@ def ineligibility(task: TaskView, worker: WorkerView, repo: RepoLoad, recently_d
         return Ineligible.WORKER_OFFLINE
     if worker.paused:
         return Ineligible.WORKER_PAUSED
+    misfit = unfit(task, worker, repo)
+    if misfit is not None:
+        return misfit
+    if recently_declined:
+        return Ineligible.RECENTLY_DECLINED
+    if repo.budget_full:
+        return Ineligible.REVIEW_BUDGET_FULL
+    if repo.area_locks and task.area is not None and task.area in repo.locked_areas:
+        return Ineligible.AREA_LOCKED
+    return None
+
+
+def unfit(task: TaskView, worker: WorkerView, repo: RepoLoad) -> Ineligible | None:
+    """The first rule about the worker itself (skills, task slots, capacity, trust) that `task` breaks, or None: also
+    what an offer is checked against again when its task is re-specified (operations.revoke_unfit_offers), `worker`
+    then holding what it holds besides `task`."""
     if not task.required_skills <= worker.skills:
         return Ineligible.MISSING_SKILLS
     if worker.tasks_in_use >= worker.max_concurrent_tasks:
@@ -81,12 +97,6 @@ def ineligibility(task: TaskView, worker: WorkerView, repo: RepoLoad, recently_d
         return Ineligible.INSUFFICIENT_TRUST
     if task.area in repo.sensitive_areas and worker.trust_tier < TrustTier.TRUSTED:
         return Ineligible.SENSITIVE_AREA
-    if recently_declined:
-        return Ineligible.RECENTLY_DECLINED
-    if repo.budget_full:
-        return Ineligible.REVIEW_BUDGET_FULL
-    if repo.area_locks and task.area is not None and task.area in repo.locked_areas:
-        return Ineligible.AREA_LOCKED
     return None
 
 
@@ -122,6 +132,9 @@ def describe(reason: Ineligible, n: int, repo: RepoLoad | None, worker: WorkerVi
     match reason:
         case Ineligible.MISSING_SKILLS:
             return f"{tasks} need skills you lack; register more skills if you have them"
+        case Ineligible.INSUFFICIENT_CAPACITY if free < 0:  # a task it holds was re-estimated since it was granted
+            return (f"{tasks} wait while you hold {worker.points_in_use} points, more than your capacity of "
+                    f"{worker.capacity_points}; finish or release a task")
         case Ineligible.INSUFFICIENT_CAPACITY:
             return f"{tasks} need more points than your free capacity ({free} of {worker.capacity_points})"
         case Ineligible.TOO_MANY_TASKS:

@@ -73,6 +73,38 @@ async def test_claim_refused_with_the_exact_reason(world: GitHubWorld) -> None:
     assert refused["details"]["reason"] == "review_budget_full"
 
 
+async def test_a_points_label_raised_revokes_an_offer_and_keeps_a_lease(world: GitHubWorld) -> None:
+    """A maintainer re-estimates issues with their `points:` label: the offer that no longer fits its worker is
+    revoked; the lease stays, and its worker, over capacity now, is refused a claim with the reason."""
+    pool, fake = world.pool, world.fake
+    await pool.repo(REPO, max_open_prs=5)
+    leased = await world.ready_issue("Leased", "points:1")
+    _, token = await world.online_worker("ann", capacity_points=3, max_concurrent_tasks=3)
+    await fake.comment(REPO, leased, "/owp claim", author="ann")
+    offered = await world.ready_issue("Offered", "points:1")
+    [offer] = (await pool.offers(token))["offers"]
+    assert offer["task_id"] == (await world.task_of_issue(offered))["task_id"]
+
+    await fake.unlabel_issue(REPO, offered, "points:1")
+    delivered = await fake.label_issue(REPO, offered, "points:3")  # 1 + 3 of 3 points
+    assert delivered is not None and delivered.status == 200, delivered.answer
+    task = await world.task_of_issue(offered)
+    assert (task["status"], task["estimate_points"], task["worker_id"]) == ("ready", 3, None)
+    [revoked] = await pool.events(type="offer.revoked", target=task["task_id"])
+    assert revoked["details"]["reason"] == "insufficient_capacity"
+    assert revoked["actor"] == "github:maintainer"
+
+    await fake.unlabel_issue(REPO, leased, "points:1")
+    await fake.label_issue(REPO, leased, "points:5")  # 5 of 3 points: the work goes on
+    assert (await world.task_of_issue(leased))["status"] == "leased"
+    assert not await pool.events(type="lease.revoked")
+    third = await world.ready_issue("Third", "points:1")
+    await fake.comment(REPO, third, "/owp claim", author="ann")
+    await world.drain()
+    assert "you hold 5 points, more than your capacity of 3" in last_reply(world, third)
+    assert (await world.task_of_issue(third))["status"] == "ready"
+
+
 async def test_bots_never_drive_the_pool(world: GitHubWorld) -> None:
     fake = world.fake
     number = await world.ready_issue("Bots keep out")
