@@ -182,17 +182,31 @@ class SchedulerMachine(RuleBasedStateMachine):
         self.scheduler.heartbeat(worker, status, None)
 
     @rule(index=st.integers(0, 1), budget=st.integers(0, 4), area_locks=st.booleans(),
-          lease_ttl=st.sampled_from([None, None, 5, 30, 100]))
-    def admin_changes_repo(self, index: int, budget: int, area_locks: bool, lease_ttl: float | None) -> None:
+          lease_ttl=st.sampled_from([None, None, 5, 30, 100]),
+          sensitive=st.sampled_from([(), (), ("auth",), ("auth", "billing")]))
+    def admin_changes_repo(self, index: int, budget: int, area_locks: bool, lease_ttl: float | None,
+                           sensitive: tuple[str, ...]) -> None:
         """While work is in flight: a budget lowered below it stops new grants and revokes nothing (budgets_hold),
-        area locks toggled (area_locks_hold), a lease TTL shortened (renew: a renewal never takes time away)."""
+        area locks toggled (area_locks_hold), a lease TTL shortened (renew: a renewal never takes time away), an
+        area made sensitive (it takes offers from workers below trusted: workers_hold_only_what_fits, never leases)."""
         repo = self.repos[index]
-        held = {r["id"] for r in self.db.execute("SELECT id FROM tasks WHERE repo = ? AND status IN " + IN_FLIGHT,
-                                                 (repo,))}
-        self.run(lambda now: ops.upsert_repo(ops.RepoSpec(repo, budget, area_locks, lease_ttl=lease_ttl), now))
+        held = {r["id"] for r in self.db.execute("SELECT id FROM tasks WHERE repo = ? AND status IN " + IN_FLIGHT
+                                                 + " AND status != 'offered'", (repo,))}
+        self.run(lambda now: ops.upsert_repo(ops.RepoSpec(repo, budget, area_locks, lease_ttl=lease_ttl,
+                                                          sensitive_areas=sensitive), now))
         still = {r["id"] for r in self.db.execute("SELECT id FROM tasks WHERE repo = ? AND status IN " + IN_FLIGHT,
                                                   (repo,))}
         assert held <= still, f"changing {repo}'s settings took work back: {held - still}"
+
+    @rule(worker=workers, tier=st.sampled_from(list(TrustTier)))
+    def admin_sets_trust_tier(self, worker: str, tier: TrustTier) -> None:
+        """A demoted worker loses the offers it no longer fits (workers_hold_only_what_fits) and keeps its leases."""
+        leased = {r["id"] for r in self.db.execute("SELECT id FROM leases WHERE worker_id = ? AND state = 'active'",
+                                                   (worker,))}
+        self.attempt(lambda now: ops.set_trust_tier(worker, tier, "test", ops.ADMIN, now))
+        still = {r["id"] for r in self.db.execute("SELECT id FROM leases WHERE worker_id = ? AND state = 'active'",
+                                                  (worker,))}
+        assert leased <= still, f"a trust tier change took leases back: {leased - still}"
 
     @rule(index=st.integers(0, 1), to=st.sampled_from(NAMES), change=st.sampled_from(["renamed", "transferred"]))
     def github_moves_repo(self, index: int, to: str, change: str) -> None:
@@ -443,11 +457,13 @@ class SchedulerMachine(RuleBasedStateMachine):
 
     @invariant()
     def workers_hold_only_what_fits(self) -> None:
-        """What a worker was granted (an offer or a lease new since the last step) fit it: its skills, trust, task
-        slots and capacity; and a pending offer fits it still. A lease is kept whatever its task is re-specified to
+        """What a worker was granted (an offer or a lease new since the last step) fit it: its skills, trust (its
+        tier, and trusted in a sensitive area), task slots and capacity; and a pending offer fits it still (a demotion
+        or an area made sensitive revokes it). A lease is kept whatever its task is re-specified to
         (a re-estimate), so a worker may be over capacity, holding leases granted before, and is then granted
         nothing (a grant leaves the worker within its capacity) and holds no offer until it is below again."""
         grants: set[str] = set()
+        sensitive = {r["id"]: set(json.loads(r["sensitive_areas"])) for r in self.db.execute("SELECT * FROM repos")}
         for worker in self.db.execute("SELECT * FROM workers"):
             held = self.db.execute(
                 "SELECT t.*, coalesce(o.id, l.id) AS grant_id, o.id AS offer_id FROM tasks t LEFT JOIN offers o ON "
@@ -463,6 +479,8 @@ class SchedulerMachine(RuleBasedStateMachine):
                 if task["offer_id"] or task["grant_id"] in granted_now:
                     assert set(json.loads(task["required_skills"])) <= skills
                     assert task["min_trust"] <= worker["trust_tier"]
+                    assert worker["trust_tier"] >= TrustTier.TRUSTED or task["area"] not in sensitive[task["repo"]], (
+                        f"{worker['id']} holds {task['id']} in a sensitive area below trusted")
             grants |= {t["grant_id"] for t in held}
         self.grants_seen = grants
 

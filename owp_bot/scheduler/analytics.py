@@ -285,7 +285,7 @@ async def set_trust_tier(call: Call) -> BaseModel:
     tier = TrustTier[body.tier.value.upper()]
 
     def change(now: float) -> Op[tuple[Row, reputation.Outcomes]]:
-        yield from reputation.set_trust_tier(worker_id, tier, body.reason, ops.ADMIN, now)
+        yield from ops.set_trust_tier(worker_id, tier, body.reason, ops.ADMIN, now)
         return (yield from reputation.reputation_of(worker_id))
 
     worker, outcomes = await call.request.app[SCHEDULER].run(change)

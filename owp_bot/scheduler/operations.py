@@ -43,6 +43,7 @@ from owp_bot.scheduler.policy import (
     ineligibility,
     is_online,
     unfit,
+    untrusted,
 )
 from owp_bot.scheduler.store import Emit, Event, Op, Row, one, rows, run
 
@@ -304,7 +305,8 @@ def expire_due(now: float, settings: Settings) -> Op[None]:
     silent, gone = now - settings.heartbeat_timeout, now - settings.heartbeat_timeout - settings.offline_grace
     if (yield one("anything_due", now, silent, gone))["due"]:
         yield from _expire(now, silent, gone)
-    yield from reputation.apply_tier_rules(now, settings)
+    for worker_id, tier in (yield from reputation.apply_tier_rules(now, settings)).items():
+        yield from revoke_untrusted_offers(worker_id, tier, now, SYSTEM)
 
 
 def _expire(now: float, silent: float, gone: float) -> Op[None]:
@@ -348,6 +350,27 @@ def get_worker(worker_id: str) -> Op[Row]:
 
 def list_workers(after: str, limit: int) -> Op[list[Row]]:
     return list((yield rows("workers_list", after, limit)))
+
+
+def set_trust_tier(worker_id: str, tier: TrustTier, reason: str, actor: str, now: float) -> Op[Row]:
+    """An admin sets a worker's tier (reputation.set_trust_tier): the worker as it is now. A demoted worker loses
+    the offers it no longer fits (revoke_untrusted_offers)."""
+    worker, demoted = yield from reputation.set_trust_tier(worker_id, tier, reason, actor, now)
+    if demoted:
+        yield from revoke_untrusted_offers(worker_id, tier, now, actor)
+    return worker
+
+
+def revoke_untrusted_offers(worker_id: str, tier: TrustTier, now: float, actor: str) -> Op[None]:
+    """A worker demoted to `tier` (by an admin or the automatic rules) keeps its leases, work in progress, and loses
+    each pending offer whose task now asks for more trust (policy.untrusted: its min_trust, or a sensitive area)."""
+    repos: dict[str, RepoLoad] = {}
+    for offered in (yield rows("offers_pending_of_worker", worker_id)):  # rows of tasks
+        if offered["repo"] not in repos:
+            repos[offered["repo"]] = repo_load((yield from load_repo(offered["repo"])))
+        reason = untrusted(task_view(offered), tier, repos[offered["repo"]])
+        if reason is not None:
+            yield from _revoke_offer(offered, reason, now, actor, f"its worker was demoted to {tier.label}")
 
 
 # ------------------------------------------------------------------ getting work
@@ -599,6 +622,8 @@ def check_reported_pull(task: Row, pr_url: str, pr_number: int | None, now: floa
 
 
 def upsert_repo(spec: RepoSpec, now: float, actor: str = ADMIN) -> Op[tuple[Row, bool]]:
+    """Create or update a repo: the repo as it is now, and whether it was created. An area that becomes sensitive
+    takes its pending offers from workers below trusted (leases are kept: work in progress)."""
     existing = yield one("repo_get", spec.repo)
     if existing is None:
         # a repository id the pool has under another name left this one behind: its late deliveries are not for it
@@ -616,7 +641,16 @@ def upsert_repo(spec: RepoSpec, now: float, actor: str = ADMIN) -> Op[tuple[Row,
     yield emit(now, "repo.created" if existing is None else "repo.updated", actor, spec.repo, spec.repo,
                 max_open_prs=spec.max_open_prs, area_locks=spec.area_locks, lease_ttl=spec.lease_ttl,
                 offer_ttl=spec.offer_ttl, sensitive_areas=sorted(spec.sensitive_areas) or None)
-    return (yield one("repo_get", spec.repo)), existing is None
+    repo = yield one("repo_get", spec.repo)
+    newly_sensitive = set() if existing is None else (
+        set(spec.sensitive_areas) - set(json.loads(existing["sensitive_areas"])))
+    if newly_sensitive:
+        load = repo_load(repo)
+        for offered in (yield rows("offers_pending_in_repo", spec.repo)):  # rows of tasks, with their worker's tier
+            reason = untrusted(task_view(offered), TrustTier(offered["worker_trust_tier"]), load)
+            if reason is not None and offered["area"] in newly_sensitive:
+                yield from _revoke_offer(offered, reason, now, actor, f"its area {offered['area']} became sensitive")
+    return repo, existing is None
 
 
 def get_repo(repo_id: str) -> Op[tuple[Row, Budget]]:

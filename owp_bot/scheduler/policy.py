@@ -93,9 +93,16 @@ def unfit(task: TaskView, worker: WorkerView, repo: RepoLoad) -> Ineligible | No
         return Ineligible.TOO_MANY_TASKS
     if task.estimate_points > worker.capacity_points - worker.points_in_use:
         return Ineligible.INSUFFICIENT_CAPACITY
-    if worker.trust_tier < task.min_trust:
+    return untrusted(task, worker.trust_tier, repo)
+
+
+def untrusted(task: TaskView, trust_tier: TrustTier, repo: RepoLoad) -> Ineligible | None:
+    """The trust rule that `task` breaks for a worker of `trust_tier` (its min_trust, or a sensitive area of `repo`
+    while the worker is below trusted), or None: also what a worker's offers are checked against again when its
+    tier is lowered or an area of their repo becomes sensitive (operations.revoke_untrusted_offers)."""
+    if trust_tier < task.min_trust:
         return Ineligible.INSUFFICIENT_TRUST
-    if task.area in repo.sensitive_areas and worker.trust_tier < TrustTier.TRUSTED:
+    if task.area in repo.sensitive_areas and trust_tier < TrustTier.TRUSTED:
         return Ineligible.SENSITIVE_AREA
     return None
 

@@ -138,24 +138,31 @@ def _change_tier(worker: Row, tier: TrustTier, reason: str, actor: str, now: flo
                 "previous": TrustTier(worker["trust_tier"]).label, "reason": reason})
 
 
-def set_trust_tier(worker_id: str, tier: TrustTier, reason: str, actor: str, now: float) -> Op[Row]:
-    """An admin sets a tier; the change is an audit event with the actor and the reason."""
+def set_trust_tier(worker_id: str, tier: TrustTier, reason: str, actor: str, now: float) -> Op[tuple[Row, bool]]:
+    """An admin sets a tier; the change is an audit event with the actor and the reason. Returns the worker as it is
+    now and whether it was demoted: its caller revokes the offers it no longer fits (operations.set_trust_tier)."""
     worker = yield from _worker(worker_id)
-    if TrustTier(worker["trust_tier"]) is tier:
+    previous = TrustTier(worker["trust_tier"])
+    if previous is tier:
         raise Problem(409, f"worker {worker_id} is already {tier.label}; nothing to change")
     yield from _change_tier(worker, tier, reason, actor, now)
     outcomes = yield from outcomes_of(worker_id)
     yield run("rep_worker_tier_bases", worker_id, outcomes.merged, outcomes.expired)
-    return (yield from _worker(worker_id))
+    return (yield from _worker(worker_id)), tier < previous
 
 
-def apply_tier_rules(now: float, settings: Settings) -> Op[None]:
-    """Review workers whose outcomes changed since the last review (a partial index of flagged rows)."""
+def apply_tier_rules(now: float, settings: Settings) -> Op[dict[str, TrustTier]]:
+    """Review workers whose outcomes changed since the last review (a partial index of flagged rows): the workers
+    demoted, with their new tier, whose offers the caller checks again (operations.expire_due)."""
+    demoted: dict[str, TrustTier] = {}
     if not (settings.promote_after_merged or settings.demote_after_expired):
-        return
+        return demoted
     for worker in (yield rows("rep_review_due")):
         yield run("rep_review_done", worker["id"])
         outcomes = yield from outcomes_of(worker["id"])
         change = tier_change(worker, outcomes, settings)
         if change is not None:
             yield from _change_tier(worker, change[0], change[1], "system", now)
+            if change[0] < worker["trust_tier"]:
+                demoted[worker["id"]] = change[0]
+    return demoted

@@ -329,6 +329,12 @@ RETURNING id, worker_id;
 -- mirrors sqlite d1d1b2543c71
 SELECT * FROM offers WHERE state = 'pending' AND expires_at <= $1 ORDER BY expires_at;
 
+-- name: offers_pending_in_repo
+-- mirrors sqlite d4ad53a4c766
+SELECT o.id AS offer_id, o.expires_at, w.trust_tier AS worker_trust_tier, t.* FROM tasks t
+JOIN offers o ON o.task_id = t.id AND o.state = 'pending' JOIN workers w ON w.id = o.worker_id
+WHERE t.repo = $1 AND t.status = 'offered' ORDER BY t.priority DESC, t.created_at, t.id;
+
 -- name: offers_pending_of_worker
 -- mirrors sqlite f93e117007fe
 SELECT o.id AS offer_id, o.expires_at, t.* FROM offers o JOIN tasks t ON t.id = o.task_id

@@ -282,6 +282,12 @@ RETURNING id, worker_id;
 -- name: offers_due
 SELECT * FROM offers WHERE state = 'pending' AND expires_at <= ?1 ORDER BY expires_at;
 
+-- name: offers_pending_in_repo
+-- the tasks of a repo on offer, with their offer and the tier of the worker it is for (an area became sensitive)
+SELECT o.id AS offer_id, o.expires_at, w.trust_tier AS worker_trust_tier, t.* FROM tasks t
+JOIN offers o ON o.task_id = t.id AND o.state = 'pending' JOIN workers w ON w.id = o.worker_id
+WHERE t.repo = ?1 AND t.status = 'offered' ORDER BY t.priority DESC, t.created_at, t.id;
+
 -- name: offers_pending_of_worker
 SELECT o.id AS offer_id, o.expires_at, t.* FROM offers o JOIN tasks t ON t.id = o.task_id
 WHERE o.worker_id = ?1 AND o.state = 'pending' ORDER BY t.priority DESC, t.created_at, t.id;
