@@ -1091,9 +1091,25 @@ def status_comment(task: Row, status: TaskStatus, worker: Row | None, lease: Row
     return f"{STATUS_MARKER}\n{text}\n\n<sub>OWP Pool · task `{task['id']}` · `/owp status` for details</sub>"
 
 
+def job_repo(job_id: int) -> Op[str]:
+    """The repo of an outbox job as it is now: a rename while GitHub was asked under the former name (GitHub
+    redirects it) moved the job's row with the repo (gh_repo_rename), so its answer is applied under the new name."""
+    found: Row = yield one("gh_outbox_repo", job_id)
+    return str(found["repo"])
+
+
+def issue_refreshed(job_id: int, issue: IssueRef, settings: Settings, now: float) -> Op[str | None]:
+    """The outbox's `refresh_issue`: the issue as GitHub shows it now, applied under its repo's current name."""
+    return (yield from issue_changed(replace(issue, repo=(yield from job_repo(job_id))), "github:refresh", settings,
+                                     now))
+
+
 def record_issue_write(
-    repo: str, issue_number: int, comment_id: int | None, body: str | None, labels: Iterable[str]
+    job_id: int, issue_number: int, comment_id: int | None, body: str | None, labels: Iterable[str]
 ) -> Op[None]:
+    """What the outbox's `sync_issue` wrote on the issue, under its repo's current name: the next sync edits the
+    same status comment."""
+    repo = yield from job_repo(job_id)
     yield run("gh_issue_writes_upsert", repo, issue_number, comment_id, body, json.dumps(sorted(labels)))
 
 

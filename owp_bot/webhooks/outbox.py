@@ -72,9 +72,9 @@ class Outbox:
         job_id, attempts = job["id"], job["attempts"]
         try:
             if job["kind"] == "sync_issue":
-                await self._sync_issue(job["repo"], job["issue_number"])
+                await self._sync_issue(job_id, job["repo"], job["issue_number"])
             elif job["kind"] == "refresh_issue":
-                await self._refresh_issue(job["repo"], job["issue_number"])
+                await self._refresh_issue(job_id, job["repo"], job["issue_number"])
             elif job["kind"] == "check_pull":  # issue_number: the PR's number; body: the task that reported it
                 await self._check_pull(job["repo"], job["issue_number"], job["body"], attempts)
             elif job["kind"] == "repo_name":  # body: GitHub's repository id of the repo
@@ -114,7 +114,7 @@ class Outbox:
             "POST", repo_path(repo, "issues", issue_number, "comments"), token=token, json={"body": body}
         )
 
-    async def _refresh_issue(self, repo: str, issue_number: int) -> None:
+    async def _refresh_issue(self, job_id: int, repo: str, issue_number: int) -> None:
         """Apply the issue as GitHub shows it now. A deleted one answers 410 (the job is gone); a transferred one
         redirects to the issue in its new repo, another repo's issue that is not applied as this one (its
         `issues.transferred` delivery takes the task out of the pool)."""
@@ -126,7 +126,7 @@ class Outbox:
             raise GitHubError(404, f"issue #{issue_number} of {repo} moved to {found.get('html_url')}")
         issue = issues.issue_ref({"issue": found, "repository": {"full_name": repo}}, current=True)
         settings = self.scheduler.settings
-        await self.scheduler.run(lambda now: gh.issue_changed(issue, "github:refresh", settings, now))
+        await self.scheduler.run(lambda now: gh.issue_refreshed(job_id, issue, settings, now))
 
     async def _check_pull(self, repo: str, number: int, task_id: str, attempts: int) -> None:
         """Read the PR a worker reported for `task_id`; a 404 or 410 is an answer too: no such PR. The first 404
@@ -149,7 +149,7 @@ class Outbox:
         current = str(found["full_name"])
         await self.scheduler.run(lambda now: gh.repo_name_read(repo, current, now))
 
-    async def _sync_issue(self, repo: str, issue_number: int) -> None:
+    async def _sync_issue(self, job_id: int, repo: str, issue_number: int) -> None:
         """Make the issue show the task as it is now: labels first, then the one status comment."""
         want = await self.scheduler.run(lambda now: gh.issue_writeback(repo, issue_number, now), write=False)
         if want is None:
@@ -177,7 +177,7 @@ class Outbox:
             comment_id = await self._write_status(repo, issue_number, comment_id, want.want_body, token)
             body = want.want_body
         await self.scheduler.run(
-            lambda now: gh.record_issue_write(repo, issue_number, comment_id, body, labels)
+            lambda now: gh.record_issue_write(job_id, issue_number, comment_id, body, labels)
         )
 
     async def _write_status(

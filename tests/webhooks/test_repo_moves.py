@@ -11,6 +11,7 @@ from owp_bot.config import Settings
 from owp_bot.devtools import github_payloads as gp
 from owp_bot.devtools.fake_github import Delivered, FakeRepo
 from owp_bot.keys import SCHEDULER, SETTINGS
+from owp_bot.scheduler import github_operations as gh
 from owp_bot.scheduler.analytics import sample_budgets
 from owp_bot.scheduler.postgres_store import PostgresStore
 from owp_bot.scheduler.sqlite_store import SQLiteStore
@@ -404,3 +405,23 @@ async def test_a_repo_renamed_to_a_name_another_repository_left_gets_none_of_its
     assert (other.status, other.answer["detail"]) == (
         202, "acme/manual is not a pool repo; an admin adds it with PUT /v1/repos/acme/manual"), other.answer
     assert await world.tasks(repo="acme/docs") == []
+
+
+async def test_an_issue_synced_while_the_repo_is_renamed_keeps_one_status_comment(
+    world: GitHubWorld, backend: str
+) -> None:
+    """The outbox wrote the issue's status comment under the repo's name, and the repo was renamed before the write
+    was recorded (GitHub answers the old name with a redirect). The record follows the repo to its new name, so the
+    next sync edits that comment instead of posting a second one."""
+    pool, fake = world.pool, world.fake
+    number = await world.ready_issue("Split the router")
+    task = await world.task_of_issue(number)
+    _, token = await world.online_worker("mallory")
+    assert len((await pool.work(token))["leases"]) == 1
+    fake.meanwhile("POST", rf"^/repos/{REPO}/issues/{number}/comments$", lambda: fake.rename_repo(REPO, "service"))
+    await world.drain()
+    await pool.status(task["task_id"], "released", token=token)
+    await world.drain()
+    status = [c for c in fake.bot_comments(NEW_NAME, number) if c.body.startswith(gh.STATUS_MARKER)]
+    assert len(status) == 1, [c.body for c in status]
+    assert "Leased" not in status[0].body, status[0].body

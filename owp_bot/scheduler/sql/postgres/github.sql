@@ -186,6 +186,10 @@ INSERT INTO gh_outbox (kind, repo, issue_number, body, state, attempts, not_befo
 VALUES ('sync_issue', $1, $2, NULL, 'pending', 0, $3, $3, $3)
 ON CONFLICT DO NOTHING;
 
+-- name: gh_outbox_repo
+-- mirrors sqlite edc7969ac8cd
+SELECT repo FROM gh_outbox WHERE id = $1;
+
 -- name: gh_outbox_claim
 -- mirrors sqlite e34884837eff
 UPDATE gh_outbox SET not_before = $3 WHERE id IN

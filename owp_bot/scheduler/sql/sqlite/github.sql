@@ -181,6 +181,10 @@ INSERT OR IGNORE INTO gh_outbox (kind, repo, issue_number, body, state, attempts
                                  updated_at)
 VALUES ('sync_issue', ?1, ?2, NULL, 'pending', 0, ?3, ?3, ?3);
 
+-- name: gh_outbox_repo
+-- a job's repo as it is now (a rename moves its row too)
+SELECT repo FROM gh_outbox WHERE id = ?1;
+
 -- name: gh_outbox_claim
 -- The due jobs, held (not_before moved on) by the outbox that makes them.
 UPDATE gh_outbox SET not_before = ?3 WHERE id IN
