@@ -177,7 +177,7 @@ async def import_file(args: argparse.Namespace) -> int:
         from owp_bot.clock import SystemClock
         from owp_bot.events import EventHub
         from owp_bot.scheduler import operations as ops
-        from owp_bot.scheduler.service import Scheduler
+        from owp_bot.scheduler.service import NOW, Scheduler
         from owp_bot.scheduler.sqlite_store import SQLiteStore
 
         settings = load_settings(require_admin_token=False)
@@ -186,7 +186,7 @@ async def import_file(args: argparse.Namespace) -> int:
         try:
             parsed = parse_import(text)
             scheduler = Scheduler(store, settings, SystemClock(), EventHub())
-            results = await scheduler.run(lambda now: ops.import_tasks(parsed.repos, parsed.tasks, now))
+            results = await scheduler.run(ops.import_tasks, parsed.repos, parsed.tasks, NOW)
             report = import_report(parsed, results).model_dump(mode="json")
         finally:
             await store.close()

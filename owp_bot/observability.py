@@ -158,7 +158,7 @@ async def get_metrics(call: Call) -> web.StreamResponse:
     app = call.request.app
     metrics, scheduler = app[METRICS], app[SCHEDULER]
     online_since = scheduler.now() - scheduler.settings.heartbeat_timeout
-    metrics.apply(await scheduler.run(lambda now: sample(metrics.last_seq, online_since), write=False))
+    metrics.apply(await scheduler.run(sample, metrics.last_seq, online_since, write=False))
     response = web.Response(body=generate_latest(metrics.registry))
     response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
     return response
@@ -168,7 +168,7 @@ async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
     """Start the domain counters at the log's current end: they count what happens while this process runs."""
     scheduler = app[SCHEDULER]
     online_since = scheduler.now() - scheduler.settings.heartbeat_timeout
-    app[METRICS].apply(await scheduler.run(lambda now: sample(None, online_since), write=False))
+    app[METRICS].apply(await scheduler.run(sample, None, online_since, write=False))
     yield
 
 

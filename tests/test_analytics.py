@@ -12,6 +12,7 @@ import pytest
 from owp_bot.config import Settings
 from owp_bot.keys import SCHEDULER
 from owp_bot.scheduler.analytics import housekeeping, sample_budgets
+from owp_bot.scheduler.service import NOW
 from owp_bot.scheduler.sqlite_store import QUERIES, statements_of
 from tests.conftest import Pool
 
@@ -20,7 +21,7 @@ HOUR = 3600
 
 async def sample(pool: Pool) -> None:
     scheduler = pool.app[SCHEDULER]
-    await scheduler.run(lambda now: sample_budgets(now, scheduler.settings.insights_interval))
+    await scheduler.run(sample_budgets, NOW, scheduler.settings.insights_interval)
 
 
 async def wait(pool: Pool, token: str, seconds: float) -> None:
@@ -125,7 +126,7 @@ async def test_budgets_are_sampled_once_per_interval_however_often_the_loop_runs
     await pool.repo("acme/web")
 
     async def insights_round() -> None:  # what the loop of insights_ctx runs
-        await scheduler.run(lambda now: housekeeping(now, scheduler.settings), slow=True)
+        await scheduler.run(housekeeping, NOW, scheduler.settings, slow=True)
 
     await insights_round()
     pool.clock.advance(interval / 2 - 1)  # another replica's timer, or a restart

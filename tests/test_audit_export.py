@@ -18,16 +18,15 @@ from owp_bot.keys import SCHEDULER
 from owp_bot.scheduler.analytics import prune_events
 from owp_bot.scheduler.api import EXPORT_PAGE
 from owp_bot.scheduler.operations import emit
+from owp_bot.scheduler.service import NOW
 from owp_bot.scheduler.store import Op
 from tests.conftest import ADMIN_TOKEN, Pool
 
 
-def many_events(n: int) -> Any:
-    def op(now: float) -> Op[None]:
-        for i in range(n):
-            yield emit(now, "test.note", "admin", f"target-{i % 7}", "acme/api" if i % 2 else None, index=i,
-                       text='a "quoted", comma\nnewline')
-    return op
+def many_events(n: int, now: float) -> Op[None]:
+    for i in range(n):
+        yield emit(now, "test.note", "admin", f"target-{i % 7}", "acme/api" if i % 2 else None, index=i,
+                   text='a "quoted", comma\nnewline')
 
 
 async def export(pool: Pool, **kwargs: Any) -> tuple[Any, str]:
@@ -40,7 +39,7 @@ async def export(pool: Pool, **kwargs: Any) -> tuple[Any, str]:
 
 async def test_jsonl_export_streams_every_event_across_pages(pool: Pool) -> None:
     n = 2 * EXPORT_PAGE + 17
-    await pool.app[SCHEDULER].run(many_events(n))
+    await pool.app[SCHEDULER].run(many_events, n, NOW)
     response, text = await export(pool, params={"format": "jsonl", "type": "test.note"})
     assert response.headers["Content-Type"] == "application/x-ndjson; charset=utf-8"
     assert response.headers.get("Transfer-Encoding") == "chunked"  # streamed, never built whole in memory
@@ -52,7 +51,7 @@ async def test_jsonl_export_streams_every_event_across_pages(pool: Pool) -> None
 
 
 async def test_csv_export_by_accept_header_with_filters(pool: Pool) -> None:
-    await pool.app[SCHEDULER].run(many_events(30))
+    await pool.app[SCHEDULER].run(many_events, 30, NOW)
     response, text = await export(pool, headers={"Accept": "text/csv"},
                                   params={"repo": "acme/api", "target": "target-3"})
     assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
@@ -64,9 +63,9 @@ async def test_csv_export_by_accept_header_with_filters(pool: Pool) -> None:
 
 
 async def test_exports_honour_the_cursor_and_time_range(pool: Pool) -> None:
-    await pool.app[SCHEDULER].run(many_events(5))
+    await pool.app[SCHEDULER].run(many_events, 5, NOW)
     pool.clock.advance(3600)
-    await pool.app[SCHEDULER].run(many_events(5))
+    await pool.app[SCHEDULER].run(many_events, 5, NOW)
     everything = [json.loads(x) for x in (await export(pool, params={"format": "jsonl"}))[1].splitlines()]
     after = everything[2]["seq"]
     later = (await export(pool, params={"format": "jsonl", "after": after}))[1].splitlines()
@@ -83,9 +82,9 @@ async def test_a_time_without_a_zone_is_utc_whatever_the_servers_zone(
     monkeypatch.setenv("TZ", "America/New_York")
     time.tzset()
     try:
-        await pool.app[SCHEDULER].run(many_events(2))  # 2026-01-01T00:00:00Z
+        await pool.app[SCHEDULER].run(many_events, 2, NOW)  # 2026-01-01T00:00:00Z
         pool.clock.advance(3600)
-        await pool.app[SCHEDULER].run(many_events(3))  # 01:00Z
+        await pool.app[SCHEDULER].run(many_events, 3, NOW)  # 01:00Z
         page = await pool.call("GET", "/v1/audit/events", admin=True,
                                params={"type": "test.note", "since": "2026-01-01T01:00:00"})
         assert len(page["events"]) == 3
@@ -134,7 +133,7 @@ async def test_retention_prunes_the_oldest_as_an_event_and_keeps_reputation(pool
 
     pool.clock.advance(40 * 86400)
     await pool.heartbeat(token)
-    removed = await pool.app[SCHEDULER].run(lambda now: prune_events(now, 30 * 86400))
+    removed = await pool.app[SCHEDULER].run(prune_events, NOW, 30 * 86400)
     assert removed == old
 
     [pruned] = await pool.events(type="audit.pruned")
@@ -149,5 +148,5 @@ async def test_retention_prunes_the_oldest_as_an_event_and_keeps_reputation(pool
     assert after["reputation_score"] == before["reputation_score"] == 66.7
     assert after["metrics"] == before["metrics"]
     # a second run has nothing to prune and says nothing
-    assert await pool.app[SCHEDULER].run(lambda now: prune_events(now, 30 * 86400)) == 0
+    assert await pool.app[SCHEDULER].run(prune_events, NOW, 30 * 86400) == 0
     assert len(await pool.events(type="audit.pruned")) == 1

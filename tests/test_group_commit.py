@@ -27,16 +27,16 @@ from owp_bot.scheduler import operations as ops
 from owp_bot.scheduler import postgres_store, reputation
 from owp_bot.scheduler.models import TrustTier
 from owp_bot.scheduler.postgres_store import MAX_GROUP, PostgresStore
-from owp_bot.scheduler.service import Scheduler
+from owp_bot.scheduler.service import NOW, Scheduler
 from owp_bot.scheduler.sqlite_store import SQLiteStore
 from owp_bot.scheduler.store import Committed, MakeOp, Op, Store
 
-NOW = 1_767_225_600.0
+START = 1_767_225_600.0
 T = TypeVar("T")
 
 
 def register(worker_id: str, token_hash: str) -> Op[None]:
-    return ops.register_worker(worker_id, token_hash, worker_id, None, ["python"], 3, 1, TrustTier.BASIC, NOW)
+    return ops.register_worker(worker_id, token_hash, worker_id, None, ["python"], 3, 1, TrustTier.BASIC, START)
 
 
 def register_then_refuse(worker_id: str) -> Op[None]:
@@ -117,7 +117,7 @@ async def test_only_a_failure_after_writing_makes_the_others_run_again(settings:
 def emit_then_read(worker_id: str) -> Op[tuple[int, int]]:
     """An outcome event, then the statements that read what inserting it changed (in the same operation)."""
     yield from register(worker_id, f"hash-{worker_id}")
-    yield ops.emit(NOW, "lease.completed", worker_id, "t_1", "acme/api", worker_id=worker_id)
+    yield ops.emit(START, "lease.completed", worker_id, "t_1", "acme/api", worker_id=worker_id)
     last = yield from ops.last_event_seq()
     completed = (yield from reputation.outcomes_of(worker_id)).completed
     return last, completed
@@ -139,7 +139,7 @@ async def test_an_operation_reads_its_own_events(settings: Settings) -> None:
 
 
 def complete(worker_id: str) -> Op[None]:
-    yield ops.emit(NOW, "lease.completed", worker_id, "t_1", "acme/api", worker_id=worker_id)
+    yield ops.emit(START, "lease.completed", worker_id, "t_1", "acme/api", worker_id=worker_id)
 
 
 def score_of(worker_id: str) -> Op[tuple[float, int]]:
@@ -218,13 +218,13 @@ async def test_buffered_heartbeats_wait_for_a_transaction_that_commits(settings:
         clock.advance(60)
         scheduler.heartbeat(worker_id, "busy", "on it")
         with pytest.raises(Problem):
-            await scheduler.run(lambda now: refuse_before_writing())
+            await scheduler.run(refuse_before_writing)
         assert scheduler.pending_heartbeats == 1  # nothing succeeded: rolled back, kept for the next one
-        worker = await scheduler.run(lambda now: ops.get_worker(worker_id), write=False)
+        worker = await scheduler.run(ops.get_worker, worker_id, write=False)
         assert worker["status"] == "idle"
         await scheduler.flush()
         assert scheduler.pending_heartbeats == 0
-        worker = await scheduler.run(lambda now: ops.get_worker(worker_id), write=False)
+        worker = await scheduler.run(ops.get_worker, worker_id, write=False)
         assert (worker["status"], worker["last_heartbeat"]) == ("busy", clock.now())
     finally:
         await store.close()
@@ -242,9 +242,8 @@ async def test_the_buffered_heartbeats_of_many_workers_are_written_together(sett
         for i, worker_id in enumerate(ids):
             scheduler.heartbeat(worker_id, "busy" if i % 2 else "idle", f"note {i}" if i else None)
         await scheduler.flush()
-        events = await scheduler.run(lambda now: ops.list_events(0, "worker.status", None, None, None, None,
-                                                                  None, 10), write=False)
-        workers = {w["id"]: w for w in await scheduler.run(lambda now: ops.list_workers("", 10), write=False)}
+        events = await scheduler.run(ops.list_events, 0, "worker.status", None, None, None, None, None, 10, write=False)
+        workers = {w["id"]: w for w in await scheduler.run(ops.list_workers, "", 10, write=False)}
     finally:
         await store.close()
     assert [(e.target, e.details["status"], e.details["previous"]) for e in events] == [
@@ -263,10 +262,10 @@ async def test_a_heartbeat_older_than_the_one_recorded_changes_nothing(settings:
     try:
         worker_id, _ = await scheduler.register("ann", None, ["python"], 3, 1)
         now = clock.now()
-        await scheduler.run(lambda _: ops.apply_heartbeats({worker_id: (now + 20, "paused", "lunch")}))
-        await scheduler.run(lambda _: ops.apply_heartbeats({worker_id: (now + 10, "busy", None)}))
-        worker = await scheduler.run(lambda _: ops.get_worker(worker_id), write=False)
-        events = await scheduler.run(lambda _: ops.list_events(0, "worker.status", None, None, None, None, None, 10),
+        await scheduler.run(ops.apply_heartbeats, {worker_id: (now + 20, "paused", "lunch")})
+        await scheduler.run(ops.apply_heartbeats, {worker_id: (now + 10, "busy", None)})
+        worker = await scheduler.run(ops.get_worker, worker_id, write=False)
+        events = await scheduler.run(ops.list_events, 0, "worker.status", None, None, None, None, None, 10,
                                      write=False)
     finally:
         await store.close()
@@ -415,7 +414,7 @@ async def writer_busy(scheduler: Scheduler, settings: Settings) -> AsyncIterator
         return None
         yield
 
-    importing = asyncio.ensure_future(scheduler.run(lambda now: bulk_import(), slow=True))
+    importing = asyncio.ensure_future(scheduler.run(bulk_import, slow=True))
     await asyncio.to_thread(started.wait)
     try:
         yield
@@ -433,12 +432,12 @@ async def test_a_request_is_judged_when_it_arrived_not_when_its_group_ran(settin
     await store.open()
     scheduler = Scheduler(store, settings, clock, EventHub())
     try:
-        await scheduler.run(lambda now: ops.upsert_repo(ops.RepoSpec("acme/api", 3), now))
+        await scheduler.run(ops.upsert_repo, ops.RepoSpec("acme/api", 3), NOW)
         for title in ("renewed", "reported"):
-            await scheduler.run(lambda now, title=title: ops.put_task(ops.TaskSpec("acme/api", title), now, "api"))
+            await scheduler.run(ops.put_task, ops.TaskSpec("acme/api", title), NOW, "api")
         ann, _ = await scheduler.register("ann", None, ["python"], 3, 2)
         bob, _ = await scheduler.register("bob", None, ["python"], 3, 1)
-        renewed, reported = sorted(await scheduler.run(lambda now: ops.fetch_work(ann, now, settings)),
+        renewed, reported = sorted(await scheduler.run(ops.fetch_work, ann, NOW, settings),
                                    key=lambda lease: lease["title"], reverse=True)
         for _ in range(18):  # both call in every 50 s until 900 s after the grant: silent at 1000, as the leases end
             clock.advance(50)
@@ -449,9 +448,9 @@ async def test_a_request_is_judged_when_it_arrived_not_when_its_group_ran(settin
         arrived = clock.now()  # a second before every deadline
         async with writer_busy(scheduler, settings):
             renewal = asyncio.ensure_future(scheduler.run(
-                lambda now: ops.renew_lease(ann, renewed["lease_id"], now, settings)))
+                ops.renew_lease, ann, renewed["lease_id"], NOW, settings))
             report = asyncio.ensure_future(scheduler.run(
-                lambda now: ops.report_status(reported["id"], "in_progress", now, worker_id=ann)))
+                ops.report_status, reported["id"], "in_progress", NOW, worker_id=ann))
             scheduler.heartbeat(ann, "busy", None)
             scheduler.heartbeat(bob, "idle", "still here")
             await asyncio.sleep(0)  # the requests have arrived, and wait for the writer
@@ -460,14 +459,14 @@ async def test_a_request_is_judged_when_it_arrived_not_when_its_group_ran(settin
         assert expires_at == arrived + 1000
         assert (await report)["status"] == "in_progress"
         for worker_id, status in ((ann, "busy"), (bob, "idle")):
-            found = await scheduler.run(lambda now, worker_id=worker_id: ops.get_worker(worker_id), write=False)
+            found = await scheduler.run(ops.get_worker, worker_id, write=False)
             assert (found["status"], found["last_heartbeat"]) == (status, arrived)
-        events = await scheduler.run(lambda now: ops.list_events(0, None, None, None, None, None, None, 100),
+        events = await scheduler.run(ops.list_events, 0, None, None, None, None, None, None, 100,
                                      write=False)
         assert [e for e in events if e.type in ("lease.expired", "worker.offline")] == []
         clock.advance(1000)  # the reported task's lease, not renewed, lapses as ever
         await scheduler.flush()
-        task, _ = await scheduler.run(lambda now: ops.get_task(reported["id"]), write=False)
+        task, _ = await scheduler.run(ops.get_task, reported["id"], write=False)
         assert task["status"] == "ready"
     finally:
         await store.close()
@@ -484,24 +483,24 @@ async def test_a_request_that_arrived_after_its_deadline_is_refused_though_its_g
     await store.open()
     scheduler = Scheduler(store, settings, clock, EventHub())
     try:
-        await scheduler.run(lambda now: ops.upsert_repo(ops.RepoSpec("acme/api", 3), now))
-        await scheduler.run(lambda now: ops.put_task(ops.TaskSpec("acme/api", "late"), now, "api"))
+        await scheduler.run(ops.upsert_repo, ops.RepoSpec("acme/api", 3), NOW)
+        await scheduler.run(ops.put_task, ops.TaskSpec("acme/api", "late"), NOW, "api")
         ann, _ = await scheduler.register("ann", None, ["python"], 3, 1)
-        (lease,) = await scheduler.run(lambda now: ops.fetch_work(ann, now, settings))
+        (lease,) = await scheduler.run(ops.fetch_work, ann, NOW, settings)
         clock.advance(999)  # a second before the lease's deadline
         async with writer_busy(scheduler, settings):
             early = asyncio.ensure_future(scheduler.flush())  # arrives before the deadline
             await asyncio.sleep(0)
             clock.advance(2)  # the deadline passes; then the renewal arrives
             renewal = asyncio.ensure_future(scheduler.run(
-                lambda now: ops.renew_lease(ann, lease["lease_id"], now, settings)))
+                ops.renew_lease, ann, lease["lease_id"], NOW, settings))
             await asyncio.sleep(0)
         await early
         with pytest.raises(Problem) as refused:
             await renewal
         assert refused.value.status == 409 and "expired" in refused.value.detail
         await scheduler.flush()
-        task, history = await scheduler.run(lambda now: ops.get_task(lease["id"]), write=False)
+        task, history = await scheduler.run(ops.get_task, lease["id"], write=False)
         assert task["status"] == "ready"
         assert [e.type for e in history if e.type.startswith("lease.")] == ["lease.granted", "lease.expired"]
     finally:
@@ -519,24 +518,24 @@ async def test_an_offer_answered_after_it_ran_out_is_refused_though_its_group_be
     await store.open()
     scheduler = Scheduler(store, settings, clock, EventHub())
     try:
-        await scheduler.run(lambda now: ops.upsert_repo(ops.RepoSpec("acme/api", 3), now))
-        await scheduler.run(lambda now: ops.put_task(ops.TaskSpec("acme/api", "late"), now, "api"))
+        await scheduler.run(ops.upsert_repo, ops.RepoSpec("acme/api", 3), NOW)
+        await scheduler.run(ops.put_task, ops.TaskSpec("acme/api", "late"), NOW, "api")
         ann, _ = await scheduler.register("ann", None, ["python"], 3, 1)
-        (offer,), _ = await scheduler.run(lambda now: ops.request_offers(ann, now, settings))
+        (offer,), _ = await scheduler.run(ops.request_offers, ann, NOW, settings)
         clock.advance(99)  # a second before the offer's deadline
         async with writer_busy(scheduler, settings):
             early = asyncio.ensure_future(scheduler.flush())  # arrives before the deadline
             await asyncio.sleep(0)
             clock.advance(2)  # the deadline passes; then the accept arrives
             accept = asyncio.ensure_future(scheduler.run(
-                lambda now: ops.accept_offer(ann, offer["offer_id"], now, settings)))
+                ops.accept_offer, ann, offer["offer_id"], NOW, settings))
             await asyncio.sleep(0)
         await early
         with pytest.raises(Problem) as refused:
             await accept
         assert refused.value.status == 409 and "expired" in refused.value.detail
         await scheduler.flush()
-        task, history = await scheduler.run(lambda now: ops.get_task(offer["id"]), write=False)
+        task, history = await scheduler.run(ops.get_task, offer["id"], write=False)
         assert task["status"] == "ready"
         assert [e.type for e in history if e.type.startswith(("offer.", "lease."))] == ["offer.created",
                                                                                          "offer.expired"]

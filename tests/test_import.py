@@ -14,6 +14,7 @@ from owp_bot.config import Settings
 from owp_bot.keys import SCHEDULER, SETTINGS
 from owp_bot.scheduler import github_operations as gh
 from owp_bot.scheduler.postgres_store import PostgresStore
+from owp_bot.scheduler.service import NOW
 from owp_bot.scheduler.sqlite_store import SQLiteStore
 from owp_bot.scheduler.store import Store
 from tests.conftest import ADMIN_TOKEN, Pool
@@ -121,7 +122,7 @@ async def test_an_imported_key_and_a_github_issue_of_that_number_are_two_tasks(p
     await pool.repo()
     settings, scheduler = pool.app[SETTINGS], pool.app[SCHEDULER]
     first = await import_yaml(pool, "tasks:\n  - {repo: acme/api, key: 12, title: Twelfth row of the sheet}\n")
-    await scheduler.run(lambda now: gh.issue_changed(_issue(12, "Issue twelve"), "github:test", settings, now))
+    await scheduler.run(gh.issue_changed, _issue(12, "Issue twelve"), "github:test", settings, NOW)
     again = await import_yaml(pool, "tasks:\n  - {repo: acme/api, id: '12', title: Twelfth row renamed}\n")
     assert (first["created"], again["updated"]) == (1, 1)
     assert again["entries"][0]["task_id"] == first["entries"][0]["task_id"]
@@ -129,10 +130,9 @@ async def test_an_imported_key_and_a_github_issue_of_that_number_are_two_tasks(p
                                   (None, 12, "github", "Issue twelve", "ready")}
     pull = gh.PullRef("acme/api", 40, "https://github.com/acme/api/pull/40", "ann", "Fix", "Closes #12", "fix",
                       "open", merged=False)
-    linked = await scheduler.run(lambda now: gh.linked_tasks(pull), write=False)
+    linked = await scheduler.run(gh.linked_tasks, pull, write=False)
     assert [(t["source"], t["issue_number"]) for t in linked] == [("github", 12)]
-    await scheduler.run(lambda now: gh.issue_changed(_issue(12, "Issue twelve", "closed"), "github:test",
-                                                     settings, now))
+    await scheduler.run(gh.issue_changed, _issue(12, "Issue twelve", "closed"), "github:test", settings, NOW)
     assert await _tasks(pool) == {("12", None, "yaml", "Twelfth row renamed", "ready"),
                                   (None, 12, "github", "Issue twelve", "cancelled")}
 
@@ -143,8 +143,7 @@ async def test_a_pool_whose_github_tasks_had_keys_keeps_them(pool: Pool, setting
     await pool.repo()
     scheduler = pool.app[SCHEDULER]
     for number in (12, 13):
-        await scheduler.run(lambda now, n=number: gh.issue_changed(_issue(n, f"Issue {n}"), "github:test",
-                                                                    settings, now))
+        await scheduler.run(gh.issue_changed, _issue(number, f"Issue {number}"), "github:test", settings, NOW)
     undo = ["DROP INDEX tasks_github_issue", "UPDATE tasks SET external_key = CAST(issue_number AS TEXT)",
                "UPDATE tasks SET issue_number = NULL WHERE issue_number = 13",  # what a colliding import did
                "DELETE FROM schema_migrations WHERE name = 'issue_tasks_unkeyed'"]
@@ -164,7 +163,7 @@ async def test_a_pool_whose_github_tasks_had_keys_keeps_them(pool: Pool, setting
     await store.open()
     await store.close()
     assert await _tasks(pool) == {(None, 12, "github", "Issue 12", "ready"), (None, 13, "github", "Issue 13", "ready")}
-    await scheduler.run(lambda now: gh.issue_changed(_issue(13, "Issue 13, edited"), "github:test", settings, now))
+    await scheduler.run(gh.issue_changed, _issue(13, "Issue 13, edited"), "github:test", settings, NOW)
     report = await import_yaml(pool, "tasks:\n  - {repo: acme/api, key: 13, title: Row 13}\n")
     assert report["created"] == 1
     assert await _tasks(pool) == {(None, 12, "github", "Issue 12", "ready"),
@@ -178,7 +177,7 @@ async def test_a_keyed_task_github_had_taken_as_its_issues_stays_the_issues(pool
     maintainer) was that issue's task. After the upgrade it still is: no second task for #20 appears beside it."""
     await pool.repo()
     scheduler = pool.app[SCHEDULER]
-    await scheduler.run(lambda now: gh.issue_changed(_issue(12, "Issue 12"), "github:test", settings, now))
+    await scheduler.run(gh.issue_changed, _issue(12, "Issue 12"), "github:test", settings, NOW)
     await import_yaml(pool, "tasks:\n  - {repo: acme/api, key: 20, title: Row 20}\n")
     await pool.call("POST", "/v1/tasks", admin=True, json={"repo": "acme/api", "key": "40", "title": "API 40",
                                                            "issue_number": 40}, expect=201)
@@ -205,8 +204,8 @@ async def test_a_keyed_task_github_had_taken_as_its_issues_stays_the_issues(pool
     await store.open()
     await store.close()
     for number in (20, 40):
-        await scheduler.run(lambda now, n=number: gh.issue_changed(_issue(n, f"Issue {n}, edited"), "github:test",
-                                                                    settings, now))
+        await scheduler.run(gh.issue_changed, _issue(number, f"Issue {number}, edited"), "github:test", settings,
+                            NOW)
     assert await _tasks(pool) == {(None, 12, "github", "Issue 12", "ready"),
                                   (None, 20, "github", "Issue 20, edited", "ready"),
                                   (None, 40, "github", "Issue 40, edited", "ready"),

@@ -16,8 +16,8 @@ import shutil
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from owp_bot.events import EventHub
 from owp_bot.scheduler import github_operations as gh
 from owp_bot.scheduler import operations as ops
 from owp_bot.scheduler.models import Priority, TrustTier
-from owp_bot.scheduler.service import Scheduler
+from owp_bot.scheduler.service import NOW, Scheduler
 from owp_bot.scheduler.sqlite_store import SQLiteStore
 
 SKILLS = ["python", "sql", "docs", "typescript"]
@@ -79,13 +79,13 @@ class SchedulerMachine(RuleBasedStateMachine):
         self.loop.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def run(self, make_op):  # type: ignore[no-untyped-def]
-        return self.loop.run_until_complete(self.scheduler.run(make_op))
+    def run(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return self.loop.run_until_complete(self.scheduler.run(fn, *args, **kwargs))
 
-    def attempt(self, make_op) -> None:  # type: ignore[no-untyped-def]
+    def attempt(self, fn, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
         """An action a person may try; the pool may refuse it with a problem, never with a crash."""
         try:
-            self.run(make_op)
+            self.run(fn, *args, **kwargs)
         except Problem as problem:
             assert problem.status in (403, 404, 409, 422), problem.detail
 
@@ -99,10 +99,9 @@ class SchedulerMachine(RuleBasedStateMachine):
                 specs=st.lists(TASKS, min_size=4, max_size=12))
     def pool_with_tasks_and_a_generalist(self, budgets: list[int], specs: list[ops.TaskSpec]) -> str:
         for repo, budget in zip(REPOS, budgets, strict=True):
-            self.run(lambda now, r=repo, b=budget: ops.upsert_repo(ops.RepoSpec(r, b, area_locks=r == "acme/api"),
-                                                                     now))
+            self.run(ops.upsert_repo, ops.RepoSpec(repo, budget, area_locks=repo == "acme/api"), NOW)
         for spec in specs:
-            self.run(lambda now, spec=spec: ops.put_task(spec, now, "test"))
+            self.run(ops.put_task, spec, NOW, "test")
         self.in_flight_seen = dict.fromkeys(REPOS, 0)
         worker_id, _ = self.loop.run_until_complete(
             self.scheduler.register("generalist", "generalist", SKILLS, 6, 3, TrustTier.TRUSTED))
@@ -111,7 +110,7 @@ class SchedulerMachine(RuleBasedStateMachine):
     @rule(spec=TASKS)
     def add_task(self, spec: ops.TaskSpec) -> None:
         spec = replace(spec, repo=self.repos[REPOS.index(spec.repo)])  # by the repo's name now
-        self.run(lambda now: ops.put_task(spec, now, "test"))
+        self.run(ops.put_task, spec, NOW, "test")
 
     @rule(target=workers, skills=st.sets(st.sampled_from(SKILLS), min_size=1), capacity=st.integers(1, 6),
           concurrent=st.integers(1, 3), trust=st.sampled_from(list(TrustTier)))
@@ -123,11 +122,11 @@ class SchedulerMachine(RuleBasedStateMachine):
 
     @rule(worker=workers)
     def ask_for_offers(self, worker: str) -> None:
-        self.run(lambda now: ops.request_offers(worker, now, self.settings))
+        self.run(ops.request_offers, worker, NOW, self.settings)
 
     @rule(worker=workers)
     def fetch_work(self, worker: str) -> None:
-        self.run(lambda now: ops.fetch_work(worker, now, self.settings))
+        self.run(ops.fetch_work, worker, NOW, self.settings)
 
     def _pending_offer(self, worker: str, index: int) -> str | None:
         found = self.db.execute("SELECT id FROM offers WHERE worker_id = ? AND state = 'pending' ORDER BY id",
@@ -143,29 +142,28 @@ class SchedulerMachine(RuleBasedStateMachine):
     def accept(self, worker: str, index: int) -> None:
         offer = self._pending_offer(worker, index)
         if offer:
-            self.attempt(lambda now: ops.accept_offer(worker, offer, now, self.settings))
+            self.attempt(ops.accept_offer, worker, offer, NOW, self.settings)
 
     @rule(worker=workers, index=st.integers(0, 5),
           reason=st.sampled_from(["insufficient_time", "unclear_requirements", "skill_mismatch", "other"]))
     def reject(self, worker: str, index: int, reason: str) -> None:
         offer = self._pending_offer(worker, index)
         if offer:
-            self.attempt(lambda now: ops.reject_offer(worker, offer, reason, None, now))
+            self.attempt(ops.reject_offer, worker, offer, reason, None, NOW)
 
     @rule(worker=workers, index=st.integers(0, 5),
           status=st.sampled_from(["in_progress", "blocked", "pr_opened", "released"]))
     def report(self, worker: str, index: int, status: str) -> None:
         task = self._held_task(worker, index)
         if task:
-            self.attempt(lambda now: ops.report_status(task, status, now, worker_id=worker,
-                                                       pr_url="https://github.com/acme/api/pull/1"))
+            self.attempt(ops.report_status, task, status, NOW, worker_id=worker, pr_url="https://github.com/acme/api/pull/1")
 
     @rule(worker=workers, index=st.integers(0, 5))
     def renew(self, worker: str, index: int) -> None:
         lease = self.db.execute("SELECT * FROM leases WHERE worker_id = ? ORDER BY id", (worker,)).fetchall()
         if lease:
             before = dict(lease[index % len(lease)])
-            self.attempt(lambda now: ops.renew_lease(worker, before["id"], now, self.settings))
+            self.attempt(ops.renew_lease, worker, before["id"], NOW, self.settings)
             after = self._row("SELECT * FROM leases WHERE id = ?", before["id"])
             assert after is not None and after["expires_at"] >= before["expires_at"], "a renewal took time away"
 
@@ -174,8 +172,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         found = self.db.execute("SELECT id FROM tasks ORDER BY id").fetchall()
         if found:
             task = found[index % len(found)]["id"]
-            self.attempt(lambda now: ops.report_status(task, status, now, worker_id=None,
-                                                       pr_url="https://github.com/acme/api/pull/2"))
+            self.attempt(ops.report_status, task, status, NOW, worker_id=None, pr_url="https://github.com/acme/api/pull/2")
 
     @rule(worker=workers, status=st.sampled_from(["idle", "working", "paused"]))
     def heartbeat(self, worker: str, status: str) -> None:
@@ -192,8 +189,8 @@ class SchedulerMachine(RuleBasedStateMachine):
         repo = self.repos[index]
         held = {r["id"] for r in self.db.execute("SELECT id FROM tasks WHERE repo = ? AND status IN " + IN_FLIGHT
                                                  + " AND status != 'offered'", (repo,))}
-        self.run(lambda now: ops.upsert_repo(ops.RepoSpec(repo, budget, area_locks, lease_ttl=lease_ttl,
-                                                          sensitive_areas=sensitive), now))
+        self.run(ops.upsert_repo, ops.RepoSpec(repo, budget, area_locks, lease_ttl=lease_ttl,
+                                                          sensitive_areas=sensitive), NOW)
         still = {r["id"] for r in self.db.execute("SELECT id FROM tasks WHERE repo = ? AND status IN " + IN_FLIGHT,
                                                   (repo,))}
         assert held <= still, f"changing {repo}'s settings took work back: {held - still}"
@@ -203,7 +200,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         """A demoted worker loses the offers it no longer fits (workers_hold_only_what_fits) and keeps its leases."""
         leased = {r["id"] for r in self.db.execute("SELECT id FROM leases WHERE worker_id = ? AND state = 'active'",
                                                    (worker,))}
-        self.attempt(lambda now: ops.set_trust_tier(worker, tier, "test", ops.ADMIN, now))
+        self.attempt(ops.set_trust_tier, worker, tier, "test", ops.ADMIN, NOW)
         still = {r["id"] for r in self.db.execute("SELECT id FROM leases WHERE worker_id = ? AND state = 'active'",
                                                   (worker,))}
         assert leased <= still, f"a trust tier change took leases back: {leased - still}"
@@ -218,7 +215,7 @@ class SchedulerMachine(RuleBasedStateMachine):
                                                                     (former,))}
         events = self.db.execute("SELECT count(*) FROM events WHERE repo = ?", (former,)).fetchone()[0]
         try:
-            self.run(lambda now: gh.repo_renamed(former, to, change, "github:octocat", now))
+            self.run(gh.repo_renamed, former, to, change, "github:octocat", NOW)
         except Problem as problem:
             assert problem.status == 409 and to.lower() == other.lower(), problem.detail
             return
@@ -264,7 +261,7 @@ class SchedulerMachine(RuleBasedStateMachine):
             self.issue_seen[(index, number)] = (max(updated_at, seen[0]) if seen else updated_at, in_pool)
         query = "SELECT * FROM tasks WHERE repo = ? AND issue_number = ? AND source = 'github'"
         before = self._row(query, repo, number)
-        outcome, _ = self.run(lambda now: gh.reconcile_issue(issue, "github:octocat", self.settings, now))
+        outcome, _ = self.run(gh.reconcile_issue, issue, "github:octocat", self.settings, NOW)
         after = self._row(query, repo, number)
         assert (outcome == "late") == (expected == "late"), (outcome, expected, seen, updated_at, in_pool)
         if outcome == "late":
@@ -286,13 +283,13 @@ class SchedulerMachine(RuleBasedStateMachine):
         judged as of its own arrival: a lease that ran out before it arrived is not renewed. An accept or a status
         report in that position still counts (docs/protocol.md: nothing lapsed its offer or lease yet), and what it
         grants keeps every invariant."""
-        make: Callable[[float], Any]
+        make: tuple[Any, ...]  # an operation and its arguments
         if kind == "accept":
             offer = self._pending_offer(worker, index)
             if offer is None:
                 return
             target = self._row("SELECT expires_at FROM offers WHERE id = ?", offer)
-            make = lambda now: ops.accept_offer(worker, offer, now, self.settings)  # noqa: E731
+            make = (ops.accept_offer, worker, offer, NOW, self.settings)
         elif kind == "renew":
             leases = self.db.execute("SELECT * FROM leases WHERE worker_id = ? AND state = 'active' ORDER BY id",
                                      (worker,)).fetchall()
@@ -300,13 +297,13 @@ class SchedulerMachine(RuleBasedStateMachine):
                 return
             lease_id = leases[index % len(leases)]["id"]
             target = self._row("SELECT expires_at FROM leases WHERE id = ?", lease_id)
-            make = lambda now: ops.renew_lease(worker, lease_id, now, self.settings)  # noqa: E731
+            make = (ops.renew_lease, worker, lease_id, NOW, self.settings)
         else:
             task = self._held_task(worker, index)
             if task is None:
                 return
             target = None
-            make = lambda now: ops.report_status(task, "in_progress", now, worker_id=worker)  # noqa: E731
+            make = (partial(ops.report_status, worker_id=worker), task, "in_progress", NOW)
         answer, arrived = self.loop.run_until_complete(self._behind_a_slow_write(make, waited))
         if kind == "renew" and target is not None and target["expires_at"] <= arrived:
             assert isinstance(answer, Problem) and answer.status == 409, (
@@ -316,7 +313,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         elif isinstance(answer, Problem):
             assert answer.status in (403, 404, 409, 422), answer.detail
 
-    async def _behind_a_slow_write(self, make_op: Callable[[float], Any], waited: int) -> tuple[Any, float]:
+    async def _behind_a_slow_write(self, make: tuple[Any, ...], waited: int) -> tuple[Any, float]:
         started, done = threading.Event(), threading.Event()
 
         def bulk_import() -> ops.Op[None]:
@@ -325,14 +322,14 @@ class SchedulerMachine(RuleBasedStateMachine):
             return None
             yield
 
-        importing = asyncio.ensure_future(self.scheduler.run(lambda now: bulk_import(), slow=True))
+        importing = asyncio.ensure_future(self.scheduler.run(bulk_import, slow=True))
         await asyncio.to_thread(started.wait)
         try:
             early = asyncio.ensure_future(self.scheduler.flush())
             await asyncio.sleep(0)
             self.clock.advance(waited)
             arrived = self.clock.now()
-            late = asyncio.ensure_future(self.scheduler.run(make_op))
+            late = asyncio.ensure_future(self.scheduler.run(*make))
             await asyncio.sleep(0)
         finally:
             done.set()
@@ -351,11 +348,10 @@ class SchedulerMachine(RuleBasedStateMachine):
                                 "ORDER BY id").fetchall()
         if found:
             task_id, worker = found[index % len(found)]
-            self.attempt(lambda now: ops.report_status(task_id, "pr_opened", now, worker_id=worker,
-                                                       pr_url=f"https://github.com/acme/api/pull/{number}"))
+            self.attempt(ops.report_status, task_id, "pr_opened", NOW, worker_id=worker, pr_url=f"https://github.com/acme/api/pull/{number}")
             task = self._row("SELECT * FROM tasks WHERE id = ?", task_id)
             if task is not None and task["status"] == "pr_opened":
-                self.run(lambda now: gh.report_checked(task_id, task["repo"], task["pr_number"], None, now))
+                self.run(gh.report_checked, task_id, task["repo"], task["pr_number"], None, NOW)
 
     @rule(index=st.integers(0, 50), state=st.sampled_from(["open", "open", "closed", "merged"]))
     def github_delivers_a_voided_pull(self, index: int, state: str) -> None:
@@ -368,7 +364,7 @@ class SchedulerMachine(RuleBasedStateMachine):
             lease_id, repo, number, author = found[index % len(found)]
             pull = gh.PullRef(repo, number, f"https://github.com/{repo}/pull/{number}", author, "t", "", "patch-1",
                               "open" if state == "open" else "closed", state == "merged")
-            self.run(lambda now: gh.pull_changed(pull, f"github:{author}", now))
+            self.run(gh.pull_changed, pull, f"github:{author}", NOW)
             assert self._row("SELECT state FROM leases WHERE id = ?", lease_id) == {"state": "completed"}
             # a PR on GitHub occupies the review budget and its task's area, whatever their limits: nothing granted
             self.in_flight_seen[repo] = self.db.execute("SELECT count(*) FROM tasks WHERE repo = ? AND status IN "

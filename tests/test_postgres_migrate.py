@@ -15,7 +15,7 @@ from owp_bot.events import EventHub
 from owp_bot.scheduler import operations as ops
 from owp_bot.scheduler import reputation
 from owp_bot.scheduler.postgres_store import PostgresStore
-from owp_bot.scheduler.service import Scheduler
+from owp_bot.scheduler.service import NOW, Scheduler
 from owp_bot.scheduler.sqlite_store import SQLiteStore
 from owp_bot.scheduler.store import Event, Op, Store
 
@@ -47,16 +47,15 @@ async def test_a_sqlite_pool_moves_to_postgres_and_carries_on(tmp_path: Path, po
     sqlite = SQLiteStore(tmp_path / "pool.db")
     await sqlite.open()
     pool = Scheduler(sqlite, SETTINGS, clock, EventHub())
-    await pool.run(lambda now: ops.upsert_repo(ops.RepoSpec("acme/api", 3), now))
+    await pool.run(ops.upsert_repo, ops.RepoSpec("acme/api", 3), NOW)
     for i in range(4):
         spec = ops.TaskSpec("acme/api", f"task {i}", key=f"k{i}", area="auth" if i == 0 else None,
                             required_skills=("python",))
-        await pool.run(lambda now, spec=spec: ops.put_task(spec, now, "yaml"))
+        await pool.run(ops.put_task, spec, NOW, "yaml")
     ann, ann_token = await pool.register("ann", "ann-gh", ["python"], 5, 2)
-    held = await pool.run(lambda now: ops.fetch_work(ann, now, SETTINGS))
+    held = await pool.run(ops.fetch_work, ann, NOW, SETTINGS)
     done = held[0]["id"]  # rows of tasks with their lease
-    await pool.run(lambda now: ops.report_status(done, "pr_opened", now, worker_id=ann,
-                                                 pr_url="https://github.com/acme/api/pull/1"))
+    await pool.run(ops.report_status, done, "pr_opened", NOW, worker_id=ann, pr_url="https://github.com/acme/api/pull/1")
     outcomes, _ = await sqlite.run(lambda: reputation.outcomes_of(ann), write=False)
     assert outcomes.completed == 1
     before = await snapshot(sqlite)
@@ -75,7 +74,7 @@ async def test_a_sqlite_pool_moves_to_postgres_and_carries_on(tmp_path: Path, po
         moved = Scheduler(postgres, SETTINGS, clock, postgres.hub)
         assert await moved.authenticate(ann_token) == ann
         bob, _ = await moved.register("bob", None, ["python"], 5, 2)
-        leases = await moved.run(lambda now: ops.fetch_work(bob, now, SETTINGS))
+        leases = await moved.run(ops.fetch_work, bob, NOW, SETTINGS)
         assert len(leases) == 1  # ann holds one and has a PR open (one in area auth), budget 3: one left
         events, _, _ = await snapshot(postgres)
         assert [e.seq for e in events] == list(range(1, len(events) + 1))

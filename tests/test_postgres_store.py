@@ -24,7 +24,7 @@ from owp_bot.events import EventHub
 from owp_bot.scheduler import analytics, postgres_store
 from owp_bot.scheduler import operations as ops
 from owp_bot.scheduler.postgres_store import ANALYZE_AFTER_CREATED, PostgresStore
-from owp_bot.scheduler.service import Scheduler
+from owp_bot.scheduler.service import NOW, Scheduler
 from owp_bot.scheduler.store import Op
 from tests.conftest import ADMIN_TOKEN, start_server
 
@@ -63,10 +63,10 @@ def seqs(queue: asyncio.Queue[ops.Event]) -> Iterator[int]:
 async def test_both_replicas_stream_every_event_in_order(postgres_url: str, clock: ManualClock) -> None:
     async with replicas(postgres_url, clock) as (a, b):
         subs = [a.hub.subscribe(), b.hub.subscribe()]
-        writes = [replica.run(lambda now, i=i: ops.upsert_repo(ops.RepoSpec(f"acme/r{i}", 2), now))
+        writes = [replica.run(ops.upsert_repo, ops.RepoSpec(f"acme/r{i}", 2), NOW)
                   for i, replica in zip(range(40), cycle((a, b)), strict=False)]
         await asyncio.gather(*writes)
-        last = await a.run(lambda now: ops.last_event_seq(), write=False)
+        last = await a.run(ops.last_event_seq, write=False)
         assert last == 40
         await reaches(a.hub, last)
         await reaches(b.hub, last)
@@ -77,12 +77,12 @@ async def test_both_replicas_stream_every_event_in_order(postgres_url: str, cloc
 async def test_a_lease_granted_on_one_replica_reaches_the_other_within_a_second(
         postgres_url: str, clock: ManualClock) -> None:
     async with replicas(postgres_url, clock) as (a, b):
-        await a.run(lambda now: ops.upsert_repo(ops.RepoSpec("acme/api", 3), now))
-        await a.run(lambda now: ops.put_task(ops.TaskSpec("acme/api", "fix it"), now, "api"))
+        await a.run(ops.upsert_repo, ops.RepoSpec("acme/api", 3), NOW)
+        await a.run(ops.put_task, ops.TaskSpec("acme/api", "fix it"), NOW, "api")
         worker_id, _ = await a.register("ann", None, [], 3, 1)
         await reaches(b.hub, a.hub.last_seq)  # b has streamed everything so far
         with b.hub.subscribe() as watcher:
-            await a.run(lambda now: ops.fetch_work(worker_id, now, SETTINGS))
+            await a.run(ops.fetch_work, worker_id, NOW, SETTINGS)
             event = await asyncio.wait_for(watcher.queue.get(), timeout=1.0)
             assert event.type == "lease.granted"
             assert event.details["worker_id"] == worker_id
@@ -91,19 +91,19 @@ async def test_a_lease_granted_on_one_replica_reaches_the_other_within_a_second(
 async def test_claims_racing_on_two_replicas_respect_budget_and_area_locks(
         postgres_url: str, clock: ManualClock) -> None:
     async with replicas(postgres_url, clock) as (a, b):
-        await a.run(lambda now: ops.upsert_repo(ops.RepoSpec("acme/api", 4), now))
+        await a.run(ops.upsert_repo, ops.RepoSpec("acme/api", 4), NOW)
         for i in range(30):
             spec = ops.TaskSpec("acme/api", f"task {i}", area=f"area{i % 3}" if i % 2 else None)
-            await a.run(lambda now, spec=spec: ops.put_task(spec, now, "api"))
+            await a.run(ops.put_task, spec, NOW, "api")
         workers = [(await a.register(f"w{i}", None, [], 5, 2))[0] for i in range(12)]
-        claims = [replica.run(lambda now, w=w: ops.fetch_work(w, now, SETTINGS))
+        claims = [replica.run(ops.fetch_work, w, NOW, SETTINGS)
                   for w, replica in zip(workers, cycle((a, b)), strict=False)]
         held = [lease for leases in await asyncio.gather(*claims) for lease in leases]
         assert len(held) == 4  # the review budget, although 24 slots asked
         assert len({lease["id"] for lease in held}) == 4  # no task twice
         areas = [lease["area"] for lease in held if lease["area"] is not None]
         assert len(areas) == len(set(areas))  # one task per area
-        repo, budget = await b.run(lambda now: ops.get_repo("acme/api"), write=False)
+        repo, budget = await b.run(ops.get_repo, "acme/api", write=False)
         assert (repo["in_flight"], budget.leases) == (4, 4)
 
 
@@ -111,17 +111,17 @@ async def test_sweeping_on_every_replica_lapses_each_offer_once(postgres_url: st
                                                                 ) -> None:
     async with replicas(postgres_url, clock, count=3) as sweepers:
         first = sweepers[0]
-        await first.run(lambda now: ops.upsert_repo(ops.RepoSpec("acme/api", 5), now))
+        await first.run(ops.upsert_repo, ops.RepoSpec("acme/api", 5), NOW)
         for i in range(5):
-            await first.run(lambda now, i=i: ops.put_task(ops.TaskSpec("acme/api", f"t{i}"), now, "api"))
+            await first.run(ops.put_task, ops.TaskSpec("acme/api", f"t{i}"), NOW, "api")
         worker_id, _ = await first.register("ann", None, [], 5, 5)
-        offers, _ = await first.run(lambda now: ops.request_offers(worker_id, now, SETTINGS))
+        offers, _ = await first.run(ops.request_offers, worker_id, NOW, SETTINGS)
         assert len(offers) == 5
         clock.advance(61)
         await asyncio.gather(*(replica.flush() for replica in sweepers for _ in range(3)))
-        expired = await first.run(lambda now: all_events("offer.expired"), write=False)
+        expired = await first.run(all_events, "offer.expired", write=False)
         assert len(expired) == 5
-        repo, _ = await first.run(lambda now: ops.get_repo("acme/api"), write=False)
+        repo, _ = await first.run(ops.get_repo, "acme/api", write=False)
         assert repo["in_flight"] == 0
 
 
@@ -132,13 +132,13 @@ async def test_two_replicas_sample_the_review_budgets_once_per_interval(postgres
     async with replicas(postgres_url, clock) as (a, b):
         b = Scheduler(b.store, SETTINGS, later, b.hub)
         for name in ("acme/api", "acme/web"):
-            await a.run(lambda now, name=name: ops.upsert_repo(ops.RepoSpec(name, 2), now))
+            await a.run(ops.upsert_repo, ops.RepoSpec(name, 2), NOW)
         for _ in range(3):
-            await asyncio.gather(*(replica.run(lambda now: analytics.housekeeping(now, SETTINGS), slow=True)
+            await asyncio.gather(*(replica.run(analytics.housekeeping, NOW, SETTINGS, slow=True)
                                    for replica in (a, b, a, b)))
             clock.advance(SETTINGS.insights_interval)
             later.advance(SETTINGS.insights_interval)
-        _, found = await a.run(lambda now: analytics.pool_analytics(0, now + 3600, SETTINGS.lease_max), write=False)
+        _, found = await a.run(analytics.pool_analytics, 0, a.now() + 3600, SETTINGS.lease_max, write=False)
     assert found.samples == 2 * 3  # one per repo and interval
 
 
@@ -154,11 +154,11 @@ def _emit_then_fail() -> Op[None]:
 async def test_a_rolled_back_transaction_leaves_no_hole_in_the_log(postgres_url: str, clock: ManualClock,
                                                                    ) -> None:
     async with replicas(postgres_url, clock, count=1) as (a,):
-        await a.run(lambda now: ops.upsert_repo(ops.RepoSpec("acme/one", 1), now))
+        await a.run(ops.upsert_repo, ops.RepoSpec("acme/one", 1), NOW)
         with pytest.raises(Problem):
-            await a.run(lambda now: _emit_then_fail())
-        await a.run(lambda now: ops.upsert_repo(ops.RepoSpec("acme/two", 1), now))
-        log = await a.run(lambda now: all_events(None), write=False)
+            await a.run(_emit_then_fail)
+        await a.run(ops.upsert_repo, ops.RepoSpec("acme/two", 1), NOW)
+        log = await a.run(all_events, None, write=False)
         assert [(e.seq, e.target) for e in log] == [(1, "acme/one"), (2, "acme/two")]
 
 
@@ -171,7 +171,7 @@ async def test_a_listener_that_loses_its_connection_catches_up(postgres_url: str
         finally:
             await conn.close()
         for i in range(3):  # committed while replica b is not listening
-            await a.run(lambda now, i=i: ops.upsert_repo(ops.RepoSpec(f"acme/r{i}", 1), now))
+            await a.run(ops.upsert_repo, ops.RepoSpec(f"acme/r{i}", 1), NOW)
         await reaches(b.hub, 3, seconds=5.0)
 
 
@@ -179,7 +179,7 @@ async def test_a_bulk_import_refreshes_the_planner_statistics(postgres_url: str,
     """Else lease_next keeps a plan made for an empty table and walks every ready task (100 ms at 20k)."""
     async with replicas(postgres_url, clock, count=1) as (a,):
         specs = [(i, ops.TaskSpec("acme/api", f"task {i}", key=f"k{i}")) for i in range(ANALYZE_AFTER_CREATED)]
-        await a.run(lambda now: ops.import_tasks([ops.RepoSpec("acme/api", 3)], specs, now))
+        await a.run(ops.import_tasks, [ops.RepoSpec("acme/api", 3)], specs, NOW)
         conn = await asyncpg.connect(postgres_url)
         try:
             counted = await conn.fetchval("SELECT reltuples FROM pg_class WHERE oid = 'tasks'::regclass")
@@ -269,7 +269,7 @@ async def test_a_listener_whose_connection_goes_silent_reconnects_and_catches_up
             "SELECT client_port FROM pg_stat_activity WHERE pid = $1", b.bridge.listener_pid)
         link.silent[listener_port].set()
         for i in range(3):  # committed while nothing reaches replica b's listener
-            await writer.run(lambda now, i=i: ops.upsert_repo(ops.RepoSpec(f"acme/r{i}", 1), now))
+            await writer.run(ops.upsert_repo, ops.RepoSpec(f"acme/r{i}", 1), NOW)
         await reaches(b.hub, 3, seconds=5.0)
     finally:
         await link.close()
@@ -282,18 +282,18 @@ async def test_an_import_whose_statistics_cannot_be_refreshed_is_still_answered(
     """Refreshing the planner's statistics comes after the commit: when it fails (here: lock_timeout, while
     another session holds the lock ANALYZE needs), the import was kept and its caller must be told so."""
     async with replicas(postgres_url + "&lock_timeout=300", clock, count=1) as (a,):
-        await a.run(lambda now: ops.upsert_repo(ops.RepoSpec("acme/api", 3), now))
+        await a.run(ops.upsert_repo, ops.RepoSpec("acme/api", 3), NOW)
         holder = await asyncpg.connect(postgres_url)
         try:
             async with holder.transaction():
                 await holder.execute("LOCK TABLE task_skills IN SHARE UPDATE EXCLUSIVE MODE")
                 specs = [(i, ops.TaskSpec("acme/api", f"task {i}", key=f"k{i}"))
                          for i in range(ANALYZE_AFTER_CREATED)]
-                results = await a.run(lambda now: ops.import_tasks([], specs, now))
+                results = await a.run(ops.import_tasks, [], specs, NOW)
         finally:
             await holder.close()
         assert len(results) == ANALYZE_AFTER_CREATED
-        created = await a.run(lambda now: all_events("task.created"), write=False)
+        created = await a.run(all_events, "task.created", write=False)
         assert len(created) == ANALYZE_AFTER_CREATED
 
 
@@ -337,7 +337,7 @@ async def test_a_schema_with_a_long_name_still_carries_the_events(postgres_url: 
         await a.open()
         await b.open()
         writer = Scheduler(a, SETTINGS, clock, a.hub)
-        await writer.run(lambda now: ops.upsert_repo(ops.RepoSpec("acme/api", 1), now))
+        await writer.run(ops.upsert_repo, ops.RepoSpec("acme/api", 1), NOW)
         await reaches(b.hub, 1, seconds=5.0)  # replica b heard of it
     finally:
         await a.close()

@@ -19,7 +19,7 @@ from owp_bot.scheduler import sqlite_store
 from owp_bot.scheduler.models import TrustTier
 from owp_bot.scheduler.sqlite_store import SQLiteStore
 
-NOW = 1_767_225_600.0
+START = 1_767_225_600.0
 
 
 def _wal_salt(path: Path) -> bytes:
@@ -41,7 +41,7 @@ async def test_the_wal_starts_again_while_writes_never_pause(tmp_path: Path, mon
             n += 1
             worker_id = f"w{writer}_{n}"
             await store.run(lambda w=worker_id: ops.register_worker(w, f"hash-{w}", w, None, ["python"] * 20,
-                                                                    3, 1, TrustTier.BASIC, NOW))
+                                                                    3, 1, TrustTier.BASIC, START))
 
     try:
         writers = [asyncio.create_task(write(i)) for i in range(16)]
@@ -63,7 +63,7 @@ async def test_the_checkpoint_step_starts_the_wal_again_itself(tmp_path: Path) -
     await store.open()
     try:
         await store.run(lambda: ops.register_worker("w1", "hash-w1", "w1", None, ["python"], 3, 1,
-                                                    TrustTier.BASIC, NOW))
+                                                    TrustTier.BASIC, START))
         before = _wal_salt(store.path)
         checkpoints, writer = store._checkpoints, store._writer
         assert checkpoints is not None and writer is not None

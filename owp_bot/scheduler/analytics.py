@@ -26,6 +26,7 @@ from owp_bot.scheduler import operations as ops
 from owp_bot.scheduler import reputation
 from owp_bot.scheduler.api import Page, _repo_name
 from owp_bot.scheduler.models import TrustTier
+from owp_bot.scheduler.service import NOW
 from owp_bot.scheduler.store import Op, Row, one, rows, run
 
 log = logging.getLogger(__name__)
@@ -164,7 +165,7 @@ async def _insights_loop(app: web.Application) -> None:
     scheduler = app[SCHEDULER]
     while True:
         try:
-            await scheduler.run(lambda now: housekeeping(now, scheduler.settings), slow=True)
+            await scheduler.run(housekeeping, NOW, scheduler.settings, slow=True)
         except Exception:
             log.exception("insights housekeeping failed; retrying at the next interval")
         await asyncio.sleep(scheduler.settings.insights_interval)
@@ -202,7 +203,7 @@ async def repo_metrics(call: Call) -> BaseModel:
     repo, period = _repo_name(call), call.query.period
     start, end = _window(call, period)
     scheduler = call.request.app[SCHEDULER]
-    found = await scheduler.run(lambda now: repo_analytics(repo, start, end, scheduler.settings.lease_max),
+    found = await scheduler.run(repo_analytics, repo, start, end, scheduler.settings.lease_max,
                                 write=False)
     return wire.RepoAnalytics(repo=repo, period=period, since=to_datetime(start), until=to_datetime(end),
                               metrics=summarise(found))
@@ -214,7 +215,7 @@ async def pool_metrics(call: Call) -> BaseModel:
     period = call.query.period
     start, end = _window(call, period)
     scheduler = call.request.app[SCHEDULER]
-    repos, found = await scheduler.run(lambda now: pool_analytics(start, end, scheduler.settings.lease_max),
+    repos, found = await scheduler.run(pool_analytics, start, end, scheduler.settings.lease_max,
                                        write=False)
     return wire.PoolAnalytics(period=period, since=to_datetime(start), until=to_datetime(end), repos=repos,
                               metrics=summarise(found))
@@ -229,7 +230,7 @@ async def timeseries(call: Call) -> BaseModel:
     _, end = _window(call, q.period)
     start = (end - PERIODS[q.period]) // width * width
     found = {r["bucket"]: r for r in await call.request.app[SCHEDULER].run(
-        lambda now: series(q.repo, start, end, width), write=False)}
+        series, q.repo, start, end, width, write=False)}
     names = [n for n in wire.SeriesPoint.model_fields if n != "ts"]
     points = []
     for index in range(int((end - start) // width) + 1):
@@ -257,7 +258,7 @@ async def list_reputations(call: Call) -> BaseModel:
     those of GET /v1/workers."""
     page: Page = call.query
     found = await call.request.app[SCHEDULER].run(
-        lambda now: reputation.reputation_page(page.cursor, page.limit + 1), write=False)
+        reputation.reputation_page, page.cursor, page.limit + 1, write=False)
     more = len(found) > page.limit
     found = found[: page.limit]
     return wire.ReputationList(reputations=[reputation_model(worker, outcomes) for worker, outcomes in found],
@@ -272,7 +273,7 @@ async def get_reputation(call: Call) -> BaseModel:
     if not call.admin and call.worker_id != worker_id:
         raise Problem(403, "a worker may read only its own reputation; use your own worker id "
                            "or the admin token")
-    worker, outcomes = await call.request.app[SCHEDULER].run(lambda now: reputation.reputation_of(worker_id),
+    worker, outcomes = await call.request.app[SCHEDULER].run(reputation.reputation_of, worker_id,
                                                              write=False)
     return reputation_model(worker, outcomes)
 
@@ -283,10 +284,10 @@ async def set_trust_tier(call: Call) -> BaseModel:
     """Every change is an audit event (`worker.trust_tier`) with the actor and the reason."""
     worker_id, body = call.path("worker_id"), call.body
     tier = TrustTier[body.tier.value.upper()]
-
-    def change(now: float) -> Op[tuple[Row, reputation.Outcomes]]:
-        yield from ops.set_trust_tier(worker_id, tier, body.reason, ops.ADMIN, now)
-        return (yield from reputation.reputation_of(worker_id))
-
-    worker, outcomes = await call.request.app[SCHEDULER].run(change)
+    worker, outcomes = await call.request.app[SCHEDULER].run(_change_tier, worker_id, tier, body.reason, NOW)
     return reputation_model(worker, outcomes)
+
+
+def _change_tier(worker_id: str, tier: TrustTier, reason: str, now: float) -> Op[tuple[Row, reputation.Outcomes]]:
+    yield from ops.set_trust_tier(worker_id, tier, reason, ops.ADMIN, now)
+    return (yield from reputation.reputation_of(worker_id))

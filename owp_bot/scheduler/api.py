@@ -20,7 +20,7 @@ from owp_bot.scheduler import operations as ops
 from owp_bot.scheduler.importer import ParsedImport, parse_import, repo_spec, task_spec
 from owp_bot.scheduler.models import Priority, TrustTier
 from owp_bot.scheduler.policy import is_online
-from owp_bot.scheduler.service import Scheduler
+from owp_bot.scheduler.service import NOW, Scheduler
 from owp_bot.scheduler.store import Event, Row
 
 # path parameters of ids carry their shape, so /v1/workers/register never matches /v1/workers/{worker_id}
@@ -137,7 +137,7 @@ class Page(BaseModel):
 async def list_workers(call: Call) -> BaseModel:
     scheduler = _scheduler(call)
     page: Page = call.query
-    found = await scheduler.run(lambda now: ops.list_workers(page.cursor, page.limit + 1))
+    found = await scheduler.run(ops.list_workers, page.cursor, page.limit + 1)
     more = len(found) > page.limit
     found = found[: page.limit]
     return wire.WorkerList(workers=[worker_model(r, scheduler) for r in found],
@@ -149,7 +149,7 @@ async def list_workers(call: Call) -> BaseModel:
 async def who_am_i(call: Call) -> BaseModel:
     """For a tool that was given a token and needs its worker id, skills and capacity in use."""
     scheduler, worker_id = _scheduler(call), _worker_id(call)
-    return worker_model(await scheduler.run(lambda now: ops.get_worker(worker_id)), scheduler)
+    return worker_model(await scheduler.run(ops.get_worker, worker_id), scheduler)
 
 
 @workers_api.route("GET", f"/v1/workers/{WORKER_ID}", summary="One worker", auth="reader",
@@ -157,7 +157,7 @@ async def who_am_i(call: Call) -> BaseModel:
 async def get_worker(call: Call) -> BaseModel:
     scheduler = _scheduler(call)
     worker_id = call.path("worker_id")
-    return worker_model(await scheduler.run(lambda now: ops.get_worker(worker_id)), scheduler)
+    return worker_model(await scheduler.run(ops.get_worker, worker_id), scheduler)
 
 
 # ------------------------------------------------------------------ work
@@ -169,7 +169,7 @@ async def fetch_work(call: Call) -> BaseModel:
     """Fills the worker's free capacity with leases of the best eligible tasks, then returns all its
     active leases."""
     scheduler, worker_id = _scheduler(call), _worker_id(call)
-    leases = await scheduler.run(lambda now: ops.fetch_work(worker_id, now, scheduler.settings))
+    leases = await scheduler.run(ops.fetch_work, worker_id, NOW, scheduler.settings)
     call.headers.update(NO_STORE)
     return wire.Work(worker_id=worker_id, leases=[lease_model(r) for r in leases])
 
@@ -179,7 +179,7 @@ async def fetch_work(call: Call) -> BaseModel:
 async def list_leases(call: Call) -> BaseModel:
     """Read-only: unlike GET /v1/work it never leases anything."""
     scheduler, worker_id = _scheduler(call), _worker_id(call)
-    leases = await scheduler.run(lambda now: ops.active_leases(worker_id))
+    leases = await scheduler.run(ops.active_leases, worker_id)
     call.headers.update(NO_STORE)
     return wire.Work(worker_id=worker_id, leases=[lease_model(r) for r in leases])
 
@@ -189,7 +189,7 @@ async def list_leases(call: Call) -> BaseModel:
 async def request_offers(call: Call) -> BaseModel:
     """Each offer reserves its task for you until it expires; with none, `why_none` counts the reasons."""
     scheduler, worker_id = _scheduler(call), _worker_id(call)
-    offers, why = await scheduler.run(lambda now: ops.request_offers(worker_id, now, scheduler.settings))
+    offers, why = await scheduler.run(ops.request_offers, worker_id, NOW, scheduler.settings)
     call.headers.update(NO_STORE)
     explanation = None
     if why is not None:
@@ -205,7 +205,7 @@ async def request_offers(call: Call) -> BaseModel:
 async def accept_offer(call: Call) -> tuple[int, BaseModel]:
     scheduler, worker_id, offer_id = _scheduler(call), _worker_id(call), call.path("offer_id")
     lease_id, expires_at, task_id = await scheduler.run(
-        lambda now: ops.accept_offer(worker_id, offer_id, now, scheduler.settings))
+        ops.accept_offer, worker_id, offer_id, NOW, scheduler.settings)
     return 201, wire.OfferAccepted(lease_id=lease_id, task_id=task_id, lease_expires_at=to_datetime(expires_at))
 
 
@@ -215,7 +215,7 @@ async def reject_offer(call: Call) -> BaseModel:
     """The task goes back to the pool and is not offered to you again for the decline cool-down."""
     scheduler, worker_id, offer_id = _scheduler(call), _worker_id(call), call.path("offer_id")
     body: wire.RejectOffer = call.body
-    task_id = await scheduler.run(lambda now: ops.reject_offer(worker_id, offer_id, body.reason.value, body.note, now))
+    task_id = await scheduler.run(ops.reject_offer, worker_id, offer_id, body.reason.value, body.note, NOW)
     return wire.OfferRejected(ok=True, offer_id=offer_id, task_id=task_id)
 
 
@@ -225,7 +225,7 @@ async def renew_lease(call: Call) -> BaseModel:
     """The repo's lease TTL as it is now, from now; never earlier than the lease's deadline: after the repo's TTL
     was shortened, the answer keeps that deadline until the new TTL from now reaches past it."""
     scheduler, worker_id, lease_id = _scheduler(call), _worker_id(call), call.path("lease_id")
-    expires_at, cap = await scheduler.run(lambda now: ops.renew_lease(worker_id, lease_id, now, scheduler.settings))
+    expires_at, cap = await scheduler.run(ops.renew_lease, worker_id, lease_id, NOW, scheduler.settings)
     return wire.LeaseRenewed(lease_id=lease_id, lease_expires_at=to_datetime(expires_at),
                              renewable_until=to_datetime(cap))
 
@@ -239,8 +239,8 @@ async def report_status(call: Call) -> BaseModel:
     body: wire.StatusReport = call.body
     as_worker = None if call.admin else call.worker_id
     pr_url = body.artifact.pr_url if body.artifact else None
-    row = await scheduler.run(lambda now: ops.report_status(
-        task_id, body.status.value, now, worker_id=as_worker, message=body.message, pr_url=pr_url))
+    row = await scheduler.run(ops.report_status, task_id, body.status.value, NOW, worker_id=as_worker,
+                              message=body.message, pr_url=pr_url)
     return task_model(row)
 
 
@@ -253,8 +253,8 @@ async def put_repo(call: Call) -> tuple[int, BaseModel]:
     scheduler = _scheduler(call)
     repo_id = _repo_name(call)
     spec = repo_spec(repo_id, call.body)
-    (row, created) = await scheduler.run(lambda now: ops.upsert_repo(spec, now))
-    repo, budget = await scheduler.run(lambda now: ops.get_repo(row["id"]))
+    (row, created) = await scheduler.run(ops.upsert_repo, spec, NOW)
+    repo, budget = await scheduler.run(ops.get_repo, row["id"])
     return (201 if created else 200), repo_model(repo, budget)
 
 
@@ -272,7 +272,7 @@ def _repo_name(call: Call) -> str:
 @admin_api.route("GET", "/v1/repos", summary="List repos with their review budget use", auth="reader",
                  responses={200: wire.RepoList})
 async def list_repos(call: Call) -> BaseModel:
-    found = await _scheduler(call).run(lambda now: ops.list_repos())
+    found = await _scheduler(call).run(ops.list_repos)
     return wire.RepoList(repos=[repo_model(row, budget) for row, budget in found])
 
 
@@ -280,7 +280,7 @@ async def list_repos(call: Call) -> BaseModel:
                  responses={200: wire.Repo})
 async def get_repo(call: Call) -> BaseModel:
     repo_id = _repo_name(call)
-    row, budget = await _scheduler(call).run(lambda now: ops.get_repo(repo_id))
+    row, budget = await _scheduler(call).run(ops.get_repo, repo_id)
     return repo_model(row, budget)
 
 
@@ -291,7 +291,7 @@ async def get_repo(call: Call) -> BaseModel:
                  body=wire.NewTask, responses={201: wire.TaskCreated, 200: wire.TaskCreated})
 async def create_task(call: Call) -> tuple[int, BaseModel]:
     spec = task_spec(call.body)
-    row, outcome = await _scheduler(call).run(lambda now: ops.put_task(spec, now, "api"))
+    row, outcome = await _scheduler(call).run(ops.put_task, spec, NOW, "api")
     return (201 if outcome == "created" else 200), wire.TaskCreated(outcome=outcome, task=task_model(row))
 
 
@@ -300,7 +300,7 @@ async def create_task(call: Call) -> tuple[int, BaseModel]:
 async def import_tasks(call: Call) -> BaseModel:
     """Idempotent by each task's `key` (or `id`); reports created, updated, unchanged and rejected entries."""
     parsed = parse_import(call.body)
-    results = await _scheduler(call).run(lambda now: ops.import_tasks(parsed.repos, parsed.tasks, now), slow=True)
+    results = await _scheduler(call).run(ops.import_tasks, parsed.repos, parsed.tasks, NOW, slow=True)
     return import_report(parsed, results)
 
 
@@ -331,7 +331,7 @@ async def list_tasks(call: Call) -> BaseModel:
     area = q.area.strip().lower() if q.area else None
     status = q.status.value if q.status else None
     found = await _scheduler(call).run(
-        lambda now: ops.list_tasks(q.cursor, q.repo, status, area, skill, q.worker_id, q.limit + 1))
+        ops.list_tasks, q.cursor, q.repo, status, area, skill, q.worker_id, q.limit + 1)
     more = len(found) > q.limit
     found = found[: q.limit]
     return wire.TaskList(tasks=[task_model(r) for r in found], next_cursor=found[-1]["id"] if more else None)
@@ -341,7 +341,7 @@ async def list_tasks(call: Call) -> BaseModel:
                  responses={200: wire.TaskDetail})
 async def get_task(call: Call) -> BaseModel:
     task_id = call.path("task_id")
-    row, history = await _scheduler(call).run(lambda now: ops.get_task(task_id))
+    row, history = await _scheduler(call).run(ops.get_task, task_id)
     return wire.TaskDetail(**task_model(row).model_dump(), history=[event_model(e) for e in history])
 
 
@@ -397,7 +397,7 @@ async def _export_events(call: Call, q: EventQuery, fmt: str, since: float | Non
                          ) -> web.StreamResponse:
     """Stream the matching events page by page (cursor = seq), up to the log's end when the export began."""
     scheduler = _scheduler(call)
-    end = await scheduler.run(lambda now: ops.last_event_seq(), write=False)
+    end = await scheduler.run(ops.last_event_seq, write=False)
     response = web.StreamResponse(headers={
         "Content-Type": f"{EXPORT_TYPES[fmt]}; charset=utf-8", "Cache-Control": "no-store",
         "Content-Disposition": f'attachment; filename="owp-audit-{q.after}-{end}.{fmt}"'})
@@ -406,8 +406,8 @@ async def _export_events(call: Call, q: EventQuery, fmt: str, since: float | Non
         await response.write((",".join(EXPORT_COLUMNS) + "\n").encode())
     after = q.after
     while after < end:
-        page = await scheduler.run(lambda now, after=after: ops.list_events(  # type: ignore[misc]
-            after, q.type, q.actor, q.target, q.repo, since, until, EXPORT_PAGE), write=False)
+        page = await scheduler.run(ops.list_events, after, q.type, q.actor, q.target, q.repo, since, until,
+                                   EXPORT_PAGE, write=False)
         page = [e for e in page if e.seq <= end]
         if page:
             await response.write(_export_rows(page, fmt).encode())
@@ -430,7 +430,7 @@ async def list_events(call: Call) -> BaseModel | web.StreamResponse:
     if fmt != "json":
         return await _export_events(call, q, fmt, since, until)
     found = await _scheduler(call).run(
-        lambda now: ops.list_events(q.after, q.type, q.actor, q.target, q.repo, since, until, q.limit + 1),
+        ops.list_events, q.after, q.type, q.actor, q.target, q.repo, since, until, q.limit + 1,
         write=False)
     more = len(found) > q.limit
     found = found[: q.limit]

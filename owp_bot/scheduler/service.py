@@ -10,7 +10,8 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
-from typing import TypeVar
+from functools import partial
+from typing import Any, Protocol, TypeVar
 
 from owp_bot.clock import Clock
 from owp_bot.config import Settings
@@ -19,11 +20,33 @@ from owp_bot.events import EventHub
 from owp_bot.scheduler import operations as ops
 from owp_bot.scheduler.ids import new_id
 from owp_bot.scheduler.models import TrustTier
-from owp_bot.scheduler.store import Committed, Op, Store
+from owp_bot.scheduler.store import Committed, MakeOp, Op, Store
 
 T = TypeVar("T")
+Beat = tuple[float, str, str | None]  # a heartbeat: when, the worker's status, its note
 TOKEN_PREFIX = "owp_"  # noqa: S105 - a prefix, not a secret
 ALIVE_EVERY = 10.0  # seconds: how often a writing process notes the pool alive (ops.resume)
+
+
+class _Now:
+    """Stands for the time an operation was asked, among the arguments of `Scheduler.run`."""
+
+    def __repr__(self) -> str:
+        return "NOW"
+
+    def __reduce__(self) -> str:
+        return "NOW"  # one object, also when pickled
+
+
+NOW = _Now()
+
+
+class Writer(Protocol):
+    """Where a process that does not write sends its writes and heartbeats (writer_link.WriterLink)."""
+
+    async def write(self, make_op: MakeOp[T], arrived: float, slow: bool) -> T: ...
+
+    def heartbeat(self, worker_id: str, beat: Beat) -> None: ...
 
 
 def hash_token(token: str) -> str:
@@ -31,12 +54,14 @@ def hash_token(token: str) -> str:
 
 
 class Scheduler:
-    def __init__(self, store: Store, settings: Settings, clock: Clock, hub: EventHub) -> None:
+    def __init__(self, store: Store, settings: Settings, clock: Clock, hub: EventHub,
+                 writer: Writer | None = None) -> None:
         self.store = store
+        self.writer = writer
         self.settings = settings
         self.clock = clock
         self.hub = hub
-        self._heartbeats: dict[str, tuple[float, str, str | None]] = {}
+        self._heartbeats: dict[str, Beat] = {}
         self._token_owners: dict[str, str] = {}  # token hash -> worker id
         self._alive_noted: float | None = None  # when this process last noted the pool alive (None: not yet)
         # Longer without a note from any process, the whole pool was down: every process writes at least every
@@ -46,12 +71,25 @@ class Scheduler:
     def now(self) -> float:
         return self.clock.now()
 
-    async def run(self, make_op: Callable[[float], Op[T]], *, write: bool = True, slow: bool = False) -> T:
-        """Run one operation with the time it was asked (its arrival); a write, in a transaction that first writes
-        the buffered heartbeats and lapses what was due when it arrived (`slow`: see Store.run)."""
+    async def run(self, fn: Callable[..., Op[T]], /, *args: Any, write: bool = True, slow: bool = False,
+                  **kwargs: Any) -> T:
+        """Run the operation `fn(*args, **kwargs)`, where the argument `NOW` stands for the time it was asked (its
+        arrival). A write runs in a transaction that first writes the buffered heartbeats and lapses what was due
+        when it arrived (`slow`: see Store.run); in a front process, in the writer process (`writer`). The
+        operation is made from module-level functions and plain values, so that it can be sent there."""
         now = self.clock.now()
-        result, events = await self.store.run(lambda: make_op(now), write=write, slow=slow,
-                                              prelude=(lambda: self._housekeeping(now)) if write else None)
+        make_op = partial(fn, *[now if arg is NOW else arg for arg in args],
+                          **{name: now if arg is NOW else arg for name, arg in kwargs.items()})
+        if not write:
+            result, _ = await self.store.run(make_op, write=False)
+            return result
+        if self.writer is not None:
+            return await self.writer.write(make_op, now, slow)
+        return await self.write(make_op, now, slow)
+
+    async def write(self, make_op: MakeOp[T], arrived: float, slow: bool = False) -> T:
+        """Run a write operation asked at `arrived` in this process's store, and publish its events."""
+        result, events = await self.store.run(make_op, slow=slow, prelude=partial(self._housekeeping, arrived))
         self.hub.publish(events)
         return result
 
@@ -76,7 +114,7 @@ class Scheduler:
         yield from ops.expire_due(arrived, self.settings)
         return lambda: self._written(beats, noted)
 
-    def _written(self, beats: dict[str, tuple[float, str, str | None]], alive: float) -> None:
+    def _written(self, beats: dict[str, Beat], alive: float) -> None:
         self._alive_noted = alive
         for worker_id, beat in beats.items():
             if self._heartbeats.get(worker_id) is beat:  # not replaced by a newer one meanwhile
@@ -84,7 +122,7 @@ class Scheduler:
 
     async def flush(self) -> None:
         """Write buffered heartbeats and lapse what is due (the sweeper calls this)."""
-        await self.run(lambda now: _nothing())
+        await self.run(_nothing)
 
     # -- credentials
 
@@ -96,7 +134,7 @@ class Scheduler:
         digest = hash_token(token)
         worker_id = self._token_owners.get(digest)
         if worker_id is None:
-            worker_id = await self.run(lambda now: ops.worker_by_token(digest), write=False)
+            worker_id = await self.run(ops.worker_by_token, digest, write=False)
             if worker_id is None:
                 raise Problem(401, "the bearer token is not a registered worker's; register with "
                                    "POST /v1/workers/register and use the token it returns")
@@ -111,16 +149,26 @@ class Scheduler:
         digest = hash_token(token)
         now = self.clock.now()
         worker_id = new_id("w", now)
-        await self.run(lambda now: ops.register_worker(worker_id, digest, name, github_handle, skills,
-                                                       capacity_points, max_concurrent_tasks, trust_tier, now))
+        await self.run(ops.register_worker, worker_id, digest, name, github_handle, skills, capacity_points,
+                       max_concurrent_tasks, trust_tier, NOW)
         self._token_owners[digest] = worker_id
         return worker_id, token
 
     def heartbeat(self, worker_id: str, status: str, note: str | None) -> float:
-        """Buffered: written with the next transaction or by the flusher within a second."""
+        """Buffered: written with the next transaction or by the flusher within a second (in a front process,
+        by the writer process's)."""
         now = self.clock.now()
-        self._heartbeats[worker_id] = (now, status, note)
+        if self.writer is not None:
+            self.writer.heartbeat(worker_id, (now, status, note))
+        else:
+            self.buffer_heartbeat(worker_id, (now, status, note))
         return now
+
+    def buffer_heartbeat(self, worker_id: str, beat: Beat) -> None:
+        """Keep the newest of a worker's heartbeats (those a front process forwards may come late)."""
+        buffered = self._heartbeats.get(worker_id)
+        if buffered is None or buffered[0] <= beat[0]:
+            self._heartbeats[worker_id] = beat
 
     @property
     def pending_heartbeats(self) -> int:

@@ -30,7 +30,7 @@ from owp_bot.protocol.routes import Api, Call
 from owp_bot.scheduler import operations as ops
 from owp_bot.scheduler.api import event_model
 from owp_bot.scheduler.service import Scheduler
-from owp_bot.scheduler.store import Event, Op
+from owp_bot.scheduler.store import Event
 
 log = logging.getLogger(__name__)
 stream_api = Api("dashboard")
@@ -134,7 +134,7 @@ async def event_stream(call: Call) -> web.StreamResponse:
     view: View = admin_view if admin else public_view
     # subscribe before reading the log, so that nothing can fall between the two
     with request.app[HUB].subscribe() as subscription:
-        newest = await scheduler.run(lambda now: ops.last_event_seq(), write=False)
+        newest = await scheduler.run(ops.last_event_seq, write=False)
         if after is None or after > newest:  # past the log: a new database (a fresh demo, a restored backup)
             after = max(0, newest - query.backlog)  # start again from it; `ready` tells the client where
         response = EventSourceResponse(headers={"X-Accel-Buffering": "no"},
@@ -219,11 +219,8 @@ async def _pump(response: EventSourceResponse, subscription: Subscription, sched
 
 
 async def _log_after(scheduler: Scheduler, after: int, until: int | None) -> AsyncIterator[Event]:
-    def page_after(seq: int) -> Callable[[float], Op[list[Event]]]:
-        return lambda now: ops.list_events(seq, None, None, None, None, None, None, LOG_PAGE)
-
     while True:
-        page = await scheduler.run(page_after(after), write=False)
+        page = await scheduler.run(ops.list_events, after, None, None, None, None, None, None, LOG_PAGE, write=False)
         for event in page:
             if until is not None and event.seq > until:
                 return

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from gidgethub import routing, sansio
 
 from owp_bot.scheduler import github_operations as gh
@@ -22,4 +24,4 @@ async def comment_created(event: sansio.Event, changes: Changes) -> None:
     number = int(event.data["issue"]["number"])
     login = login_of(comment["user"])
     settings = changes.settings
-    changes.add(lambda now: gh.commands(repo, number, login, body, settings, now))
+    changes.add(partial(gh.commands, repo, number, login, body, settings))

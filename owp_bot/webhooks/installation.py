@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from gidgethub import routing, sansio
@@ -34,6 +35,5 @@ async def installation(event: sansio.Event, changes: Changes) -> None:
     else:
         added, removed = _names(data.get("repositories_added")), _names(data.get("repositories_removed"))
         github_ids = _github_ids(data.get("repositories_added"), data.get("repositories_removed"))
-    changes.add(
-        lambda now: gh.installation_changed(installation_id, account, action, added, removed, now, github_ids)
-    )
+    changes.add(partial(gh.installation_changed, installation_id, account, action, added, removed,
+                        github_ids=github_ids))

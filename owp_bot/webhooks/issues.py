@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from gidgethub import routing, sansio
@@ -39,7 +40,7 @@ async def issue_changed(event: sansio.Event, changes: Changes) -> None:
         issue = replace(issue, state=str(event.data["action"]))
     actor = gh.actor_of(login_of(event.data["sender"]))
     settings = changes.settings
-    changes.add(lambda now: gh.issue_changed(issue, actor, settings, now))
+    changes.add(partial(gh.issue_changed, issue, actor, settings))
 
 
 for _action in ACTIONS + GONE:

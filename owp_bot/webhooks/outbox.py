@@ -19,7 +19,7 @@ import logging
 from dataclasses import replace
 
 from owp_bot.scheduler import github_operations as gh
-from owp_bot.scheduler.service import Scheduler
+from owp_bot.scheduler.service import NOW, Scheduler
 from owp_bot.scheduler.store import Row
 from owp_bot.webhooks import issues, pulls
 from owp_bot.webhooks.auth import AppAuth, credentials_from
@@ -55,10 +55,10 @@ class Outbox:
         """Plan write-backs from new events, then make every call that is due; returns how many jobs ran."""
         async with self._lock:
             if not self.auth.credentials.can_sign:  # the manifest flow may have stored some since, on any replica
-                stored = await self.scheduler.run(lambda now: gh.stored_credentials(), write=False)
+                stored = await self.scheduler.run(gh.stored_credentials, write=False)
                 if stored is not None:
                     self.auth.use(credentials_from(self.scheduler.settings, stored))
-            jobs = await self.scheduler.run(lambda now: gh.claim_jobs(now, BATCH, CLAIM_HOLD, plan=True))
+            jobs = await self.scheduler.run(gh.claim_jobs, NOW, BATCH, CLAIM_HOLD, plan=True)
             done = 0
             while True:
                 for job in jobs:
@@ -66,7 +66,7 @@ class Outbox:
                 done += len(jobs)
                 if len(jobs) < BATCH:
                     return done
-                jobs = await self.scheduler.run(lambda now: gh.claim_jobs(now, BATCH, CLAIM_HOLD))
+                jobs = await self.scheduler.run(gh.claim_jobs, NOW, BATCH, CLAIM_HOLD)
 
     async def _run(self, job: Row) -> None:
         job_id, attempts = job["id"], job["attempts"]
@@ -86,26 +86,26 @@ class Outbox:
         except Exception as crash:  # a bug must not stop the worker; the job shows up as failed
             log.exception("outbox job %s crashed", job_id)
             reason = repr(crash)
-            await self.scheduler.run(lambda now: gh.finish_job(job_id, "failed", reason, now))
+            await self.scheduler.run(gh.finish_job, job_id, "failed", reason, NOW)
         else:
-            await self.scheduler.run(lambda now: gh.finish_job(job_id, "done", None, now))
+            await self.scheduler.run(gh.finish_job, job_id, "done", None, NOW)
 
     async def _failed(self, job_id: int, attempts: int, error: GitHubError) -> None:
         """Rate limited: wait for GitHub's reset. Transient: back off. 404: gone. Anything else: failed."""
         message, retry_at = str(error), error.retry_at
         if retry_at is not None:
             log.warning("outbox job %s rate limited until %s: %s", job_id, retry_at, message)
-            await self.scheduler.run(lambda now: gh.retry_job(job_id, retry_at, message, now))
+            await self.scheduler.run(gh.retry_job, job_id, retry_at, message, NOW)
         elif error.transient and attempts + 1 < MAX_ATTEMPTS:
             log.warning("outbox job %s failed (attempt %d), retrying: %s", job_id, attempts + 1, message)
-            await self.scheduler.run(lambda now: gh.retry_job(job_id, now + backoff(attempts), message, now))
+            await self.scheduler.run(gh.retry_job, job_id, self.scheduler.now() + backoff(attempts), message, NOW)
         else:
             state = "gone" if error.gone else "failed"
             log.error("outbox job %s %s: %s", job_id, state, message)
-            await self.scheduler.run(lambda now: gh.finish_job(job_id, state, message, now))
+            await self.scheduler.run(gh.finish_job, job_id, state, message, NOW)
 
     async def _token(self, repo: str) -> str:
-        gh_repo = await self.scheduler.run(lambda now: gh.installation_of(repo), write=False)
+        gh_repo = await self.scheduler.run(gh.installation_of, repo, write=False)
         return await self.auth.token_for(gh_repo)
 
     async def _comment(self, repo: str, issue_number: int, body: str) -> None:
@@ -126,7 +126,7 @@ class Outbox:
             raise GitHubError(404, f"issue #{issue_number} of {repo} moved to {found.get('html_url')}")
         issue = issues.issue_ref({"issue": found, "repository": {"full_name": repo}}, current=True)
         settings = self.scheduler.settings
-        await self.scheduler.run(lambda now: gh.issue_refreshed(job_id, issue, settings, now))
+        await self.scheduler.run(gh.issue_refreshed, job_id, issue, settings, NOW)
 
     async def _check_pull(self, repo: str, number: int, task_id: str, attempts: int) -> None:
         """Read the PR a worker reported for `task_id`; a 404 or 410 is an answer too: no such PR. The first 404
@@ -141,17 +141,17 @@ class Outbox:
                 raise
         else:
             pull = pulls.pull_ref({"pull_request": found, "repository": {"full_name": repo}})
-        await self.scheduler.run(lambda now: gh.report_checked(task_id, repo, number, pull, now))
+        await self.scheduler.run(gh.report_checked, task_id, repo, number, pull, NOW)
 
     async def _repo_name(self, repo: str, github_id: int) -> None:
         """Read the name GitHub's repository `github_id`, the pool's `repo`, has now; the pool follows a new one."""
         found, _ = await self.client.call("GET", f"/repositories/{github_id}", token=await self._token(repo))
         current = str(found["full_name"])
-        await self.scheduler.run(lambda now: gh.repo_name_read(repo, current, now))
+        await self.scheduler.run(gh.repo_name_read, repo, current, NOW)
 
     async def _sync_issue(self, job_id: int, repo: str, issue_number: int) -> None:
         """Make the issue show the task as it is now: labels first, then the one status comment."""
-        want = await self.scheduler.run(lambda now: gh.issue_writeback(repo, issue_number, now), write=False)
+        want = await self.scheduler.run(gh.issue_writeback, repo, issue_number, NOW, write=False)
         if want is None:
             return
         token = await self.auth.token_for(want.installation_id)
@@ -177,7 +177,7 @@ class Outbox:
             comment_id = await self._write_status(repo, issue_number, comment_id, want.want_body, token)
             body = want.want_body
         await self.scheduler.run(
-            lambda now: gh.record_issue_write(job_id, issue_number, comment_id, body, labels)
+            gh.record_issue_write, job_id, issue_number, comment_id, body, labels
         )
 
     async def _write_status(

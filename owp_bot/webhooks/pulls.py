@@ -3,6 +3,7 @@ or back to ready; other open PRs count against the repo's review budget."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from gidgethub import routing, sansio
@@ -32,7 +33,7 @@ def pull_ref(data: dict[str, Any]) -> gh.PullRef:
 async def pull_changed(event: sansio.Event, changes: Changes) -> None:
     pull = pull_ref(event.data)
     actor = gh.actor_of(login_of(event.data["sender"]))
-    changes.add(lambda now: gh.pull_changed(pull, actor, now))
+    changes.add(partial(gh.pull_changed, pull, actor))
 
 
 for _action in ACTIONS:

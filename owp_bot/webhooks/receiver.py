@@ -12,6 +12,7 @@ import hmac
 import json
 import logging
 from datetime import datetime
+from functools import partial
 from typing import Any, Literal
 
 from gidgethub import routing, sansio
@@ -25,6 +26,7 @@ from owp_bot.protocol.routes import Api, Call
 from owp_bot.scheduler import github_operations as gh
 from owp_bot.scheduler import operations as ops
 from owp_bot.scheduler.api import _repo_name  # the same owner/name check as PUT /v1/repos
+from owp_bot.scheduler.service import NOW
 from owp_bot.scheduler.store import Op
 from owp_bot.webhooks import comments, installation, issues, pulls, repository, reviews
 from owp_bot.webhooks.client import GitHubError, NotConfigured, repo_path
@@ -191,7 +193,7 @@ async def process(
         # delivery is for the pool repo of its repository id under any name (apply_delivery routes it again, in its
         # transaction)
         named, _ = await scheduler.run(
-            lambda now: gh.delivery_repo(str(delivery.repo), delivery.github_id), write=False
+            gh.delivery_repo, str(delivery.repo), delivery.github_id, write=False
         )
         if named is not None and data["repository"].get("full_name") == delivery.repo:  # not a move's new name
             data["repository"]["full_name"] = named
@@ -199,13 +201,13 @@ async def process(
         try:
             if event == "ping":
                 applied = await scheduler.run(
-                    lambda now: gh.apply_delivery(delivery, [lambda now: _pong(data)], now, retry=retry)
+                    gh.apply_delivery, delivery, [partial(_pong, data)], NOW, retry=retry
                 )
             else:
                 changes = Changes(scheduler.settings)
                 await router.dispatch(sansio.Event(data, event=event, delivery_id=delivery_id), changes)
                 applied = await scheduler.run(
-                    lambda now: gh.apply_delivery(delivery, changes.items, now, retry=retry)
+                    gh.apply_delivery, delivery, changes.items, NOW, retry=retry
                 )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             error = f"the {event} payload is malformed ({type(exc).__name__}: {exc}); nothing was applied"
@@ -231,11 +233,11 @@ async def process(
                 detail=applied.detail,
             )
     log.warning("delivery %s (%s) failed: %s", delivery_id, event, error)
-    await scheduler.run(lambda now: gh.record_delivery(delivery, "failed", error or "", now))
+    await scheduler.run(gh.record_delivery, delivery, "failed", error or "", NOW)
     raise Problem(400, error or "", delivery_id=delivery_id, outcome="failed")
 
 
-def _pong(data: dict[str, Any]) -> Op[str]:
+def _pong(data: dict[str, Any], now: float) -> Op[str]:
     return f"ping: {data.get('zen', 'pong')}"
     yield  # a generator that needs no statement
 
@@ -256,7 +258,7 @@ async def list_deliveries(call: Call) -> BaseModel:
     the `next_cursor` of the previous page."""
     q: DeliveryQuery = call.query
     found = await call.request.app[SCHEDULER].run(
-        lambda now: gh.list_deliveries(q.outcome, q.cursor, q.limit + 1), write=False
+        gh.list_deliveries, q.outcome, q.cursor, q.limit + 1, write=False
     )
     more = len(found) > q.limit
     found = found[: q.limit]
@@ -288,7 +290,7 @@ async def list_deliveries(call: Call) -> BaseModel:
 )
 async def retry_delivery(call: Call) -> tuple[int, BaseModel]:
     github, delivery_id = call.request.app[GITHUB], call.path("delivery_id")
-    row = await github.scheduler.run(lambda now: gh.get_delivery(delivery_id), write=False)
+    row = await github.scheduler.run(gh.get_delivery, delivery_id, write=False)
     if row is None:
         raise Problem(404, f"delivery {delivery_id} not found; list them with GET /v1/github/deliveries")
     if row["outcome"] != "failed":
@@ -310,7 +312,7 @@ async def retry_delivery(call: Call) -> tuple[int, BaseModel]:
 async def put_github_repo(call: Call) -> BaseModel:
     scheduler, repo = call.request.app[SCHEDULER], _repo_name(call)
     body: GitHubRepoSettings = call.body
-    row = await scheduler.run(lambda now: gh.set_ready_label(repo, body.ready_label, now))
+    row = await scheduler.run(gh.set_ready_label, repo, body.ready_label, NOW)
     return GitHubRepo(
         repo=repo,
         ready_label=row["ready_label"] or scheduler.settings.github_ready_label,
@@ -330,8 +332,8 @@ async def sync_repo(call: Call) -> BaseModel:
     budget counts them; reports the webhook URL and the permissions the installation granted."""
     github, repo = call.request.app[GITHUB], _repo_name(call)
     scheduler = github.scheduler
-    await scheduler.run(lambda now: ops.load_repo(repo), write=False)
-    installation_id = await scheduler.run(lambda now: gh.installation_of(repo), write=False)
+    await scheduler.run(ops.load_repo, repo, write=False)
+    installation_id = await scheduler.run(gh.installation_of, repo, write=False)
     permissions: dict[str, str] = {}
     try:
         if github.auth.credentials.can_sign:
@@ -339,8 +341,8 @@ async def sync_repo(call: Call) -> BaseModel:
                 "GET", repo_path(repo, "installation"), jwt=github.auth.app_jwt()
             )
             installation_id, permissions = int(found["id"]), dict(found.get("permissions") or {})
-            await scheduler.run(lambda now: gh.set_installation(repo, int(found["id"]), now))
-        label = await scheduler.run(lambda now: gh.ready_label(repo, scheduler.settings), write=False)
+            await scheduler.run(gh.set_installation, repo, int(found["id"]), NOW)
+        label = await scheduler.run(gh.ready_label, repo, scheduler.settings, write=False)
         token = await github.auth.token_for(installation_id)
         found_issues = await github.client.paginate(
             repo_path(repo, "issues"), token=token, params={"state": "open", "labels": label}
@@ -367,11 +369,10 @@ async def sync_repo(call: Call) -> BaseModel:
     pull_refs = [pulls.pull_ref({"pull_request": p, "repository": {"full_name": repo}}) for p in found_pulls]
     github_id = found_repo.get("id") if isinstance(found_repo, dict) else None
     result = await scheduler.run(
-        lambda now: gh.sync_repo(
-            repo, issue_refs, pull_refs, scheduler.settings, now, github_id if isinstance(github_id, int) else None
-        )
+        gh.sync_repo, repo, issue_refs, pull_refs, scheduler.settings, NOW,
+        github_id if isinstance(github_id, int) else None,
     )
-    row, _ = await scheduler.run(lambda now: ops.get_repo(repo), write=False)
+    row, _ = await scheduler.run(ops.get_repo, repo, write=False)
     origin = f"{call.request.scheme}://{call.request.host}"
     return SyncReport(
         repo=repo,

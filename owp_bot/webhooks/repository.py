@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from gidgethub import routing, sansio
@@ -34,7 +35,7 @@ async def repository_moved(event: sansio.Event, changes: Changes) -> None:
         raise ValueError("the repository event does not say the repo's former name (changes)")
     current, change = str(event.data["repository"]["full_name"]), str(event.data["action"])
     actor = gh.actor_of(login_of(event.data["sender"]))
-    changes.add(lambda now: gh.repo_renamed(former, current, change, actor, now))
+    changes.add(partial(gh.repo_renamed, former, current, change, actor))
 
 
 for _action in MOVES:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from gidgethub import routing, sansio
 
 from owp_bot.scheduler import github_operations as gh
@@ -18,7 +20,7 @@ async def review_submitted(event: sansio.Event, changes: Changes) -> None:
     repo = str(event.data["repository"]["full_name"])
     number, author = int(event.data["pull_request"]["number"]), login_of(event.data["pull_request"]["user"])
     state, reviewer, review_id = str(review["state"]), login_of(review["user"]), int(review["id"])
-    changes.add(lambda now: gh.review_submitted(repo, number, author, state, reviewer, review_id, now))
+    changes.add(partial(gh.review_submitted, repo, number, author, state, reviewer, review_id))
 
 
 @router.register("pull_request_review", action="dismissed")
@@ -26,4 +28,4 @@ async def review_dismissed(event: sansio.Event, changes: Changes) -> None:
     repo = str(event.data["repository"]["full_name"])
     number, review_id = int(event.data["pull_request"]["number"]), int(event.data["review"]["id"])
     dismisser = login_of(event.data["sender"])
-    changes.add(lambda now: gh.review_dismissed(repo, number, review_id, dismisser, now))
+    changes.add(partial(gh.review_dismissed, repo, number, review_id, dismisser))

@@ -28,7 +28,7 @@ class GitHubApp:
     reloaded_at: float = float("-inf")
 
     async def reload_credentials(self) -> None:
-        stored = await self.scheduler.run(lambda now: gh.stored_credentials(), write=False)
+        stored = await self.scheduler.run(gh.stored_credentials, write=False)
         self.auth.use(credentials_from(self.scheduler.settings, stored))
 
     async def reload_credentials_now_and_then(self) -> None:

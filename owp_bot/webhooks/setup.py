@@ -20,6 +20,7 @@ from owp_bot.errors import Problem
 from owp_bot.keys import SCHEDULER
 from owp_bot.protocol.routes import Api, Call
 from owp_bot.scheduler import github_operations as gh
+from owp_bot.scheduler.service import NOW
 from owp_bot.webhooks.client import GitHubError
 from owp_bot.webhooks.service import GITHUB
 
@@ -109,7 +110,7 @@ async def setup_start(call: Call) -> web.StreamResponse:
     if not scheduler.is_admin(str(form.get("admin_token", ""))):
         return _page("Not allowed", "<p>That is not this pool's admin token (OWP_ADMIN_TOKEN).</p>", 401)
     state = secrets.token_urlsafe(24)
-    await scheduler.run(lambda now: gh.remember_setup_state(state, now + STATE_TTL))
+    await scheduler.run(gh.remember_setup_state, state, scheduler.now() + STATE_TTL)
     org = str(form.get("organization", "")).strip()
     web_url = scheduler.settings.github_web_url
     target = f"{web_url}/organizations/{org}/settings/apps/new" if org else f"{web_url}/settings/apps/new"
@@ -143,7 +144,7 @@ async def setup_callback(call: Call) -> web.StreamResponse:
     request = call.request
     github = request.app[GITHUB]
     code, state = call.query.code, call.query.state
-    if not code or not state or not await github.scheduler.run(lambda now: gh.take_setup_state(state, now)):
+    if not code or not state or not await github.scheduler.run(gh.take_setup_state, state, NOW):
         raise Problem(403, "this set-up link is unknown, used or expired; start again at /github/setup")
     try:
         app, _ = await github.client.call("POST", f"/app-manifests/{code}/conversions")
@@ -152,16 +153,15 @@ async def setup_callback(call: Call) -> web.StreamResponse:
             502, f"GitHub did not convert the manifest code: {error}; start again at /github/setup"
         ) from None
     await github.scheduler.run(
-        lambda now: gh.store_credentials(
-            int(app["id"]),
-            str(app["slug"]),
-            app.get("html_url"),
-            str(app["pem"]),
-            str(app["webhook_secret"]),
-            app.get("client_id"),
-            app.get("client_secret"),
-            now,
-        )
+        gh.store_credentials,
+        int(app["id"]),
+        str(app["slug"]),
+        app.get("html_url"),
+        str(app["pem"]),
+        str(app["webhook_secret"]),
+        app.get("client_id"),
+        app.get("client_secret"),
+        NOW,
     )
     await github.reload_credentials()
     install = f"{app.get('html_url') or ''}/installations/new"

@@ -186,9 +186,7 @@ async def test_issue_gone_is_handled(world: GitHubWorld) -> None:
     _, token = await world.online_worker("ann")
     await pool.work(token)
     await world.drain()  # 404 on the labels: the job ends as gone, nothing raises
-    counts = await pool.app[GITHUB].scheduler.run(
-        lambda now: gh.outbox_counts(), write=False
-    )
+    counts = await pool.app[GITHUB].scheduler.run(gh.outbox_counts, write=False)
     assert counts.get("gone") == 1 and "pending" not in counts
 
 

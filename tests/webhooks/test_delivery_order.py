@@ -113,5 +113,5 @@ async def test_an_issue_read_from_github_after_it_left_the_repo_changes_no_other
     await world.drain()
     assert fake.calls_to("GET", f"/repos/{REPO}/issues/{number}")
     assert [(t["task_id"], t["issue_number"]) for t in await world.tasks()] == [(task["task_id"], number)]
-    counts = await pool.app[SCHEDULER].run(lambda now: gh.outbox_counts(), write=False)
+    counts = await pool.app[SCHEDULER].run(gh.outbox_counts, write=False)
     assert "failed" not in counts, counts

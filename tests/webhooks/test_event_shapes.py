@@ -15,6 +15,7 @@ from owp_bot.devtools import github_payloads as gp
 from owp_bot.devtools.fake_github import FakeGitHub
 from owp_bot.keys import SCHEDULER
 from owp_bot.scheduler.analytics import prune_events
+from owp_bot.scheduler.service import NOW
 from owp_bot.scheduler.sqlite_store import SQLiteStore
 from owp_bot.webhooks.service import GITHUB
 from tests.conftest import ADMIN_TOKEN, start_server
@@ -204,7 +205,7 @@ async def test_a_review_dismissed_after_retention_pruned_its_event_is_taken_back
     assert reviewed is not None
     review_id = reviewed.payload["review"]["id"]
     pool.clock.advance(31 * 86400)
-    assert await pool.app[SCHEDULER].run(lambda now: prune_events(now, 30 * 86400)) > 0
+    assert await pool.app[SCHEDULER].run(prune_events, NOW, 30 * 86400) > 0
     assert await pool.events(type="review.approved") == []
     before = await pool.call("GET", f"/v1/workers/{worker_id}/reputation", admin=True)
     assert before["metrics"]["approved"] == 1

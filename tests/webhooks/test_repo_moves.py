@@ -14,6 +14,7 @@ from owp_bot.keys import SCHEDULER, SETTINGS
 from owp_bot.scheduler import github_operations as gh
 from owp_bot.scheduler.analytics import sample_budgets
 from owp_bot.scheduler.postgres_store import PostgresStore
+from owp_bot.scheduler.service import NOW
 from owp_bot.scheduler.sqlite_store import SQLiteStore
 from owp_bot.scheduler.store import Store
 from owp_bot.webhooks.repository import former_name
@@ -29,7 +30,7 @@ async def test_a_renamed_repo_keeps_its_work_and_gets_its_deliveries(world: GitH
     task = await world.task_of_issue(number)
     _, token = await world.online_worker("ann")
     assert len((await pool.work(token))["leases"]) == 1
-    await pool.app[SCHEDULER].run(lambda now: sample_budgets(now, pool.app[SETTINGS].insights_interval))
+    await pool.app[SCHEDULER].run(sample_budgets, NOW, pool.app[SETTINGS].insights_interval)
     await world.drain()
 
     delivered = await fake.rename_repo(REPO, "service")
