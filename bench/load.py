@@ -109,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="time every named statement the server runs during the loop (bench/statements.py) and report them",
     )
+    p.add_argument("--processes", type=int, default=1,
+                   help="the server's OWP_PROCESSES: HTTP in this many processes, writes in one more (SQLite)")
     p.add_argument("--json", type=Path, help="also write every number to this file")
     return p
 
@@ -133,23 +135,37 @@ def percentiles(values: list[float]) -> dict[str, float]:
     }
 
 
+def with_children(pid: int) -> list[int]:
+    """A process and its children (`owp serve --processes N`: the writer and its fronts), from Linux /proc."""
+    found = [pid]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError), open(f"/proc/{entry}/stat", encoding="ascii") as stat:
+                if int(stat.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry))
+    return found
+
+
 def rss_mb(pid: int) -> tuple[float, float]:
-    """(current, peak) resident set of a process, in MB."""
-    found = {}
-    with contextlib.suppress(OSError), open(f"/proc/{pid}/status", encoding="ascii") as status:
-        for line in status:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                found[key] = int(value.split()[0]) / 1024
-    return round(found.get("VmRSS", 0.0), 1), round(found.get("VmHWM", 0.0), 1)
+    """(current, peak) resident set of a process and its children, in MB (the peak: the sum of their peaks)."""
+    found = {"VmRSS": 0.0, "VmHWM": 0.0}
+    for member in with_children(pid):
+        with contextlib.suppress(OSError), open(f"/proc/{member}/status", encoding="ascii") as status:
+            for line in status:
+                key, _, value = line.partition(":")
+                if key in found:
+                    found[key] += int(value.split()[0]) / 1024
+    return round(found["VmRSS"], 1), round(found["VmHWM"], 1)
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU a process has used so far (Linux /proc), in seconds."""
-    with contextlib.suppress(OSError), open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return 0.0
+    """User + system CPU a process and its children have used so far (Linux /proc), in seconds."""
+    total = 0
+    for member in with_children(pid):
+        with contextlib.suppress(OSError), open(f"/proc/{member}/stat", encoding="ascii") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 @contextlib.asynccontextmanager
@@ -301,7 +317,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     base = f"http://127.0.0.1:{port}"
     fill = {"python": sys.executable, "port": str(port), "db": str(db)}
     argv = [part.format(**fill) for part in shlex.split(args.server_cmd)]
-    env = {**os.environ, "OWP_DB_PATH": str(db), "OWP_ADMIN_TOKEN": ADMIN_TOKEN, **SERVER_ENV}
+    env = {**os.environ, "OWP_DB_PATH": str(db), "OWP_ADMIN_TOKEN": ADMIN_TOKEN, **SERVER_ENV,
+           "OWP_PROCESSES": str(args.processes)}
     timings = workdir / "statements.json"
     if args.statements:
         if args.server_cmd != DEFAULT_SERVER:
@@ -523,6 +540,7 @@ def report(result: dict[str, Any]) -> str:
         f"heartbeat/ceiling={result['heartbeat_ratio']:.2f} leases/s={result['leases_per_second']:.0f} "
         f"rss={result['server_peak_rss_mb']}MB invariants={'OK' if result['invariants_ok'] else 'BROKEN'} "
         f"errors={sum(sum(v.values()) for v in result['errors'].values())} store={result['store']}"
+        + (f" processes={a['processes']}+1" if a.get("processes", 1) > 1 else "")
     )
     return "\n".join(lines)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 from aiohttp import web
 
@@ -13,7 +14,7 @@ from owp_bot.clock import Clock, SystemClock
 from owp_bot.config import Settings
 from owp_bot.demo.api import demo_api, demo_ctx
 from owp_bot.errors import Problem
-from owp_bot.events import EventHub
+from owp_bot.events import EventHub, SequencedHub
 from owp_bot.keys import CLOCK, HUB, SCHEDULER, SETTINGS, STORE
 from owp_bot.protocol import models as wire
 from owp_bot.protocol.routes import Api, Call
@@ -25,6 +26,7 @@ from owp_bot.scheduler.service import Scheduler
 from owp_bot.scheduler.sqlite_store import SQLiteStore
 from owp_bot.scheduler.store import Store
 from owp_bot.scheduler.sweeper import sweeper_ctx
+from owp_bot.scheduler.writer_link import WriterLink
 from owp_bot.web.pages import add_dashboard, dashboard_api
 from owp_bot.web.stream import stream_api
 from owp_bot.webhooks.receiver import github_api
@@ -88,7 +90,11 @@ async def problems(request: web.Request, handler: Callable[[web.Request], Awaita
         return _problem_response(Problem(500, "the server failed to answer; the error is in its log"), request)
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None, store: Store | None = None) -> web.Application:
+def create_app(settings: Settings, *, clock: Clock | None = None, store: Store | None = None,
+               writer_socket: Path | None = None) -> web.Application:
+    """The whole pool in one process; or, with `writer_socket`, a front process of `owp serve --processes N` on
+    SQLite: it reads on its own, sends its writes to the writer process there, and runs no background work (the
+    writer process does; writer_link.py)."""
     # outermost first: request id + metrics + access log see every answer, then problems, then rate limits
     app = web.Application(middlewares=[observability.observe, problems, ratelimit.rate_limit],
                           client_max_size=settings.max_body_bytes,
@@ -100,26 +106,38 @@ def create_app(settings: Settings, *, clock: Clock | None = None, store: Store |
     observability.install(app)
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
+    front = writer_socket is not None
     if store is None and settings.database_url:  # several replicas on PostgreSQL; SQLite is the default
         store = PostgresStore(settings.database_url)
-    store = store or SQLiteStore(settings.db_path)
+    store = store or SQLiteStore(settings.db_path, writes=not front)
     app[STORE] = store
-    # on PostgreSQL the hub also carries other replicas' events, in sequence order
-    app[HUB] = store.hub if isinstance(store, PostgresStore) else EventHub()
+    # on PostgreSQL the hub also carries other replicas' events, in sequence order; in a front, the writer's
+    app[HUB] = store.hub if isinstance(store, PostgresStore) else SequencedHub() if front else EventHub()
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         await app[STORE].open()
-        app[SCHEDULER] = Scheduler(app[STORE], settings, app[CLOCK], app[HUB])
-        yield
-        await app[STORE].close()
+        link = None
+        try:
+            if writer_socket is not None:
+                link = WriterLink(writer_socket, app[HUB], settings)
+                await link.open()
+            app[SCHEDULER] = Scheduler(app[STORE], settings, app[CLOCK], app[HUB], writer=link)
+            yield
+        finally:
+            if link is not None:
+                await link.close()
+            await app[STORE].close()
 
     app.cleanup_ctx.append(store_ctx)
-    app.cleanup_ctx.append(sweeper_ctx)
-    # subsystems add their own background work here (one cleanup context each)
-    app.cleanup_ctx.append(github_ctx)  # GitHub session and the outbox worker
-    app.cleanup_ctx.append(insights_ctx)  # review-budget samples and event retention
+    # subsystems add their own background work here (one cleanup context each), where the writes are made
+    if not front:
+        app.cleanup_ctx.append(sweeper_ctx)
+    app.cleanup_ctx.append(github_ctx)  # GitHub session, and where the writes are made the outbox worker
+    if not front:
+        app.cleanup_ctx.append(insights_ctx)  # review-budget samples and event retention
     app.cleanup_ctx.append(observability.metrics_ctx)
-    app.cleanup_ctx.append(demo_ctx)  # demo mode only: the simulated workers, stopped before the store closes
+    if not front:
+        app.cleanup_ctx.append(demo_ctx)  # demo mode only: the simulated workers, stopped before the store closes
     for table in api_tables():
         table.add_to(app)
     spec_text = SPEC_PATH.read_text(encoding="utf-8") if SPEC_PATH.exists() else json.dumps(build_spec(api_tables()))

@@ -30,6 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the pool server")
     _serve_args(serve)
+    serve.add_argument("--processes", type=_positive(int),
+                       help="answer HTTP in this many processes, with one more for the writes (SQLite; default: "
+                            "OWP_PROCESSES or 1)")
+    front = commands.add_parser("serve-front", help="one HTTP process of `owp serve --processes N` (it starts them)")
+    front.add_argument("--fd", type=int, required=True, help="the listening socket it inherits")
+    front.add_argument("--writer", type=Path, required=True, help="the writer process's Unix socket")
     demo = commands.add_parser("demo", help="run the pool with sample repos and tasks")
     _serve_args(demo)
     demo.add_argument("--data", type=Path, default=Path("demo-data"),
@@ -67,14 +73,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("OWP_LOG_LEVEL", "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        if args.command == "serve":
+        if args.command in ("serve", "serve-front"):
             from owp_bot.observability import configure_logging
 
             settings = load_settings()
             configure_logging(os.environ.get("OWP_LOG_LEVEL", "INFO"),  # JSON lines, secrets masked
                               tuple(s for s in (settings.admin_token, settings.github_webhook_secret,
                                                 settings.github_token) if s))
-            return serve(settings, args.host, args.port)
+            if args.command == "serve-front":
+                from owp_bot.fronts import serve_front
+
+                return serve_front(settings, args.fd, args.writer)
+            return serve(settings, args.host, args.port, processes=args.processes)
         if args.command == "demo":
             from owp_bot.demo import run_demo
 
@@ -142,10 +152,18 @@ def backup(database: Path, destination: Path) -> int:
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None,
-          app: web.Application | None = None) -> int:
+          app: web.Application | None = None, processes: int | None = None) -> int:
     from owp_bot.app import create_app
 
-    settings = settings.with_overrides(host=host or settings.host, port=settings.port if port is None else port)
+    settings = settings.with_overrides(host=host or settings.host, port=settings.port if port is None else port,
+                                       processes=processes or settings.processes)
+    if settings.processes > 1 and app is None:
+        if settings.database_url:
+            raise ConfigError("--processes is for SQLite (HTTP in several processes, one writer); on PostgreSQL run "
+                              "several `owp serve` replicas instead (docs/operations.md)")
+        from owp_bot.fronts import serve_processes
+
+        return serve_processes(settings)
     app = app or create_app(settings)
     app.on_startup.append(freeze_startup_objects)  # last: after the store, the scheduler and the routes
     loop = loop_factory(settings.event_loop)()

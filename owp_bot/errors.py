@@ -30,6 +30,9 @@ class Problem(Exception):
         self.detail = detail
         self.extra = extra
 
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled whole: a front process gets the writer's (writer_link.py)
+        return _problem, (self.status, self.detail, self.title, self.extra)
+
     def body(self, instance: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {
             "type": "about:blank", "title": self.title, "status": self.status, "detail": self.detail,
@@ -38,6 +41,10 @@ class Problem(Exception):
             body["instance"] = instance
         body.update(self.extra)
         return body
+
+
+def _problem(status: int, detail: str, title: str, extra: dict[str, Any]) -> Problem:
+    return Problem(status, detail, title=title, **extra)
 
 
 def not_found(kind: str, ident: str, hint: str = "") -> Problem:

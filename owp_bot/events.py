@@ -7,7 +7,7 @@ dropped (marked `overflowed`) — it reconnects and resumes from the log by sequ
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from owp_bot.scheduler.store import Event
 
@@ -33,6 +33,11 @@ class EventHub:
         self._subscribers: set[Subscription] = set()
         self._queue_size = queue_size
         self.last_seq = 0
+        self._forwards: list[Callable[[list[Event]], None]] = []
+
+    def forward(self, send: Callable[[list[Event]], None]) -> None:
+        """Also hand every published batch to `send` (the writer process sends them to its fronts)."""
+        self._forwards.append(send)
 
     def subscribe(self) -> Subscription:
         subscription = Subscription(self, self._queue_size)
@@ -40,6 +45,10 @@ class EventHub:
         return subscription
 
     def publish(self, events: Iterable[Event]) -> None:
+        if self._forwards:
+            events = list(events)
+            for send in self._forwards if events else ():
+                send(events)
         for event in events:
             self.last_seq = max(self.last_seq, event.seq)
             for subscription in list(self._subscribers):
@@ -52,3 +61,18 @@ class EventHub:
     @property
     def subscriber_count(self) -> int:
         return len(self._subscribers)
+
+
+class SequencedHub(EventHub):
+    """An EventHub that publishes every committed event once, in seq order, whichever replica wrote it.
+
+    On PostgreSQL, events reach it from this replica's transactions (the scheduler publishes them after commit)
+    and from the log, read by the bridge when another replica's commit is notified; whatever is not above
+    `last_seq` was published already and is dropped. Order holds because both paths hand it runs that begin
+    right after `last_seq`: the bridge reads the log from there, and `PostgresStore.run` first publishes what
+    other replicas committed before its own events (read from the log) when the bridge is behind. In a front
+    process (writer_link.py) they come from the writer process, in the order it published them.
+    """
+
+    def publish(self, events: Iterable[Event]) -> None:
+        super().publish([event for event in events if event.seq > self.last_seq])

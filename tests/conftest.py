@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -19,19 +20,23 @@ from aiohttp.test_utils import TestClient, TestServer
 from owp_bot.app import create_app
 from owp_bot.clock import ManualClock
 from owp_bot.config import Settings
+from owp_bot.fronts import writer
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
 
 
 # The store/API tests run on both backends: `backend` is "sqlite" or "postgres" (a fresh schema per test on
-# the PostgreSQL at OWP_TEST_DATABASE_URL, dropped afterwards). Mark a test `sqlite_only` when it opens the
-# SQLite file itself; OWP_TEST_BACKENDS=sqlite narrows a local run.
+# the PostgreSQL at OWP_TEST_DATABASE_URL, dropped afterwards). The API tests (those on the `pool` fixture) run a
+# third time as "split": the app under test is a front process's, and its writes go over a real Unix socket to a
+# writer (`owp serve --processes N`, writer_link.py) that runs in the test's process. Mark a test `sqlite_only`
+# when it opens the SQLite file itself; OWP_TEST_BACKENDS=sqlite narrows a local run.
 TEST_DATABASE_URL = os.environ.get("OWP_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-BACKENDS = os.environ.get("OWP_TEST_BACKENDS", "sqlite,postgres").split(",")
+BACKENDS = os.environ.get("OWP_TEST_BACKENDS", "sqlite,postgres,split").split(",")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sqlite_only: the test reads the SQLite file itself; SQLite only")
+    config.addinivalue_line("markers", "one_process: the test writes through the app's store itself; not split")
     threading.Thread(target=_watch_for_hangs, name="owp-test-watchdog", daemon=True).start()
 
 
@@ -67,7 +72,9 @@ def _watch_for_hangs() -> None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         sqlite_only = metafunc.definition.get_closest_marker("sqlite_only") is not None
-        metafunc.parametrize("backend", ["sqlite"] if sqlite_only else BACKENDS)
+        one_process = metafunc.definition.get_closest_marker("one_process") is not None
+        backends = [b for b in BACKENDS if b != "split" or ("pool" in metafunc.fixturenames and not one_process)]
+        metafunc.parametrize("backend", [b for b in backends if b != "postgres"] if sqlite_only else backends)
 
 
 def postgres_schema_url() -> tuple[str, Callable[[], None]]:
@@ -187,9 +194,20 @@ class Pool:
 
 
 @pytest.fixture
-async def pool(settings: Settings, clock: ManualClock, aiohttp_client: Any) -> AsyncIterator[Pool]:
-    client = await aiohttp_client(create_app(settings, clock=clock))
-    yield Pool(client, clock)
+async def pool(settings: Settings, clock: ManualClock, aiohttp_client: Any,
+               request: pytest.FixtureRequest) -> AsyncIterator[Pool]:
+    # (tests/webhooks run on SQLite alone unless they take `backend`)
+    if "backend" not in request.fixturenames or request.getfixturevalue("backend") != "split":
+        yield Pool(await aiohttp_client(create_app(settings, clock=clock)), clock)
+        return
+    with tempfile.TemporaryDirectory(prefix="owp-") as directory:  # short: a Unix socket's path has 107 bytes
+        path = Path(directory) / "writer.sock"
+        async with writer(create_app(settings, clock=clock), path):
+            client = await aiohttp_client(create_app(settings, clock=clock, writer_socket=path))
+            try:
+                yield Pool(client, clock)
+            finally:
+                await client.close()
 
 
 async def start_server(settings: Settings, clock: ManualClock | None = None) -> TestServer:

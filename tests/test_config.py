@@ -96,6 +96,9 @@ def test_a_database_password_as_typed_into_the_url_is_refused_with_the_fix(passw
     ({"OWP_ADMIN_TOKEN": TOKEN,
       "OWP_DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/test?search_path=owp_no_such_schema"},
      "has no schema to create the pool's tables in"),
+    ({"OWP_ADMIN_TOKEN": TOKEN, "OWP_PROCESSES": "0"}, "OWP_PROCESSES=0 is out of range; use 1..64"),
+    ({"OWP_ADMIN_TOKEN": TOKEN, "OWP_PROCESSES": "2", "OWP_DATABASE_URL": "postgresql://postgres@127.0.0.1/test"},
+     "OWP_PROCESSES is for SQLite"),
 ])
 def test_the_server_refuses_to_start_with_exit_code_2(env: dict[str, str], expected: str, tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "owp_bot", "serve"], capture_output=True, text=True, timeout=60,
@@ -139,7 +142,7 @@ def test_the_server_runs_on_the_loop_chosen(choice: str, loop: str, tmp_path: Pa
             assert server.wait(timeout=30) == 0
 
 
-@pytest.mark.parametrize("command", [["serve"], ["demo", "--workers", "1"]])
+@pytest.mark.parametrize("command", [["serve"], ["serve", "--processes", "2"], ["demo", "--workers", "1"]])
 def test_a_port_in_use_is_a_clear_error_with_exit_code_2(command: list[str], tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "OWP_DB_PATH": str(tmp_path / "p.db"), "OWP_ADMIN_TOKEN": TOKEN}
     with socket.socket() as taken:

@@ -68,7 +68,7 @@ import json
 import logging
 import re
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
@@ -77,7 +77,7 @@ import asyncpg
 
 from owp_bot.config import ConfigError
 from owp_bot.errors import Problem
-from owp_bot.events import EventHub
+from owp_bot.events import SequencedHub
 from owp_bot.scheduler.reputation import OUTCOME_EVENTS
 from owp_bot.scheduler.store import (
     Committed,
@@ -484,20 +484,6 @@ async def migrate(conn: Conn) -> list[int]:
 
 
 # ------------------------------------------------------------------ the event stream across replicas
-
-
-class SequencedHub(EventHub):
-    """An EventHub that publishes every committed event once, in seq order, whichever replica wrote it.
-
-    Events reach it from this replica's transactions (the scheduler publishes them after commit) and from
-    the log, read by the bridge when another replica's commit is notified; whatever is not above `last_seq`
-    was published already and is dropped. Order holds because both paths hand it runs that begin right
-    after `last_seq`: the bridge reads the log from there, and `PostgresStore.run` first publishes what
-    other replicas committed before its own events (read from the log) when the bridge is behind.
-    """
-
-    def publish(self, events: Iterable[Event]) -> None:
-        super().publish([event for event in events if event.seq > self.last_seq])
 
 
 class EventBridge:

@@ -114,8 +114,12 @@ class _Waiting:
 
 
 class SQLiteStore:
-    def __init__(self, path: Path | str) -> None:
+    """`writes=False`: reads only, for a front process (writer_link.py), whose writes the writer process makes;
+    the database must exist, migrated."""
+
+    def __init__(self, path: Path | str, *, writes: bool = True) -> None:
         self.path = Path(path)
+        self.writes = writes
         self._writer: sqlite3.Connection | None = None
         self._reads: ThreadPoolExecutor | None = None
         self._reader: sqlite3.Connection | None = None
@@ -127,6 +131,14 @@ class SQLiteStore:
     # -- lifecycle
 
     async def open(self) -> None:
+        if self.writes:
+            self._writer = self._open_writer()
+            self._slow_writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="owp-sqlite-slow-write")
+            self._checkpoints = _Checkpointer(self.path)
+        self._reads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="owp-sqlite-read")
+        self._reader = await self._read(lambda: _reader_connection(self.path))
+
+    def _open_writer(self) -> sqlite3.Connection:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             writer = _connect(self.path)
@@ -142,29 +154,28 @@ class SQLiteStore:
         except BaseException:
             writer.close()
             raise
-        self._writer = writer
-        self._reads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="owp-sqlite-read")
-        self._slow_writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="owp-sqlite-slow-write")
-        self._reader = await self._read(lambda: _reader_connection(self.path))
-        self._checkpoints = _Checkpointer(self.path)
+        return writer
 
     async def close(self) -> None:
-        if self._writer is None:
+        if self._reads is None:
             return
         if self._committer is not None:
             await self._committer  # what was asked before close is answered
-        assert self._reads is not None and self._checkpoints is not None
         if self._reader is not None:
             await self._read(self._reader.close)
             self._reader = None
         self._reads.shutdown(wait=True)
+        self._reads = None
+        if self._writer is None:
+            return
+        assert self._checkpoints is not None
         if self._slow_writes is not None:
             self._slow_writes.shutdown(wait=True)
             self._slow_writes = None
         await asyncio.get_running_loop().run_in_executor(None, self._checkpoints.stop)
         self._writer.execute("PRAGMA optimize")
         self._writer.close()  # the last connection out checkpoints the rest
-        self._writer = self._reads = self._checkpoints = None
+        self._writer = self._checkpoints = None
 
     async def ready(self) -> bool:
         reader = self._reader
@@ -181,10 +192,12 @@ class SQLiteStore:
     async def run(self, make_op: MakeOp[T], *, write: bool = True, slow: bool = False,
                   prelude: MakeOp[Committed] | None = None) -> tuple[T, list[Event]]:
         reader = self._reader
-        if self._writer is None or reader is None:
+        if reader is None:
             raise RuntimeError("the SQLite store is not open")
         if not write:
             return await self._read(lambda: _read_transaction(reader, make_op()))
+        if self._writer is None:
+            raise RuntimeError("this SQLite store only reads: a front process sends its writes to the writer process")
         answer: asyncio.Future[tuple[Any, list[Event]]] = asyncio.get_running_loop().create_future()
         self._waiting.append(_Waiting(make_op, slow, prelude, answer))
         if self._committer is None or self._committer.done():

@@ -52,5 +52,8 @@ async def github_ctx(app: web.Application) -> AsyncIterator[None]:
         github = GitHubApp(scheduler, client, auth, Outbox(scheduler, client, auth))
         await github.reload_credentials()
         app[GITHUB] = github
+        if scheduler.writer is not None:  # a front process: the writer process runs the outbox
+            yield
+            return
         async with running(outbox_loop(github.outbox, settings.github_outbox_poll), "owp-github-outbox"):
             yield

@@ -1,0 +1,162 @@
+"""`owp serve --processes N` (OWP_PROCESSES): one writer process, N front processes that answer HTTP.
+
+The process `owp serve` starts is the writer (scheduler/writer_link.py says why and what they say to each
+other). It opens the store and runs the background work as a single process would, and the writer service on a
+Unix socket in a private temporary directory. It listens on the pool's address but never accepts: it starts N
+`owp serve-front` processes that inherit the listening socket and accept from it, each connection going to a
+front that is waiting for one. A front that exits is started again a second later; a front whose writer went
+away exits. Ctrl-C and SIGTERM reach the writer, which stops the fronts first (they answer what they have
+begun), then its own work, then closes the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from owp_bot.config import ConfigError, Settings, cannot_listen
+from owp_bot.eventloop import loop_factory
+from owp_bot.keys import SCHEDULER
+from owp_bot.scheduler.writer_link import WriterLink, WriterService
+
+log = logging.getLogger(__name__)
+STARTING = 60.0  # seconds for every front to connect before `owp serve` gives up
+RESTART_AFTER = 1.0  # seconds before a front that exited is started again
+STOPPING = 15.0  # seconds a front has to finish after SIGTERM, before SIGKILL
+
+
+@contextlib.asynccontextmanager
+async def writer(app: web.Application, path: Path) -> AsyncIterator[WriterService]:
+    """Run `app` (the whole pool, unserved) with the writer service on the Unix socket `path`."""
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()  # the store, the scheduler and the background work
+    try:
+        service = WriterService(app[SCHEDULER])
+        await service.start(path)
+        try:
+            yield service
+        finally:
+            await service.stop()
+    finally:
+        await runner.cleanup()
+
+
+def serve_processes(settings: Settings) -> int:
+    try:
+        listener = socket.create_server((settings.host, settings.port), backlog=1024)
+    except OSError as exc:
+        raise cannot_listen(exc, settings.host, settings.port) from None
+    with listener, asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
+        return runner.run(_serve(settings, listener))
+
+
+async def _serve(settings: Settings, listener: socket.socket) -> int:
+    from owp_bot.app import create_app
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    directory = Path(tempfile.mkdtemp(prefix="owp-"))
+    path = directory / "writer.sock"
+    command = [sys.executable, "-m", "owp_bot", "serve-front", "--fd", str(listener.fileno()), "--writer", str(path)]
+    try:
+        async with writer(create_app(settings), path) as service:
+            fronts = [_Front(index, command, listener.fileno()) for index in range(settings.processes)]
+            kept = [asyncio.create_task(front.keep_running(), name=f"owp-front-{front.index}") for front in fronts]
+            try:
+                async with asyncio.timeout(STARTING):
+                    while service.front_count < settings.processes:
+                        await service.connected.wait()
+                        service.connected.clear()
+            except TimeoutError:
+                raise ConfigError(f"only {service.front_count} of {settings.processes} front processes started "
+                                  f"within {STARTING:.0f}s; their errors are above") from None
+            else:
+                host, port = listener.getsockname()[:2]
+                print(f"OWP Pool listening on http://{host}:{port} ({settings.processes} front processes and a "
+                      f"writer, pid {os.getpid()})", flush=True)
+                await stop.wait()
+            finally:
+                await asyncio.gather(*(front.stop() for front in fronts))
+                for task in kept:
+                    task.cancel()
+                await asyncio.gather(*kept, return_exceptions=True)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    return 0
+
+
+class _Front:
+    def __init__(self, index: int, command: list[str], fd: int) -> None:
+        self.index = index
+        self._command = command
+        self._fd = fd
+        self._process: asyncio.subprocess.Process | None = None
+        self._stopping = False
+
+    async def keep_running(self) -> None:
+        while not self._stopping:
+            # a session of its own: Ctrl-C in a terminal reaches the writer only, which stops the fronts in order
+            self._process = await asyncio.create_subprocess_exec(*self._command, pass_fds=(self._fd,),
+                                                                 start_new_session=True)
+            code = await self._process.wait()
+            if self._stopping:
+                return
+            log.error("front process %d (pid %d) exited with status %s; starting it again in %.0fs",
+                      self.index, self._process.pid, code, RESTART_AFTER)
+            await asyncio.sleep(RESTART_AFTER)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        process = self._process
+        if process is None or process.returncode is not None:
+            return
+        process.terminate()
+        try:
+            async with asyncio.timeout(STOPPING):
+                await process.wait()
+        except TimeoutError:
+            log.error("front process %d (pid %d) did not stop within %.0fs; killed", self.index, process.pid,
+                      STOPPING)
+            process.kill()
+            await process.wait()
+
+
+def serve_front(settings: Settings, fd: int, writer_socket: Path) -> int:
+    """One front process: HTTP on the inherited listening socket `fd`, writes through `writer_socket`."""
+    from owp_bot.app import create_app
+    from owp_bot.cli import freeze_startup_objects
+
+    app = create_app(settings, writer_socket=writer_socket)
+    app.on_startup.append(freeze_startup_objects)
+    app.cleanup_ctx.append(_end_with_the_writer)
+    web.run_app(app, sock=socket.socket(fileno=fd), shutdown_timeout=10, print=None, access_log=None,
+                handle_signals=True, loop=loop_factory(settings.event_loop)())
+    return 0
+
+
+async def _end_with_the_writer(app: web.Application) -> AsyncIterator[None]:
+    """The writer went away (it stopped, or crashed): so does this front, as on SIGTERM."""
+    link = app[SCHEDULER].writer
+    assert isinstance(link, WriterLink)
+
+    async def watch() -> None:
+        await link.lost.wait()
+        log.warning("the writer process went away; this front process stops")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    watcher = asyncio.create_task(watch(), name="owp-front-writer-watch")
+    yield
+    watcher.cancel()

@@ -1,0 +1,284 @@
+"""The writer process and its front processes: how a front sends its writes (`owp serve --processes N`, SQLite).
+
+SQLite takes one writer at a time, and on a small machine the writer's share of a lease is about half of its
+CPU; HTTP is the other half (bench/RESULTS.md). With `--processes N`, N front processes answer HTTP on one
+listening socket and run reads on read-only connections of their own (WAL: each sees what was committed), and
+the one writer process runs every write operation, in the same group commits as a single process does. Its
+background work (heartbeats written behind, expiry, the GitHub outbox, insights) runs there too.
+
+An operation travels by name: `Scheduler.run` makes it a `functools.partial` of a module-level function and plain
+values, which pickle sends as the function's name with the values. Over one Unix socket per front, each message
+a pickled tuple behind a 4-byte length:
+- front to writer: `("write", id, operation, arrived, slow)` (the operation pickled on its own, so that one the
+  writer cannot load is answered as an error); `("beat", worker_id, beat)`, a heartbeat, buffered by the writer
+  as if it had arrived there.
+- writer to front: `("events", [Event])`, every batch the writer publishes, to every front, in order; then
+  `("answer", id, ok, value)`, the operation's value or the exception it raised. A front publishes the events in
+  its own hub (its event stream and metrics), and they come before the answer of the write that made them.
+
+Rows travel as dicts (`sqlite3.Row` does not pickle); the settings travel as a reference, each process having
+loaded the same ones from the same environment. A write whose answer never came (the writer stopped) fails with
+a 503 that says it may or may not have been applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copyreg
+import io
+import itertools
+import logging
+import pickle
+import sqlite3
+import struct
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from owp_bot.config import Settings
+from owp_bot.errors import Problem
+from owp_bot.events import EventHub
+from owp_bot.scheduler.service import Beat, Scheduler
+from owp_bot.scheduler.store import Event, MakeOp
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_LENGTH = struct.Struct("!I")
+_SETTINGS = "settings"  # the persistent id of the Settings object
+
+
+def _row(row: sqlite3.Row) -> tuple[Any, ...]:
+    return dict, (dict(zip(row.keys(), tuple(row), strict=True)),)
+
+
+class _Pickler(pickle.Pickler):
+    dispatch_table = {**copyreg.dispatch_table, sqlite3.Row: _row}
+
+    def __init__(self, file: io.BytesIO, settings: Settings) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._settings = settings
+
+    def persistent_id(self, obj: Any) -> str | None:
+        return _SETTINGS if obj is self._settings else None
+
+
+class _Unpickler(pickle.Unpickler):
+    def __init__(self, file: io.BytesIO, settings: Settings) -> None:
+        super().__init__(file)
+        self._settings = settings
+
+    def persistent_load(self, pid: Any) -> Any:
+        if pid != _SETTINGS:
+            raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
+        return self._settings
+
+
+class _Codec:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def dumps(self, value: Any) -> bytes:
+        buffer = io.BytesIO()
+        _Pickler(buffer, self.settings).dump(value)
+        return buffer.getvalue()
+
+    def loads(self, data: bytes) -> Any:
+        return _Unpickler(io.BytesIO(data), self.settings).load()
+
+    def frame(self, message: tuple[Any, ...]) -> bytes:
+        body = self.dumps(message)
+        return _LENGTH.pack(len(body)) + body
+
+
+class _Channel(asyncio.Protocol):
+    """One end of a Unix socket connection: frames out, gathered for one write per turn of the loop, and in."""
+
+    def __init__(self, codec: _Codec, on_message: Callable[[_Channel, Any], None],
+                 on_lost: Callable[[_Channel], None]) -> None:
+        self._codec = codec
+        self._on_message = on_message
+        self._on_lost = on_lost
+        self._transport: asyncio.Transport | None = None
+        self._out: list[bytes] = []
+        self._in = bytearray()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        self._on_lost(self)
+
+    @property
+    def open(self) -> bool:
+        return self._transport is not None and not self._transport.is_closing()
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        self.send_frame(self._codec.frame(message))
+
+    def send_frame(self, frame: bytes) -> None:
+        if not self._out:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._out.append(frame)
+
+    def _flush(self) -> None:
+        out, self._out = self._out, []
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(b"".join(out))
+
+    def data_received(self, data: bytes) -> None:
+        self._in += data
+        start, end = 0, len(self._in)
+        while end - start >= _LENGTH.size:
+            (size,) = _LENGTH.unpack_from(self._in, start)
+            if end - start - _LENGTH.size < size:
+                break
+            body = bytes(self._in[start + _LENGTH.size:start + _LENGTH.size + size])
+            start += _LENGTH.size + size
+            self._on_message(self, self._codec.loads(body))
+        del self._in[:start]
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._flush()
+            self._transport.close()
+
+
+# ------------------------------------------------------------------ the writer's side
+
+
+class WriterService:
+    """In the writer process: runs the writes its fronts send, takes their heartbeats, sends them its events."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
+        self._codec = _Codec(scheduler.settings)
+        self._fronts: set[_Channel] = set()
+        self._writes: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
+        self.connected = asyncio.Event()  # a front connected since it was last cleared (the supervisor waits)
+        scheduler.hub.forward(self._broadcast)
+
+    async def start(self, path: Path) -> None:
+        self._server = await asyncio.get_running_loop().create_unix_server(
+            lambda: _Channel(self._codec, self._message, self._fronts.discard), str(path))
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for channel in list(self._fronts):
+            channel.close()
+        if self._writes:  # the writes already asked are made (their fronts may be gone)
+            await asyncio.gather(*self._writes, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    @property
+    def front_count(self) -> int:
+        return len(self._fronts)
+
+    def _broadcast(self, events: list[Event]) -> None:
+        if self._fronts:
+            frame = self._codec.frame(("events", events))
+            for channel in self._fronts:
+                channel.send_frame(frame)
+
+    def _message(self, channel: _Channel, message: Any) -> None:
+        kind = message[0]
+        if kind == "write":
+            _, ident, operation, arrived, slow = message
+            task = asyncio.get_running_loop().create_task(self._write(channel, ident, operation, arrived, slow))
+            self._writes.add(task)
+            task.add_done_callback(self._writes.discard)
+        elif kind == "beat":
+            _, worker_id, beat = message
+            self.scheduler.buffer_heartbeat(worker_id, beat)
+        elif kind == "hello":
+            self._fronts.add(channel)
+            self.connected.set()
+        else:
+            log.error("a front process sent %r, which the writer does not know; ignored", kind)
+
+    async def _write(self, channel: _Channel, ident: int, operation: bytes, arrived: float, slow: bool) -> None:
+        try:
+            make_op = self._codec.loads(operation)
+            value = await self.scheduler.write(make_op, arrived, slow)
+            answer = self._codec.frame(("answer", ident, True, value))
+        except Exception as exc:
+            answer = self._codec.frame(("answer", ident, False, self._portable(exc)))
+        if channel.open:
+            channel.send_frame(answer)
+
+    def _portable(self, exc: Exception) -> Exception:
+        """The exception as the front will raise it: itself where it pickles, with the writer's traceback."""
+        if not isinstance(exc, Problem):
+            exc.add_note("raised in the writer process:\n" + "".join(traceback.format_exception(exc)))
+        try:
+            self._codec.dumps(exc)
+        except Exception:
+            return RuntimeError(f"{type(exc).__name__} in the writer process: {exc}")
+        return exc
+
+
+# ------------------------------------------------------------------ a front's side
+
+
+class WriterLink:
+    """In a front process: the scheduler's `writer` (service.Writer), over the writer process's socket."""
+
+    def __init__(self, path: Path, hub: EventHub, settings: Settings) -> None:
+        self._path = path
+        self._hub = hub
+        self._codec = _Codec(settings)
+        self._channel: _Channel | None = None
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._ids = itertools.count(1)
+        self.lost = asyncio.Event()  # the writer went away: the front process ends
+
+    async def open(self) -> None:
+        def channel() -> _Channel:
+            return _Channel(self._codec, self._message, self._lost)
+
+        _, self._channel = await asyncio.get_running_loop().create_unix_connection(channel, str(self._path))
+        self._channel.send(("hello",))
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+
+    async def write(self, make_op: MakeOp[T], arrived: float, slow: bool) -> T:
+        channel = self._channel
+        if channel is None or not channel.open:
+            raise Problem(503, "the pool's writer process is not running; try again in a moment")
+        ident = next(self._ids)
+        answer: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pending[ident] = answer
+        channel.send(("write", ident, self._codec.dumps(make_op), arrived, slow))
+        return await answer
+
+    def heartbeat(self, worker_id: str, beat: Beat) -> None:
+        if self._channel is not None and self._channel.open:
+            self._channel.send(("beat", worker_id, beat))
+
+    def _message(self, channel: _Channel, message: Any) -> None:
+        if message[0] == "events":
+            self._hub.publish(message[1])
+            return
+        _, ident, ok, value = message
+        answer = self._pending.pop(ident, None)
+        if answer is None or answer.done():  # its caller went away; the write was made all the same
+            return
+        if ok:
+            answer.set_result(value)
+        else:
+            answer.set_exception(value)
+
+    def _lost(self, channel: _Channel) -> None:
+        pending, self._pending = self._pending, {}
+        for answer in pending.values():
+            if not answer.done():
+                answer.set_exception(Problem(
+                    503, "the pool's writer process stopped before it answered: the request may or may not have "
+                         "been applied; read the state (GET /v1/work, the task), then try again"))
+        self.lost.set()
