@@ -12,9 +12,11 @@ a pickled tuple behind a 4-byte length:
 - front to writer: `("write", id, operation, arrived, slow)` (the operation pickled on its own, so that one the
   writer cannot load is answered as an error); `("beat", worker_id, beat)`, a heartbeat, buffered by the writer
   as if it had arrived there.
-- writer to front: `("events", [Event])`, every batch the writer publishes, to every front, in order; then
-  `("answer", id, ok, value)`, the operation's value or the exception it raised. A front publishes the events in
-  its own hub (its event stream and metrics), and they come before the answer of the write that made them.
+- writer to front: `("events", [Event])`, every batch the writer publishes, to every front, in order (the list
+  pickled on its own, once for all fronts); then `("answer", id, ok, value)`, the operation's value or the
+  exception it raised. A front publishes the events in its own hub for its event streams, before the answer of
+  the write that made them; with no stream open it does not even unpickle them (a stream that opens reads the
+  log first, then takes the live events after it, and fills any gap from the log: web/stream.py).
 
 Rows travel as dicts (`sqlite3.Row` does not pickle); the settings travel as a reference, each process having
 loaded the same ones from the same environment. A write whose answer never came (the writer stopped) fails with
@@ -180,7 +182,7 @@ class WriterService:
 
     def _broadcast(self, events: list[Event]) -> None:
         if self._fronts:
-            frame = self._codec.frame(("events", events))
+            frame = self._codec.frame(("events", self._codec.dumps(events)))
             for channel in self._fronts:
                 channel.send_frame(frame)
 
@@ -263,7 +265,8 @@ class WriterLink:
 
     def _message(self, channel: _Channel, message: Any) -> None:
         if message[0] == "events":
-            self._hub.publish(message[1])
+            if self._hub.subscriber_count:
+                self._hub.publish(self._codec.loads(message[1]))
             return
         _, ident, ok, value = message
         answer = self._pending.pop(ident, None)
