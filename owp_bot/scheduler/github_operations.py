@@ -27,6 +27,9 @@ from owp_bot.scheduler.store import Op, Row, one, rows, run
 
 Change = Callable[[float], Op[str | None]]
 SIZES = {"s": 1, "m": 3, "l": 5, "xl": 8}
+# A voided report's PR, opened later than this after the report, is not the PR it reported: a worker reports the PR
+# it opened or is about to open, and GitHub gives an unused number to whichever PR comes next (void_taken_back).
+REPORTED_PR_OPENED_WITHIN = 3600.0
 WRITEBACK_EVENTS = (
     "lease.granted",
     "lease.expired",
@@ -80,6 +83,7 @@ class PullRef:
     head_ref: str
     state: str  # open | closed
     merged: bool
+    created_at: float | None = None  # when the PR was opened (None: the payload did not say)
 
 
 @dataclass(frozen=True, slots=True)
@@ -483,6 +487,10 @@ def pull_changed(pull: PullRef, actor: str, now: float) -> Op[str | None]:
     reported: list[str] = []
     for task in (yield rows("gh_tasks_of_pr", pull.repo, pull.number)):
         if task["voided_lease_id"] is not None:  # a report of this PR was voided: wrongly, when the worker wrote it
+            if pull.created_at is not None and pull.created_at > task["reported_at"] + REPORTED_PR_OPENED_WITHIN:
+                reported.append(f"PR #{pull.number} was opened well after task {task['id']}'s report of that number "
+                                "was voided: another pull request, which does not take the void back")
+                continue  # a report that named a number before it existed (a typo): GitHub gave it to a later PR
             if (yield from _reporter_wrote(task["reporter_id"], pull.author)):
                 named = any(t["id"] == task["id"] for t in tasks)
                 followed, note = yield from void_taken_back(task, pull, named, actor, now)

@@ -3,6 +3,7 @@ or back to ready; other open PRs count against the repo's review budget."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -27,6 +28,7 @@ def pull_ref(data: dict[str, Any]) -> gh.PullRef:
         head_ref=str(pr["head"]["ref"]),
         state=str(pr["state"]),
         merged=bool(pr.get("merged")),
+        created_at=datetime.fromisoformat(str(pr["created_at"])).timestamp() if pr.get("created_at") else None,
     )
 
 

@@ -468,3 +468,16 @@ async def test_an_upgraded_pool_knows_the_reports_it_voided_before(
     await fake.open_pull(REPO, title="README fix", body="Part of the README work", user="mallory")
     assert (await pool.get_task(task_id))["worker_id"] == worker_id
     assert (await outcomes(world, worker_id))["expired"] == 0
+
+
+async def test_a_pr_opened_long_after_a_voided_report_is_another_pr(world: GitHubWorld, backend: str) -> None:
+    """The report named a number no PR had yet (a typo, say); GitHub gives that number to the worker's next PR, a
+    day later. That PR is not the one reported: the void stands, and the task stays in the pool."""
+    pool, fake = world.pool, world.fake
+    _, task_id, worker_id, _, pr_number = await voided_while_the_api_lags(world)
+    pool.clock.advance(86400)
+    pr = await fake.open_pull(REPO, title="Another change", body="Something else", user="mallory")
+    assert pr.number == pr_number
+    assert (await pool.get_task(task_id))["status"] == "ready"
+    assert (await outcomes(world, worker_id))["expired"] == 1
+    assert not await pool.events(type="lease.unvoided")

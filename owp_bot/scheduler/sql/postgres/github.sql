@@ -141,11 +141,11 @@ UPDATE gh_reviews SET dismissed = 1 WHERE review_id = $1 AND dismissed = 0 RETUR
 SELECT * FROM tasks WHERE repo = $1 AND pr_number = $2 ORDER BY updated_at DESC LIMIT 1;
 
 -- name: gh_tasks_of_pr
--- mirrors sqlite c395a3e85ecc
-SELECT *, NULL::text AS voided_lease_id, worker_id AS reporter_id FROM tasks
+-- mirrors sqlite dfb1c926d708
+SELECT *, NULL::text AS voided_lease_id, worker_id AS reporter_id, NULL::double precision AS reported_at FROM tasks
 WHERE repo = $1 AND pr_number = $2 AND status = 'pr_opened'
 UNION ALL
-SELECT t.*, l.id, l.worker_id FROM gh_voided_reports v JOIN leases l ON l.id = v.lease_id JOIN tasks t ON t.id = l.task_id
+SELECT t.*, l.id, l.worker_id, l.ended_at FROM gh_voided_reports v JOIN leases l ON l.id = v.lease_id JOIN tasks t ON t.id = l.task_id
 WHERE v.pr_number = $2 AND t.repo = $1
 ORDER BY id;
 

@@ -137,11 +137,12 @@ SELECT * FROM tasks WHERE repo = ?1 AND pr_number = ?2 ORDER BY updated_at DESC 
 
 -- name: gh_tasks_of_pr
 -- Tasks waiting on this PR (also when a worker reported it by URL, without a closing reference), their worker as
--- reporter_id; and tasks whose report of it was voided, with that lease (voided_lease_id) and its worker.
-SELECT *, NULL AS voided_lease_id, worker_id AS reporter_id FROM tasks
+-- reporter_id; and tasks whose report of it was voided, with that lease (voided_lease_id), its worker and when
+-- it reported the PR (reported_at: the lease's end).
+SELECT *, NULL AS voided_lease_id, worker_id AS reporter_id, NULL AS reported_at FROM tasks
 WHERE repo = ?1 AND pr_number = ?2 AND status = 'pr_opened'
 UNION ALL
-SELECT t.*, l.id, l.worker_id FROM gh_voided_reports v JOIN leases l ON l.id = v.lease_id JOIN tasks t ON t.id = l.task_id
+SELECT t.*, l.id, l.worker_id, l.ended_at FROM gh_voided_reports v JOIN leases l ON l.id = v.lease_id JOIN tasks t ON t.id = l.task_id
 WHERE v.pr_number = ?2 AND t.repo = ?1
 ORDER BY id;
 
