@@ -161,6 +161,8 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None,
         if settings.database_url:
             raise ConfigError("--processes is for SQLite (HTTP in several processes, one writer); on PostgreSQL run "
                               "several `owp serve` replicas instead (docs/operations.md)")
+        if settings.demo_mode:
+            raise ConfigError("OWP_DEMO_MODE runs its simulated workers in one process: drop --processes")
         from owp_bot.fronts import serve_processes
 
         return serve_processes(settings)

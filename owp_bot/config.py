@@ -272,6 +272,8 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_admin_token: 
         if int(values.get("processes", 1)) > 1:  # type: ignore[call-overload]
             problems.append("OWP_PROCESSES is for SQLite (HTTP in several processes, one writer); on PostgreSQL run "
                             "several `owp serve` replicas instead (docs/operations.md), and leave OWP_PROCESSES at 1")
+    if values.get("demo_mode") and int(values.get("processes", 1)) > 1:  # type: ignore[call-overload]
+        problems.append("OWP_DEMO_MODE runs its simulated workers in one process: leave OWP_PROCESSES at 1")
     admin_token = env.get("OWP_ADMIN_TOKEN", "")
     if require_admin_token and not admin_token:
         problems.append(

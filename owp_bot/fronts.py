@@ -20,6 +20,7 @@ import signal
 import socket
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -32,7 +33,9 @@ from owp_bot.scheduler.writer_link import WriterLink, WriterService
 
 log = logging.getLogger(__name__)
 STARTING = 60.0  # seconds for every front to connect before `owp serve` gives up
-RESTART_AFTER = 1.0  # seconds before a front that exited is started again
+RESTART_AFTER = 1.0  # seconds before a front that exited is started again (doubling while it keeps failing)
+RESTART_LONGEST = 60.0  # a front that ran this long before it exited had not been failing as it started
+EXIT_OTHER_CODE = 3  # a front's exit status when the writer refused it: their code differs
 STOPPING = 15.0  # seconds a front has to finish after SIGTERM, before SIGKILL
 
 
@@ -53,8 +56,10 @@ async def writer(app: web.Application, path: Path) -> AsyncIterator[WriterServic
 
 
 def serve_processes(settings: Settings) -> int:
-    try:
-        listener = socket.create_server((settings.host, settings.port), backlog=1024)
+    try:  # the address's first family (OWP_HOST may be IPv6, or a name)
+        family, _, _, _, address = socket.getaddrinfo(settings.host or None, settings.port, type=socket.SOCK_STREAM,
+                                                      flags=socket.AI_PASSIVE)[0]
+        listener = socket.create_server(address[:2], family=family, backlog=1024)
     except OSError as exc:
         raise cannot_listen(exc, settings.host, settings.port) from None
     with listener, asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
@@ -77,14 +82,15 @@ async def _serve(settings: Settings, listener: socket.socket) -> int:
             kept = [asyncio.create_task(front.keep_running(), name=f"owp-front-{front.index}") for front in fronts]
             try:
                 async with asyncio.timeout(STARTING):
-                    while service.front_count < settings.processes:
-                        await service.connected.wait()
+                    while service.front_count < settings.processes and not stop.is_set():
+                        await _either(service.connected, stop)  # Ctrl-C while they start stops it all
                         service.connected.clear()
             except TimeoutError:
                 raise ConfigError(f"only {service.front_count} of {settings.processes} front processes started "
                                   f"within {STARTING:.0f}s; their errors are above") from None
             else:
                 host, port = listener.getsockname()[:2]
+                host = f"[{host}]" if ":" in host else host
                 print(f"OWP Pool listening on http://{host}:{port} ({settings.processes} front processes and a "
                       f"writer, pid {os.getpid()})", flush=True)
                 await stop.wait()
@@ -98,6 +104,15 @@ async def _serve(settings: Settings, listener: socket.socket) -> int:
     return 0
 
 
+async def _either(*events: asyncio.Event) -> None:
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+
+
 class _Front:
     def __init__(self, index: int, command: list[str], fd: int) -> None:
         self.index = index
@@ -107,16 +122,26 @@ class _Front:
         self._stopping = False
 
     async def keep_running(self) -> None:
+        pause = RESTART_AFTER
         while not self._stopping:
             # a session of its own: Ctrl-C in a terminal reaches the writer only, which stops the fronts in order
-            self._process = await asyncio.create_subprocess_exec(*self._command, pass_fds=(self._fd,),
-                                                                 start_new_session=True)
-            code = await self._process.wait()
+            self._process = process = await asyncio.create_subprocess_exec(*self._command, pass_fds=(self._fd,),
+                                                                           start_new_session=True)
+            if self._stopping:  # stop() came while it was starting
+                process.terminate()
+            started = time.monotonic()
+            code = await process.wait()
             if self._stopping:
                 return
+            if code == EXIT_OTHER_CODE:
+                log.error("front process %d (pid %d) runs other code than this writer (it was upgraded on disk): "
+                          "not started again; restart `owp serve` to run the new code", self.index, process.pid)
+                return
+            # a front that keeps failing as it starts is started again less and less often, up to once a minute
+            pause = RESTART_AFTER if time.monotonic() - started > RESTART_LONGEST else min(2 * pause, 60.0)
             log.error("front process %d (pid %d) exited with status %s; starting it again in %.0fs",
-                      self.index, self._process.pid, code, RESTART_AFTER)
-            await asyncio.sleep(RESTART_AFTER)
+                      self.index, process.pid, code, pause)
+            await asyncio.sleep(pause)
 
     async def stop(self) -> None:
         self._stopping = True
@@ -144,7 +169,8 @@ def serve_front(settings: Settings, fd: int, writer_socket: Path) -> int:
     app.cleanup_ctx.append(_end_with_the_writer)
     web.run_app(app, sock=socket.socket(fileno=fd), shutdown_timeout=10, print=None, access_log=None,
                 handle_signals=True, loop=loop_factory(settings.event_loop)())
-    return 0
+    link = app[SCHEDULER].writer
+    return EXIT_OTHER_CODE if isinstance(link, WriterLink) and link.refused else 0
 
 
 async def _end_with_the_writer(app: web.Application) -> AsyncIterator[None]:

@@ -64,6 +64,9 @@ class Scheduler:
         self._heartbeats: dict[str, Beat] = {}
         self._token_owners: dict[str, str] = {}  # token hash -> worker id
         self._alive_noted: float | None = None  # when this process last noted the pool alive (None: not yet)
+        # when each write waiting here was asked: in the writer process, its fronts' writes reach it in no order of
+        # arrival (a socket each), so a group's first is not always its earliest
+        self._arrivals: list[float] = []
         # Longer without a note from any process, the whole pool was down: every process writes at least every
         # sweep interval (the sweeper) and notes it alive at most ALIVE_EVERY apart.
         self._down_after = 2 * max(settings.sweep_interval, ALIVE_EVERY) + 60
@@ -89,7 +92,11 @@ class Scheduler:
 
     async def write(self, make_op: MakeOp[T], arrived: float, slow: bool = False) -> T:
         """Run a write operation asked at `arrived` in this process's store, and publish its events."""
-        result, events = await self.store.run(make_op, slow=slow, prelude=partial(self._housekeeping, arrived))
+        self._arrivals.append(arrived)
+        try:
+            result, events = await self.store.run(make_op, slow=slow, prelude=partial(self._housekeeping, arrived))
+        finally:
+            self._arrivals.remove(arrived)
         self.hub.publish(events)
         return result
 
@@ -103,6 +110,7 @@ class Scheduler:
         # The copy is taken before the first statement, after `arrived`: every heartbeat that came before the
         # time silence is judged by is in it. (A copy, taken at once: a slow write runs this on a thread.)
         beats, now = dict(self._heartbeats), self.clock.now()
+        arrived = min(self._arrivals, default=arrived)  # the earliest of the group (and of any waiting after it)
         noted = self._alive_noted
         if noted is None:  # the first write since this process started: was the whole pool down?
             yield from ops.resume(now, self._down_after)

@@ -18,6 +18,10 @@ a pickled tuple behind a 4-byte length:
   the write that made them; with no stream open it does not even unpickle them (a stream that opens reads the
   log first, then takes the live events after it, and fills any gap from the log: web/stream.py).
 
+A front says `("hello", code)` first, `code` a digest of the code it runs: a front started again after an upgrade
+on disk would send operations the writer's code does not have, or with other arguments, so the writer refuses
+it (`("refused", reason)`) and the front ends (fronts.py does not start it again).
+
 Rows travel as dicts (`sqlite3.Row` does not pickle); the settings travel as a reference, each process having
 loaded the same ones from the same environment. A write whose answer never came (the writer stopped) fails with
 a 503 that says it may or may not have been applied.
@@ -27,6 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import copyreg
+import functools
+import hashlib
 import io
 import itertools
 import logging
@@ -48,6 +54,17 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _LENGTH = struct.Struct("!I")
 _SETTINGS = "settings"  # the persistent id of the Settings object
+
+
+@functools.cache
+def code_digest() -> str:
+    """A digest of the package's Python and SQL files as they are on disk now (read once per process)."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if path.suffix in (".py", ".sql"):
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _row(row: sqlite3.Row) -> tuple[Any, ...]:
@@ -121,12 +138,12 @@ class _Channel(asyncio.Protocol):
 
     def send_frame(self, frame: bytes) -> None:
         if not self._out:
-            asyncio.get_running_loop().call_soon(self._flush)
+            asyncio.get_running_loop().call_soon(self.flush)
         self._out.append(frame)
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
         out, self._out = self._out, []
-        if self._transport is not None and not self._transport.is_closing():
+        if out and self._transport is not None and not self._transport.is_closing():
             self._transport.write(b"".join(out))
 
     def data_received(self, data: bytes) -> None:
@@ -143,7 +160,7 @@ class _Channel(asyncio.Protocol):
 
     def close(self) -> None:
         if self._transport is not None:
-            self._flush()
+            self.flush()
             self._transport.close()
 
 
@@ -160,6 +177,7 @@ class WriterService:
         self._writes: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
         self.connected = asyncio.Event()  # a front connected since it was last cleared (the supervisor waits)
+        self.code = code_digest()
         scheduler.hub.forward(self._broadcast)
 
     async def start(self, path: Path) -> None:
@@ -197,6 +215,12 @@ class WriterService:
             _, worker_id, beat = message
             self.scheduler.buffer_heartbeat(worker_id, beat)
         elif kind == "hello":
+            if message[1] != self.code:
+                log.error("a front process runs other code (%s) than this writer (%s): refused", message[1], self.code)
+                channel.send(("refused", "the package's files changed on disk since `owp serve` started; restart it "
+                                         "to run the new code"))
+                channel.close()
+                return
             self._fronts.add(channel)
             self.connected.set()
         else:
@@ -213,14 +237,17 @@ class WriterService:
             channel.send_frame(answer)
 
     def _portable(self, exc: Exception) -> Exception:
-        """The exception as the front will raise it: itself where it pickles, with the writer's traceback."""
-        if not isinstance(exc, Problem):
-            exc.add_note("raised in the writer process:\n" + "".join(traceback.format_exception(exc)))
+        """The exception as the front will raise it: a copy of it where it pickles and loads again, with the writer's
+        traceback. A copy: a group that failed as a whole (BEGIN, its prelude, COMMIT) gives each of its writes the
+        same exception, and a note added to it each time would carry all the notes before it (twice the size each
+        time). Loaded again here: one that pickles but does not load would end the front's link, not one request."""
         try:
-            self._codec.dumps(exc)
+            sent: Exception = self._codec.loads(self._codec.dumps(exc))
         except Exception:
-            return RuntimeError(f"{type(exc).__name__} in the writer process: {exc}")
-        return exc
+            sent = RuntimeError(f"{type(exc).__name__} in the writer process: {exc}")
+        if not isinstance(sent, Problem):
+            sent.add_note("raised in the writer process:\n" + "".join(traceback.format_exception(exc)))
+        return sent
 
 
 # ------------------------------------------------------------------ a front's side
@@ -236,14 +263,16 @@ class WriterLink:
         self._channel: _Channel | None = None
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._ids = itertools.count(1)
-        self.lost = asyncio.Event()  # the writer went away: the front process ends
+        self.code = code_digest()
+        self.refused: str | None = None  # why the writer refused this front
+        self.lost = asyncio.Event()  # the writer went away, or refused it: the front process ends
 
     async def open(self) -> None:
         def channel() -> _Channel:
             return _Channel(self._codec, self._message, self._lost)
 
         _, self._channel = await asyncio.get_running_loop().create_unix_connection(channel, str(self._path))
-        self._channel.send(("hello",))
+        self._channel.send(("hello", self.code))
 
     async def close(self) -> None:
         if self._channel is not None:
@@ -253,20 +282,31 @@ class WriterLink:
         channel = self._channel
         if channel is None or not channel.open:
             raise Problem(503, "the pool's writer process is not running; try again in a moment")
+        operation = self._codec.dumps(make_op)  # first: one that does not pickle leaves nothing pending
         ident = next(self._ids)
         answer: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._pending[ident] = answer
-        channel.send(("write", ident, self._codec.dumps(make_op), arrived, slow))
+        channel.send(("write", ident, operation, arrived, slow))
         return await answer
 
     def heartbeat(self, worker_id: str, beat: Beat) -> None:
-        if self._channel is not None and self._channel.open:
-            self._channel.send(("beat", worker_id, beat))
+        """Sent now, not at the end of this turn of the loop: in the writer's socket before the worker has its
+        answer, so that its next request, on another front, cannot reach the writer first."""
+        channel = self._channel
+        if channel is None or not channel.open:
+            raise Problem(503, "the pool's writer process is not running; the heartbeat was not recorded: send it "
+                               "again in a moment")
+        channel.send(("beat", worker_id, beat))
+        channel.flush()
 
     def _message(self, channel: _Channel, message: Any) -> None:
         if message[0] == "events":
             if self._hub.subscriber_count:
                 self._hub.publish(self._codec.loads(message[1]))
+            return
+        if message[0] == "refused":
+            self.refused = message[1]
+            log.error("the writer process refused this front: %s", self.refused)
             return
         _, ident, ok, value = message
         answer = self._pending.pop(ident, None)

@@ -1,0 +1,86 @@
+"""The writer process's side of `owp serve --processes N` (writer_link.py), without processes."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from owp_bot.errors import Problem
+from owp_bot.events import EventHub
+from owp_bot.keys import SCHEDULER
+from owp_bot.scheduler import operations as ops
+from owp_bot.scheduler.service import _nothing
+from owp_bot.scheduler.writer_link import WriterLink, WriterService
+from tests.conftest import Pool
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.one_process
+async def test_a_renewal_asked_before_its_deadline_reaches_the_writer_after_a_later_write(pool: Pool) -> None:
+    """Fronts send their writes over separate sockets: the writer may queue a write asked after a lease's deadline
+    (on another front, or its own sweeper) before a renewal asked before it. Their group must judge what ran out by
+    the earliest arrival, as one process does (there, queue order is arrival order)."""
+    await pool.repo()
+    await pool.task()
+    worker_id, token = await pool.worker()
+    lease = (await pool.work(token))["leases"][0]
+    deadline = datetime.fromisoformat(lease["lease_expires_at"].replace("Z", "+00:00")).timestamp()
+    scheduler = pool.app[SCHEDULER]
+    pool.clock.advance(deadline - 1 - pool.clock.now())
+    await pool.heartbeat(token)  # the worker is alive; only the lease's deadline matters
+    asked = pool.clock.now()  # the renewal is asked on front B a second before the deadline …
+    pool.clock.advance(2)
+    later = scheduler.write(partial(_nothing), pool.clock.now())  # … front A's write, asked after it, comes first
+    renewal = scheduler.write(partial(ops.renew_lease, worker_id, lease["lease_id"], asked, scheduler.settings), asked)
+    _, (expires_at, _) = await asyncio.gather(later, renewal)
+    assert expires_at > deadline
+
+
+class _TwoArgs(Exception):
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(f"{code}: {text}")
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.one_process
+async def test_what_a_failed_write_sends_a_front_loads_there_and_is_noted_once(pool: Pool) -> None:
+    service = WriterService(pool.app[SCHEDULER])
+    shared = RuntimeError("BEGIN failed")  # a failed group gives every one of its writes the same exception
+    for _ in range(3):
+        sent = service._portable(shared)
+        again = service._codec.loads(service._codec.dumps(sent))
+    assert len(getattr(again, "__notes__", [])) == 1
+    odd = service._portable(_TwoArgs(1, "x"))  # pickles, but does not load: the front would lose its link
+    assert isinstance(service._codec.loads(service._codec.dumps(odd)), Exception)
+    problem = service._portable(Problem(409, "no"))
+    assert isinstance(service._codec.loads(service._codec.dumps(problem)), Problem)
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.one_process
+async def test_a_front_running_other_code_is_refused(pool: Pool) -> None:
+    """A front started again after an upgrade on disk would send operations the writer does not have: refused."""
+    scheduler = pool.app[SCHEDULER]
+    with tempfile.TemporaryDirectory(prefix="owp-") as directory:
+        path = Path(directory) / "writer.sock"
+        service = WriterService(scheduler)
+        await service.start(path)
+        try:
+            link = WriterLink(path, EventHub(), scheduler.settings)
+            link.code = "0123456789abcdef"
+            await link.open()
+            await asyncio.wait_for(link.lost.wait(), 5)
+            assert link.refused is not None and "restart it" in link.refused
+            assert service.front_count == 0
+            same = WriterLink(path, EventHub(), scheduler.settings)
+            await same.open()
+            await asyncio.wait_for(service.connected.wait(), 5)
+            assert service.front_count == 1 and same.refused is None
+            await same.close()
+        finally:
+            await service.stop()
