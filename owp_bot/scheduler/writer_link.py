@@ -290,14 +290,17 @@ class WriterLink:
         return await answer
 
     def heartbeat(self, worker_id: str, beat: Beat) -> None:
-        """Sent now, not at the end of this turn of the loop: in the writer's socket before the worker has its
-        answer, so that its next request, on another front, cannot reach the writer first."""
+        """Sent with this turn of the loop's other frames, one write for all. So the worker may have its answer a
+        moment (a turn of this front's loop) before the writer has the beat, and a request it sends at once to
+        another front may reach the writer first: that request is judged by the beat before, as by another replica
+        on PostgreSQL, where each replica writes its heartbeats behind within a second. It matters only to a worker
+        silent for OWP_HEARTBEAT_TIMEOUT until this beat. Sent at once instead, each beat cost a write of its own,
+        and heartbeats over two fronts grew 8% instead of 30% (bench/RESULTS.md, twelfth session)."""
         channel = self._channel
         if channel is None or not channel.open:
             raise Problem(503, "the pool's writer process is not running; the heartbeat was not recorded: send it "
                                "again in a moment")
         channel.send(("beat", worker_id, beat))
-        channel.flush()
 
     def _message(self, channel: _Channel, message: Any) -> None:
         if message[0] == "events":
