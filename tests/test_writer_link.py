@@ -14,7 +14,9 @@ from owp_bot.errors import Problem
 from owp_bot.events import EventHub
 from owp_bot.keys import SCHEDULER
 from owp_bot.scheduler import operations as ops
+from owp_bot.scheduler import writer_link
 from owp_bot.scheduler.service import _nothing
+from owp_bot.scheduler.store import Event
 from owp_bot.scheduler.writer_link import WriterLink, WriterService
 from tests.conftest import Pool
 
@@ -82,5 +84,36 @@ async def test_a_front_running_other_code_is_refused(pool: Pool) -> None:
             await asyncio.wait_for(service.connected.wait(), 5)
             assert service.front_count == 1 and same.refused is None
             await same.close()
+        finally:
+            await service.stop()
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.one_process
+async def test_a_front_that_stops_reading_is_dropped_not_kept_in_memory(
+    pool: Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A front that reads nothing (stopped) would make the writer keep every event it sends: past the backlog
+    limit the writer disconnects it (the front process ends and is started again)."""
+    monkeypatch.setattr(writer_link, "BACKLOG_LIMIT", 64 * 1024)
+    scheduler = pool.app[SCHEDULER]
+    with tempfile.TemporaryDirectory(prefix="owp-") as directory:
+        path = Path(directory) / "writer.sock"
+        service = WriterService(scheduler)
+        await service.start(path)
+        try:
+            _, writer = await asyncio.open_unix_connection(str(path))  # a front that says hello, then sleeps
+            hello = service._codec.frame(("hello", service.code))
+            writer.write(hello)
+            await asyncio.wait_for(service.connected.wait(), 5)
+            writer.transport.pause_reading()
+            big = Event(0, 0.0, "test.note", "test", None, None, {"text": "x" * 100_000})
+            for _ in range(100):  # past the socket's own buffers, then the limit
+                service._broadcast([big])
+                await asyncio.sleep(0.01)
+                if service.front_count == 0:
+                    break
+            assert service.front_count == 0
+            writer.close()
         finally:
             await service.stop()

@@ -54,6 +54,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _LENGTH = struct.Struct("!I")
 _SETTINGS = "settings"  # the persistent id of the Settings object
+# Bytes a front may leave unread (the writer's events, answers) before the writer drops it: a stopped front (SIGSTOP,
+# a debugger) would otherwise make the writer keep every event it publishes. Minutes of the benchmark's load.
+BACKLOG_LIMIT = 256 * 1024 * 1024
 
 
 @functools.cache
@@ -143,8 +146,13 @@ class _Channel(asyncio.Protocol):
 
     def flush(self) -> None:
         out, self._out = self._out, []
-        if out and self._transport is not None and not self._transport.is_closing():
-            self._transport.write(b"".join(out))
+        transport = self._transport
+        if out and transport is not None and not transport.is_closing():
+            transport.write(b"".join(out))
+            if transport.get_write_buffer_size() > BACKLOG_LIMIT:  # the other end stopped reading
+                log.error("the other end of the writer's socket has %d bytes unread: disconnected (a front starts "
+                          "again)", transport.get_write_buffer_size())
+                transport.abort()
 
     def data_received(self, data: bytes) -> None:
         self._in += data
