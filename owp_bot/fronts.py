@@ -29,6 +29,7 @@ from aiohttp import web
 from owp_bot.config import ConfigError, Settings, cannot_listen
 from owp_bot.eventloop import loop_factory
 from owp_bot.keys import SCHEDULER
+from owp_bot.observability import METRICS
 from owp_bot.scheduler.writer_link import WriterLink, WriterService
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ RESTART_AFTER = 1.0  # seconds before a front that exited is started again (doub
 RESTART_LONGEST = 60.0  # a front that ran this long before it exited had not been failing as it started
 EXIT_OTHER_CODE = 3  # a front's exit status when the writer refused it: their code differs
 STOPPING = 15.0  # seconds a front has to finish after SIGTERM, before SIGKILL
+STATS_EVERY = 5.0  # seconds between a front's request counters sent to the writer (a scrape sends them too)
 
 
 @contextlib.asynccontextmanager
@@ -45,7 +47,7 @@ async def writer(app: web.Application, path: Path) -> AsyncIterator[WriterServic
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()  # the store, the scheduler and the background work
     try:
-        service = WriterService(app[SCHEDULER])
+        service = WriterService(app)
         await service.start(path)
         try:
             yield service
@@ -166,20 +168,25 @@ def serve_front(settings: Settings, fd: int, writer_socket: Path) -> int:
 
     app = create_app(settings, writer_socket=writer_socket)
     app.on_startup.append(freeze_startup_objects)
-    app.cleanup_ctx.append(_end_with_the_writer)
+    app.cleanup_ctx.append(_with_the_writer)
     web.run_app(app, sock=socket.socket(fileno=fd), shutdown_timeout=10, print=None, access_log=None,
                 handle_signals=True, loop=loop_factory(settings.event_loop)())
     link = app[SCHEDULER].writer
     return EXIT_OTHER_CODE if isinstance(link, WriterLink) and link.refused else 0
 
 
-async def _end_with_the_writer(app: web.Application) -> AsyncIterator[None]:
-    """The writer went away (it stopped, or crashed): so does this front, as on SIGTERM."""
+async def _with_the_writer(app: web.Application) -> AsyncIterator[None]:
+    """Send the writer this front's request counters now and then (its GET /metrics sums every front's); and
+    when the writer goes away (it stopped, or crashed), stop as on SIGTERM."""
     link = app[SCHEDULER].writer
     assert isinstance(link, WriterLink)
 
     async def watch() -> None:
-        await link.lost.wait()
+        while not link.lost.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(STATS_EVERY):
+                    await link.lost.wait()
+            link.stats(app[METRICS].requests.snapshot())
         log.warning("the writer process went away; this front process stops")
         os.kill(os.getpid(), signal.SIGTERM)
 

@@ -58,9 +58,11 @@ metrics_api = Api("system")
 
 
 class RequestStats:
-    """Request counts by route, method and status, and latency histograms by route and method, kept in plain
-    dicts and handed to prometheus_client when /metrics is scraped. Its Counter.inc and Histogram.observe take
-    a lock each and walk the buckets in Python: a few µs on every request, where this is a dict update."""
+    """Request counts by route, method and status, latency histograms by route and method, webhook deliveries by
+    outcome and rate-limit refusals by route and credential, kept in plain dicts and handed to prometheus_client
+    when /metrics is scraped. Its Counter.inc and Histogram.observe take a lock each and walk the buckets in
+    Python: a few µs on every request, where this is a dict update. Plain dicts also add up: the writer process
+    of `owp serve --processes N` answers /metrics with the sum of its fronts' (writer_link.py)."""
 
     BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
     LE = (*map(repr, BUCKETS), "+Inf")  # the buckets' labels, as Prometheus writes them
@@ -68,6 +70,26 @@ class RequestStats:
     def __init__(self) -> None:
         self.counts: dict[tuple[str, str, int], int] = {}
         self.latency: dict[tuple[str, str], tuple[list[int], list[float]]] = {}  # per bucket (+Inf last); sum
+        self.webhooks: dict[str, int] = {}  # accepted: 2xx, rejected: 4xx, failed: 5xx
+        self.rate_limited: dict[tuple[str, str], int] = {}  # (route, credential)
+
+    def snapshot(self) -> RequestStats:
+        """A copy, which later requests do not change."""
+        copy = RequestStats()
+        copy.add(self)
+        return copy
+
+    def add(self, other: RequestStats) -> None:
+        for answered, n in other.counts.items():
+            self.counts[answered] = self.counts.get(answered, 0) + n
+        for route, (buckets, total) in other.latency.items():
+            mine = self.latency.setdefault(route, ([0] * (len(self.BUCKETS) + 1), [0.0]))
+            mine[0][:] = [a + b for a, b in zip(mine[0], buckets, strict=True)]
+            mine[1][0] += total[0]
+        for outcome, n in other.webhooks.items():
+            self.webhooks[outcome] = self.webhooks.get(outcome, 0) + n
+        for pair, n in other.rate_limited.items():
+            self.rate_limited[pair] = self.rate_limited.get(pair, 0) + n
 
     def answered(self, route: str, method: str, status: int, seconds: float) -> None:
         key = (route, method, status)
@@ -88,7 +110,16 @@ class RequestStats:
         for (route, method), (buckets, total) in sorted(self.latency.items()):
             latency.add_metric([route, method], list(zip(self.LE, itertools.accumulate(buckets), strict=True)),
                                total[0])
-        return iter((requests, latency))
+        webhooks = CounterMetricFamily("owp_webhook_deliveries", "GitHub webhook deliveries by outcome "
+                                       "(accepted: 2xx, rejected: 4xx such as a bad signature, failed: 5xx)",
+                                       labels=["outcome"])
+        for outcome, n in sorted(self.webhooks.items()):
+            webhooks.add_metric([outcome], n)
+        refused = CounterMetricFamily("owp_ratelimit_rejections", "Requests refused with 429",
+                                      labels=["route", "credential"])
+        for (route, credential), n in sorted(self.rate_limited.items()):
+            refused.add_metric([route, credential], n)
+        return iter((requests, latency, webhooks, refused))
 
 
 class Metrics:
@@ -104,20 +135,17 @@ class Metrics:
         self.tasks = Gauge("owp_tasks", "Tasks by status", ["status"], registry=r)
         self.workers_online = Gauge("owp_workers_online", "Workers that sent a heartbeat within the timeout",
                                     registry=r)
-        self.webhooks = Counter("owp_webhook_deliveries", "GitHub webhook deliveries by outcome "
-                                "(accepted: 2xx, rejected: 4xx such as a bad signature, failed: 5xx)",
-                                ["outcome"], registry=r)
-        self.rate_limited = Counter("owp_ratelimit_rejections", "Requests refused with 429",
-                                    ["route", "credential"], registry=r)
         self.last_seq: int | None = None
 
     def answered(self, route: str, method: str, status: int, seconds: float, webhook: bool) -> None:
         self.requests.answered(route, method, status, seconds)
         if webhook:
-            self.webhooks.labels("accepted" if status < 400 else "rejected" if status < 500 else "failed").inc()
+            outcome = "accepted" if status < 400 else "rejected" if status < 500 else "failed"
+            self.requests.webhooks[outcome] = self.requests.webhooks.get(outcome, 0) + 1
 
     def rate_limit_rejected(self, route: str, credential: str) -> None:
-        self.rate_limited.labels(route, credential).inc()
+        key = (route, credential)
+        self.requests.rate_limited[key] = self.requests.rate_limited.get(key, 0) + 1
 
     def apply(self, sample: Sample) -> None:
         for event_type, n in sample.event_counts.items():
@@ -155,13 +183,26 @@ def sample(after_seq: int | None, online_since: float) -> Op[Sample]:
 @metrics_api.route("GET", "/metrics", summary="Prometheus metrics (text exposition format)", auth="none",
                    responses={200: None})
 async def get_metrics(call: Call) -> web.StreamResponse:
+    """The pool's metrics, whichever process of `owp serve --processes N` the scrape reaches (its writer process
+    answers, with the request counters of every process summed: writer_link.py)."""
     app = call.request.app
+    link = app[SCHEDULER].writer
+    text = await (link.metrics(app[METRICS].requests.snapshot()) if link is not None else exposition(app))
+    response = web.Response(body=text)
+    response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+    return response
+
+
+async def exposition(app: web.Application, requests: RequestStats | None = None) -> bytes:
+    """The metrics of `app`'s process, its domain counters brought up to the log's end; with `requests` (the
+    writer process), those instead of its own."""
     metrics, scheduler = app[METRICS], app[SCHEDULER]
     online_since = scheduler.now() - scheduler.settings.heartbeat_timeout
     metrics.apply(await scheduler.run(sample, metrics.last_seq, online_since, write=False))
-    response = web.Response(body=generate_latest(metrics.registry))
-    response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
-    return response
+    if requests is not None:
+        metrics.requests.counts, metrics.requests.latency = requests.counts, requests.latency
+        metrics.requests.webhooks, metrics.requests.rate_limited = requests.webhooks, requests.rate_limited
+    return bytes(generate_latest(metrics.registry))
 
 
 async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -52,6 +52,19 @@ class OneAddress:
         raise AssertionError(f"{method} {path}: no process answers")
 
 
+async def metrics(session: aiohttp.ClientSession, base: str) -> dict[str, float]:
+    async with session.get(f"{base}/metrics", headers={"Connection": "close"}) as response:
+        text = await response.text()
+    found = {}
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name == "owp_leases_granted_total":
+            found[name] = float(value)
+        elif name.startswith('owp_http_requests_total{method="GET",route="/v1/work",status="200"}'):
+            found["works"] = float(value)
+    return found
+
+
 def children(pid: int) -> set[int]:
     found = set()
     for entry in Path("/proc").iterdir():
@@ -151,6 +164,10 @@ async def test_fronts_share_one_pool_survive_losing_one_and_stop_together(tmp_pa
             with contextlib.suppress(asyncio.CancelledError):
                 await dashboard
             leases = [e["seq"] for e in log if e["type"] == "lease.granted"]
+            scraped = [await metrics(session, base) for _ in range(6)]  # a connection each: either front
+            assert {m["owp_leases_granted_total"] for m in scraped} == {len(leases)}, scraped
+            works = [m["works"] for m in scraped]  # each scrape's front counts afresh, the other as it last sent
+            assert works == sorted(works) and works[0] > 0, works  # never down, whichever front answers
             assert seen == list(range(seen[0], log[-1]["seq"] + 1)), "the stream missed or repeated events"
             assert seen[0] <= leases[0]
         fronts = children(writer.pid)

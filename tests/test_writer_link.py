@@ -13,6 +13,7 @@ import pytest
 from owp_bot.errors import Problem
 from owp_bot.events import EventHub
 from owp_bot.keys import SCHEDULER
+from owp_bot.observability import RequestStats
 from owp_bot.scheduler import operations as ops
 from owp_bot.scheduler import writer_link
 from owp_bot.scheduler.service import _nothing
@@ -51,7 +52,7 @@ class _TwoArgs(Exception):
 @pytest.mark.sqlite_only
 @pytest.mark.one_process
 async def test_what_a_failed_write_sends_a_front_loads_there_and_is_noted_once(pool: Pool) -> None:
-    service = WriterService(pool.app[SCHEDULER])
+    service = WriterService(pool.app)
     shared = RuntimeError("BEGIN failed")  # a failed group gives every one of its writes the same exception
     for _ in range(3):
         sent = service._portable(shared)
@@ -70,7 +71,7 @@ async def test_a_front_running_other_code_is_refused(pool: Pool) -> None:
     scheduler = pool.app[SCHEDULER]
     with tempfile.TemporaryDirectory(prefix="owp-") as directory:
         path = Path(directory) / "writer.sock"
-        service = WriterService(scheduler)
+        service = WriterService(pool.app)
         await service.start(path)
         try:
             link = WriterLink(path, EventHub(), scheduler.settings)
@@ -96,10 +97,9 @@ async def test_a_front_that_stops_reading_is_dropped_not_kept_in_memory(
     """A front that reads nothing (stopped) would make the writer keep every event it sends: past the backlog
     limit the writer disconnects it (the front process ends and is started again)."""
     monkeypatch.setattr(writer_link, "BACKLOG_LIMIT", 64 * 1024)
-    scheduler = pool.app[SCHEDULER]
     with tempfile.TemporaryDirectory(prefix="owp-") as directory:
         path = Path(directory) / "writer.sock"
-        service = WriterService(scheduler)
+        service = WriterService(pool.app)
         await service.start(path)
         try:
             _, writer = await asyncio.open_unix_connection(str(path))  # a front that says hello, then sleeps
@@ -115,5 +115,42 @@ async def test_a_front_that_stops_reading_is_dropped_not_kept_in_memory(
                     break
             assert service.front_count == 0
             writer.close()
+        finally:
+            await service.stop()
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.one_process
+async def test_metrics_sum_every_fronts_requests_and_keep_those_of_fronts_that_ended(pool: Pool) -> None:
+    """Whichever front a scrape reaches, GET /metrics shows the pool's request counters: the sum of every front's,
+    and of fronts that ended (a counter never goes down)."""
+    def answered(n: int) -> RequestStats:
+        stats = RequestStats()
+        for _ in range(n):
+            stats.answered("/v1/work", "GET", 200, 0.002)
+        return stats
+
+    def count(text: bytes) -> float:
+        line = next(ln for ln in text.decode().splitlines()
+                    if ln.startswith('owp_http_requests_total{method="GET",route="/v1/work",status="200"}'))
+        return float(line.rpartition(" ")[2])
+
+    with tempfile.TemporaryDirectory(prefix="owp-") as directory:
+        path = Path(directory) / "writer.sock"
+        service = WriterService(pool.app)
+        await service.start(path)
+        try:
+            a, b = (WriterLink(path, EventHub(), pool.app[SCHEDULER].settings) for _ in range(2))
+            await a.open()
+            await b.open()
+            assert count(await a.metrics(answered(3))) == 3
+            assert count(await b.metrics(answered(4))) == 7
+            await a.close()
+            for _ in range(100):
+                if service.front_count == 1:
+                    break
+                await asyncio.sleep(0.01)
+            assert count(await b.metrics(answered(5))) == 8  # a's 3, kept, and b's 5
+            await b.close()
         finally:
             await service.stop()

@@ -11,7 +11,7 @@ import hmac
 import secrets
 from collections.abc import Callable
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from owp_bot.clock import Clock
 from owp_bot.config import Settings
@@ -21,6 +21,9 @@ from owp_bot.scheduler import operations as ops
 from owp_bot.scheduler.ids import new_id
 from owp_bot.scheduler.models import TrustTier
 from owp_bot.scheduler.store import Committed, MakeOp, Op, Store
+
+if TYPE_CHECKING:
+    from owp_bot.observability import RequestStats
 
 T = TypeVar("T")
 Beat = tuple[float, str, str | None]  # a heartbeat: when, the worker's status, its note
@@ -42,11 +45,14 @@ NOW = _Now()
 
 
 class Writer(Protocol):
-    """Where a process that does not write sends its writes and heartbeats (writer_link.WriterLink)."""
+    """Where a process that does not write sends its writes and heartbeats, and asks for the pool's metrics
+    (writer_link.WriterLink)."""
 
     async def write(self, make_op: MakeOp[T], arrived: float, slow: bool) -> T: ...
 
     def heartbeat(self, worker_id: str, beat: Beat) -> None: ...
+
+    async def metrics(self, requests: RequestStats) -> bytes: ...
 
 
 def hash_token(token: str) -> str:

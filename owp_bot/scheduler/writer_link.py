@@ -11,7 +11,9 @@ values, which pickle sends as the function's name with the values. Over one Unix
 a pickled tuple behind a 4-byte length:
 - front to writer: `("write", id, operation, arrived, slow)` (the operation pickled on its own, so that one the
   writer cannot load is answered as an error); `("beat", worker_id, beat)`, a heartbeat, buffered by the writer
-  as if it had arrived there.
+  as if it had arrived there; `("stats", requests)`, the front's request counters (every few seconds), and
+  `("metrics", id, requests)`, a scrape of GET /metrics: the writer answers with its domain metrics and the sum
+  of every front's request counters (those of fronts that ended too), the same whichever front is scraped.
 - writer to front: `("events", [Event])`, every batch the writer publishes, to every front, in order (the list
   pickled on its own, once for all fronts); then `("answer", id, ok, value)`, the operation's value or the
   exception it raised. A front publishes the events in its own hub for its event streams, before the answer of
@@ -44,10 +46,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from aiohttp import web
+
 from owp_bot.config import Settings
 from owp_bot.errors import Problem
 from owp_bot.events import EventHub
-from owp_bot.scheduler.service import Beat, Scheduler
+from owp_bot.keys import SCHEDULER
+from owp_bot.observability import RequestStats, exposition
+from owp_bot.scheduler.service import Beat
 from owp_bot.scheduler.store import Event, MakeOp
 
 log = logging.getLogger(__name__)
@@ -176,12 +182,16 @@ class _Channel(asyncio.Protocol):
 
 
 class WriterService:
-    """In the writer process: runs the writes its fronts send, takes their heartbeats, sends them its events."""
+    """In the writer process (`app`, the whole pool): runs the writes its fronts send, takes their heartbeats,
+    sends them its events, and answers their scrapes of GET /metrics."""
 
-    def __init__(self, scheduler: Scheduler) -> None:
-        self.scheduler = scheduler
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self.scheduler = scheduler = app[SCHEDULER]
         self._codec = _Codec(scheduler.settings)
         self._fronts: set[_Channel] = set()
+        self._requests: dict[_Channel, RequestStats] = {}  # each front's request counters, as it last sent them
+        self._ended = RequestStats()  # those of fronts that ended
         self._writes: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
         self.connected = asyncio.Event()  # a front connected since it was last cleared (the supervisor waits)
@@ -190,7 +200,7 @@ class WriterService:
 
     async def start(self, path: Path) -> None:
         self._server = await asyncio.get_running_loop().create_unix_server(
-            lambda: _Channel(self._codec, self._message, self._fronts.discard), str(path))
+            lambda: _Channel(self._codec, self._message, self._gone), str(path))
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -205,6 +215,23 @@ class WriterService:
     @property
     def front_count(self) -> int:
         return len(self._fronts)
+
+    def _gone(self, channel: _Channel) -> None:
+        self._fronts.discard(channel)
+        ended = self._requests.pop(channel, None)
+        if ended is not None:  # the pool's counters keep what it counted: they never go down
+            self._ended.add(ended)
+
+    async def _metrics(self, channel: _Channel, ident: int) -> None:
+        total = self._ended.snapshot()
+        for requests in self._requests.values():
+            total.add(requests)
+        try:
+            answer = self._codec.frame(("answer", ident, True, await exposition(self.app, total)))
+        except Exception as exc:
+            answer = self._codec.frame(("answer", ident, False, self._portable(exc)))
+        if channel.open:
+            channel.send_frame(answer)
 
     def _broadcast(self, events: list[Event]) -> None:
         if self._fronts:
@@ -222,6 +249,13 @@ class WriterService:
         elif kind == "beat":
             _, worker_id, beat = message
             self.scheduler.buffer_heartbeat(worker_id, beat)
+        elif kind == "stats":
+            self._requests[channel] = message[1]
+        elif kind == "metrics":
+            _, ident, self._requests[channel] = message
+            task = asyncio.get_running_loop().create_task(self._metrics(channel, ident))
+            self._writes.add(task)
+            task.add_done_callback(self._writes.discard)
         elif kind == "hello":
             if message[1] != self.code:
                 log.error("a front process runs other code (%s) than this writer (%s): refused", message[1], self.code)
@@ -287,14 +321,26 @@ class WriterLink:
             self._channel.close()
 
     async def write(self, make_op: MakeOp[T], arrived: float, slow: bool) -> T:
+        operation = self._codec.dumps(make_op)  # first: one that does not pickle leaves nothing pending
+        value: T = await self._ask(lambda ident: ("write", ident, operation, arrived, slow))
+        return value
+
+    async def metrics(self, requests: RequestStats) -> bytes:
+        text: bytes = await self._ask(lambda ident: ("metrics", ident, requests))
+        return text
+
+    def stats(self, requests: RequestStats) -> None:
+        if self._channel is not None and self._channel.open:
+            self._channel.send(("stats", requests))
+
+    async def _ask(self, message: Callable[[int], tuple[Any, ...]]) -> Any:
         channel = self._channel
         if channel is None or not channel.open:
             raise Problem(503, "the pool's writer process is not running; try again in a moment")
-        operation = self._codec.dumps(make_op)  # first: one that does not pickle leaves nothing pending
         ident = next(self._ids)
-        answer: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[ident] = answer
-        channel.send(("write", ident, operation, arrived, slow))
+        channel.send(message(ident))
         return await answer
 
     def heartbeat(self, worker_id: str, beat: Beat) -> None:
