@@ -21,6 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule
@@ -28,12 +29,14 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invar
 from owp_bot.clock import ManualClock
 from owp_bot.config import Settings
 from owp_bot.errors import Problem
-from owp_bot.events import EventHub
+from owp_bot.events import EventHub, SequencedHub
+from owp_bot.keys import SCHEDULER
 from owp_bot.scheduler import github_operations as gh
 from owp_bot.scheduler import operations as ops
 from owp_bot.scheduler.models import Priority, TrustTier
 from owp_bot.scheduler.service import NOW, Scheduler
 from owp_bot.scheduler.sqlite_store import SQLiteStore
+from owp_bot.scheduler.writer_link import WriterLink, WriterService
 
 SKILLS = ["python", "sql", "docs", "typescript"]
 AREAS = [None, "auth", "billing"]
@@ -61,9 +64,7 @@ class SchedulerMachine(RuleBasedStateMachine):
         self.clock = ManualClock()
         self.settings = Settings(admin_token="x" * 20, db_path=self.dir / "pool.db", lease_ttl=100, lease_max=250,
                                  offer_ttl=10, heartbeat_timeout=200, offline_grace=50, decline_cooldown=30)
-        self.store = SQLiteStore(self.settings.db_path)
-        self.loop.run_until_complete(self.store.open())
-        self.scheduler = Scheduler(self.store, self.settings, self.clock, EventHub())
+        self._start()
         self.db = sqlite3.connect(self.settings.db_path)
         self.db.row_factory = sqlite3.Row
         self.in_flight_seen: dict[str, int] = {}
@@ -73,9 +74,18 @@ class SchedulerMachine(RuleBasedStateMachine):
         self.github_time = ISSUE_VIEWS  # the newest updated_at GitHub has shown of any issue
         self.issue_seen: dict[tuple[int, int], tuple[float, bool]] = {}  # (repo index, issue) -> newest view applied
 
+    def _start(self) -> None:
+        """The pool's process: `scheduler` is what the rules call, `writer` where the writes are made."""
+        self.store = SQLiteStore(self.settings.db_path)
+        self.loop.run_until_complete(self.store.open())
+        self.scheduler = self.writer = Scheduler(self.store, self.settings, self.clock, EventHub())
+
+    def _stop(self) -> None:
+        self.loop.run_until_complete(self.store.close())
+
     def teardown(self) -> None:
         self.db.close()
-        self.loop.run_until_complete(self.store.close())
+        self._stop()
         self.loop.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -322,7 +332,7 @@ class SchedulerMachine(RuleBasedStateMachine):
             return None
             yield
 
-        importing = asyncio.ensure_future(self.scheduler.run(bulk_import, slow=True))
+        importing = asyncio.ensure_future(self.writer.run(bulk_import, slow=True))  # (a closure: not sent)
         await asyncio.to_thread(started.wait)
         try:
             early = asyncio.ensure_future(self.scheduler.flush())
@@ -378,10 +388,8 @@ class SchedulerMachine(RuleBasedStateMachine):
         """The process stops (writing its buffered heartbeats) and starts again on the same file: nothing lost."""
         self.loop.run_until_complete(self.scheduler.flush())
         before = self._snapshot()
-        self.loop.run_until_complete(self.store.close())
-        self.store = SQLiteStore(self.settings.db_path)
-        self.loop.run_until_complete(self.store.open())
-        self.scheduler = Scheduler(self.store, self.settings, self.clock, EventHub())
+        self._stop()
+        self._start()
         assert self._snapshot() == before
 
     def _snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
@@ -500,8 +508,35 @@ class SchedulerMachine(RuleBasedStateMachine):
         assert seqs == list(range(1, len(seqs) + 1))
 
 
-SchedulerMachine.TestCase.settings = settings(
-    max_examples=60, stateful_step_count=40, deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
+class SplitSchedulerMachine(SchedulerMachine):
+    """The same rules through a front process's scheduler (`owp serve --processes N`): every write, its arguments and
+    its answer pickled over a real Unix socket to a writer, every heartbeat forwarded, reads on a read-only
+    connection. The invariants are those of one process."""
+
+    def _start(self) -> None:
+        super()._start()
+        app = web.Application()
+        app[SCHEDULER] = self.writer
+        self.service = WriterService(app)
+        path = self.dir / "writer.sock"
+        self.loop.run_until_complete(self.service.start(path))
+        self.front_store = SQLiteStore(self.settings.db_path, writes=False)
+        self.loop.run_until_complete(self.front_store.open())
+        self.link = WriterLink(path, SequencedHub(), self.settings)
+        self.loop.run_until_complete(self.link.open())
+        self.scheduler = Scheduler(self.front_store, self.settings, self.clock, SequencedHub(), writer=self.link)
+
+    def _stop(self) -> None:
+        self.loop.run_until_complete(self.link.close())
+        self.loop.run_until_complete(self.front_store.close())
+        self.loop.run_until_complete(self.service.stop())
+        (self.dir / "writer.sock").unlink(missing_ok=True)
+        super()._stop()
+
+
+MACHINE_SETTINGS = settings(max_examples=60, stateful_step_count=40, deadline=None,
+                            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+SchedulerMachine.TestCase.settings = MACHINE_SETTINGS
 TestScheduler = SchedulerMachine.TestCase
+SplitSchedulerMachine.TestCase.settings = settings(MACHINE_SETTINGS, max_examples=25)
+TestSplitScheduler = SplitSchedulerMachine.TestCase

@@ -128,6 +128,7 @@ class _Channel(asyncio.Protocol):
         self._on_message = on_message
         self._on_lost = on_lost
         self._transport: asyncio.Transport | None = None
+        self._loop = asyncio.get_running_loop()  # made by the loop's connection factory; sent from its thread
         self._out: list[bytes] = []
         self._in = bytearray()
 
@@ -147,7 +148,7 @@ class _Channel(asyncio.Protocol):
 
     def send_frame(self, frame: bytes) -> None:
         if not self._out:
-            asyncio.get_running_loop().call_soon(self.flush)
+            self._loop.call_soon(self.flush)
         self._out.append(frame)
 
     def flush(self) -> None:
