@@ -154,3 +154,28 @@ async def test_metrics_sum_every_fronts_requests_and_keep_those_of_fronts_that_e
             await b.close()
         finally:
             await service.stop()
+
+
+def _answers_what_does_not_load(now: float) -> ops.Op[_TwoArgs]:
+    return _TwoArgs(1, "x")  # pickles, but does not load (its __init__ takes two arguments)
+    yield
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.one_process
+async def test_an_answer_a_front_cannot_load_fails_that_request_not_the_link(pool: Pool) -> None:
+    scheduler = pool.app[SCHEDULER]
+    with tempfile.TemporaryDirectory(prefix="owp-") as directory:
+        path = Path(directory) / "writer.sock"
+        service = WriterService(pool.app)
+        await service.start(path)
+        try:
+            link = WriterLink(path, EventHub(), scheduler.settings)
+            await link.open()
+            with pytest.raises(RuntimeError, match="could not be read here"):
+                await link.write(partial(_answers_what_does_not_load, 0.0), 0.0, False)
+            assert not link.lost.is_set()
+            assert await link.write(partial(_nothing), 0.0, False) is None  # the link still answers
+            await link.close()
+        finally:
+            await service.stop()

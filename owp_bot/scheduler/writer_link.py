@@ -16,9 +16,10 @@ a pickled tuple behind a 4-byte length:
   of every front's request counters (those of fronts that ended too), the same whichever front is scraped.
 - writer to front: `("events", [Event])`, every batch the writer publishes, to every front, in order (the list
   pickled on its own, once for all fronts); then `("answer", id, ok, value)`, the operation's value or the
-  exception it raised. A front publishes the events in its own hub for its event streams, before the answer of
-  the write that made them; with no stream open it does not even unpickle them (a stream that opens reads the
-  log first, then takes the live events after it, and fills any gap from the log: web/stream.py).
+  exception it raised (pickled on its own: one a front cannot load fails that request, not its link). A front
+  publishes the events in its own hub for its event streams, before the answer of the write that made them;
+  with no stream open it does not even unpickle them (a stream that opens reads the log first, then takes the
+  live events after it, and fills any gap from the log: web/stream.py).
 
 A front says `("hello", code)` first, `code` a digest of the code it runs: a front started again after an upgrade
 on disk would send operations the writer's code does not have, or with other arguments, so the writer refuses
@@ -228,9 +229,9 @@ class WriterService:
         for requests in self._requests.values():
             total.add(requests)
         try:
-            answer = self._codec.frame(("answer", ident, True, await exposition(self.app, total)))
+            answer = self._answer(ident, True, await exposition(self.app, total))
         except Exception as exc:
-            answer = self._codec.frame(("answer", ident, False, self._portable(exc)))
+            answer = self._answer(ident, False, self._portable(exc))
         if channel.open:
             channel.send_frame(answer)
 
@@ -273,11 +274,15 @@ class WriterService:
         try:
             make_op = self._codec.loads(operation)
             value = await self.scheduler.write(make_op, arrived, slow)
-            answer = self._codec.frame(("answer", ident, True, value))
+            answer = self._answer(ident, True, value)
         except Exception as exc:
-            answer = self._codec.frame(("answer", ident, False, self._portable(exc)))
+            answer = self._answer(ident, False, self._portable(exc))
         if channel.open:
             channel.send_frame(answer)
+
+    def _answer(self, ident: int, ok: bool, value: Any) -> bytes:
+        """The answer's frame; its value pickled on its own, so that one the front cannot load fails one request."""
+        return self._codec.frame(("answer", ident, ok, self._codec.dumps(value)))
 
     def _portable(self, exc: Exception) -> Exception:
         """The exception as the front will raise it: a copy of it where it pickles and loads again, with the writer's
@@ -366,9 +371,14 @@ class WriterLink:
             self.refused = message[1]
             log.error("the writer process refused this front: %s", self.refused)
             return
-        _, ident, ok, value = message
+        _, ident, ok, pickled = message
         answer = self._pending.pop(ident, None)
         if answer is None or answer.done():  # its caller went away; the write was made all the same
+            return
+        try:
+            value = self._codec.loads(pickled)
+        except Exception as exc:
+            answer.set_exception(RuntimeError(f"the writer's answer could not be read here: {exc!r}"))
             return
         if ok:
             answer.set_result(value)
