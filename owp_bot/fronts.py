@@ -58,10 +58,11 @@ async def writer(app: web.Application, path: Path) -> AsyncIterator[WriterServic
 
 
 def serve_processes(settings: Settings) -> int:
-    try:  # the address's first family (OWP_HOST may be IPv6, or a name)
-        family, _, _, _, address = socket.getaddrinfo(settings.host or None, settings.port, type=socket.SOCK_STREAM,
-                                                      flags=socket.AI_PASSIVE)[0]
-        listener = socket.create_server(address[:2], family=family, backlog=1024)
+    try:  # OWP_HOST may be IPv6 or a name; a name with several addresses (localhost): its IPv4 one, if any
+        found = socket.getaddrinfo(settings.host or None, settings.port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+        family, _, _, _, address = next((a for a in found if a[0] == socket.AF_INET), found[0])
+        listener = socket.create_server(address, family=family, backlog=1024)
     except OSError as exc:
         raise cannot_listen(exc, settings.host, settings.port) from None
     with listener, asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
@@ -77,6 +78,7 @@ async def _serve(settings: Settings, listener: socket.socket) -> int:
         loop.add_signal_handler(signum, stop.set)
     directory = Path(tempfile.mkdtemp(prefix="owp-"))
     path = directory / "writer.sock"
+    code = 0
     command = [sys.executable, "-m", "owp_bot", "serve-front", "--fd", str(listener.fileno()), "--writer", str(path)]
     try:
         async with writer(create_app(settings), path) as service:
@@ -95,7 +97,10 @@ async def _serve(settings: Settings, listener: socket.socket) -> int:
                 host = f"[{host}]" if ":" in host else host
                 print(f"OWP Pool listening on http://{host}:{port} ({settings.processes} front processes and a "
                       f"writer, pid {os.getpid()})", flush=True)
-                await stop.wait()
+                if not await _until_stopped(stop, kept):
+                    log.error("no front process is left to answer HTTP (each was refused: the package changed on "
+                              "disk); `owp serve` stops, to be started again with the new code")
+                    code = EXIT_OTHER_CODE
             finally:
                 await asyncio.gather(*(front.stop() for front in fronts))
                 for task in kept:
@@ -103,7 +108,20 @@ async def _serve(settings: Settings, listener: socket.socket) -> int:
                 await asyncio.gather(*kept, return_exceptions=True)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
-    return 0
+    return code
+
+
+async def _until_stopped(stop: asyncio.Event, kept: list[asyncio.Task[None]]) -> bool:
+    """Wait for `stop` (True); False when every front's task ended first (each refused): the writer would keep the
+    listening socket, whose connections nobody accepts, hanging in its backlog."""
+    stopping = asyncio.ensure_future(stop.wait())
+    none_left = asyncio.ensure_future(asyncio.wait(kept))
+    try:
+        await asyncio.wait([stopping, none_left], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        none_left.cancel()
+    return stop.is_set()
 
 
 async def _either(*events: asyncio.Event) -> None:
@@ -124,11 +142,16 @@ class _Front:
         self._stopping = False
 
     async def keep_running(self) -> None:
-        pause = RESTART_AFTER
+        pause = RESTART_AFTER / 2  # doubled before the first wait
         while not self._stopping:
-            # a session of its own: Ctrl-C in a terminal reaches the writer only, which stops the fronts in order
-            self._process = process = await asyncio.create_subprocess_exec(*self._command, pass_fds=(self._fd,),
-                                                                           start_new_session=True)
+            try:  # a session of its own: Ctrl-C in a terminal reaches the writer only, which stops the fronts in order
+                self._process = process = await asyncio.create_subprocess_exec(*self._command, pass_fds=(self._fd,),
+                                                                               start_new_session=True)
+            except OSError as exc:  # no memory or processes left to fork: try again, less and less often
+                pause = min(2 * pause, 60.0)
+                log.error("front process %d could not be started (%s); trying again in %.0fs", self.index, exc, pause)
+                await asyncio.sleep(pause)
+                continue
             if self._stopping:  # stop() came while it was starting
                 process.terminate()
             started = time.monotonic()

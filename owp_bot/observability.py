@@ -9,6 +9,7 @@ looks like a worker token, a bearer credential or the admin token in any message
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import contextvars
 import itertools
@@ -136,6 +137,7 @@ class Metrics:
         self.workers_online = Gauge("owp_workers_online", "Workers that sent a heartbeat within the timeout",
                                     registry=r)
         self.last_seq: int | None = None
+        self.sampling = asyncio.Lock()  # one scrape at a time counts the events since the last: each once
 
     def answered(self, route: str, method: str, status: int, seconds: float, webhook: bool) -> None:
         self.requests.answered(route, method, status, seconds)
@@ -198,7 +200,8 @@ async def exposition(app: web.Application, requests: RequestStats | None = None)
     writer process), those instead of its own."""
     metrics, scheduler = app[METRICS], app[SCHEDULER]
     online_since = scheduler.now() - scheduler.settings.heartbeat_timeout
-    metrics.apply(await scheduler.run(sample, metrics.last_seq, online_since, write=False))
+    async with metrics.sampling:  # two scrapes at once would each count the events since the same last_seq
+        metrics.apply(await scheduler.run(sample, metrics.last_seq, online_since, write=False))
     if requests is not None:
         metrics.requests.counts, metrics.requests.latency = requests.counts, requests.latency
         metrics.requests.webhooks, metrics.requests.rate_limited = requests.webhooks, requests.rate_limited

@@ -341,6 +341,10 @@ class SchedulerMachine(RuleBasedStateMachine):
             arrived = self.clock.now()
             late = asyncio.ensure_future(self.scheduler.run(*make))
             await asyncio.sleep(0)
+            for _ in range(5000):  # both in the writer's queue behind the slow write (from a front: sent first)
+                if len(self.writer._arrivals) >= 3:
+                    break
+                await asyncio.sleep(0.001)
         finally:
             done.set()
             await importing

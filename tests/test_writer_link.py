@@ -179,3 +179,58 @@ async def test_an_answer_a_front_cannot_load_fails_that_request_not_the_link(poo
             await link.close()
         finally:
             await service.stop()
+
+
+_RUN_BY_THE_WRITER: list[float] = []
+
+
+def _noted(now: float) -> ops.Op[None]:
+    _RUN_BY_THE_WRITER.append(now)
+    return None
+    yield
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.one_process
+async def test_a_refused_front_has_none_of_its_writes_made(pool: Pool) -> None:
+    """A front sends its hello and, without waiting for an answer, the writes of the requests it takes at once: those
+    that reach the writer in the same read as a refused hello (or with no hello at all) are not made."""
+    _RUN_BY_THE_WRITER.clear()
+    with tempfile.TemporaryDirectory(prefix="owp-") as directory:
+        path = Path(directory) / "writer.sock"
+        service = WriterService(pool.app)
+        await service.start(path)
+        try:
+            codec = service._codec
+            for hello in ([("hello", "0123456789abcdef")], []):  # other code; no hello
+                _, writer = await asyncio.open_unix_connection(str(path))
+                write = ("write", 1, codec.dumps(partial(_noted, 1.0)), 1.0, False)
+                writer.write(b"".join(codec.frame(m) for m in [*hello, write]))  # one read for the writer
+                await writer.drain()
+                await asyncio.sleep(0.2)
+                writer.close()
+            assert _RUN_BY_THE_WRITER == []
+        finally:
+            await service.stop()
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.one_process
+async def test_concurrent_scrapes_count_each_domain_event_once(pool: Pool) -> None:
+    """Two scrapes at once (two Prometheus servers, or a scrape and a curl, on any fronts: the writer answers all)
+    count each lease granted once."""
+    from owp_bot.observability import exposition
+
+    def granted(text: bytes) -> float:
+        return float(next(ln for ln in text.decode().splitlines() if ln.startswith("owp_leases_granted_total "))
+                     .rpartition(" ")[2])
+
+    await exposition(pool.app)  # a baseline
+    await pool.repo()
+    for _ in range(3):
+        await pool.task()
+    _, token = await pool.worker()
+    leases = len((await pool.work(token))["leases"])
+    texts = await asyncio.gather(*(exposition(pool.app) for _ in range(4)))
+    assert leases > 0 and [granted(t) for t in texts] == [leases] * 4
+    assert granted(await exposition(pool.app)) == leases

@@ -72,7 +72,7 @@ def code_digest() -> str:
     root = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256()
     for path in sorted(root.rglob("*")):
-        if path.suffix in (".py", ".sql"):
+        if path.suffix in (".py", ".sql") and path.is_file():  # not an editor's lock (.#x.py, a dangling link)
             digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -243,6 +243,8 @@ class WriterService:
 
     def _message(self, channel: _Channel, message: Any) -> None:
         kind = message[0]
+        if kind != "hello" and channel not in self._fronts:  # before its hello, or refused: a front sends its hello
+            return  # and then, unanswered, the writes of its first requests, which may come in the same read
         if kind == "write":
             _, ident, operation, arrived, slow = message
             task = asyncio.get_running_loop().create_task(self._write(channel, ident, operation, arrived, slow))
