@@ -25,6 +25,9 @@ A front says `("hello", code)` first, `code` a digest of the code it runs: a fro
 on disk would send operations the writer's code does not have, or with other arguments, so the writer refuses
 it (`("refused", reason)`) and the front ends (fronts.py does not start it again).
 
+Unpickling runs code, so only the pool's own processes may reach the socket: fronts.py puts it in a directory made
+by `tempfile.mkdtemp`, which only the user running `owp serve` may enter.
+
 Rows travel as dicts (`sqlite3.Row` does not pickle); the settings travel as a reference, each process having
 loaded the same ones from the same environment. A write whose answer never came (the writer stopped) fails with
 a 503 that says it may or may not have been applied.
