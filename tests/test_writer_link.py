@@ -56,12 +56,12 @@ async def test_what_a_failed_write_sends_a_front_loads_there_and_is_noted_once(p
     shared = RuntimeError("BEGIN failed")  # a failed group gives every one of its writes the same exception
     for _ in range(3):
         sent = service._portable(shared)
-        again = service._codec.loads(service._codec.dumps(sent))
+        again = writer_link._loads(writer_link._dumps(sent))
     assert len(getattr(again, "__notes__", [])) == 1
     odd = service._portable(_TwoArgs(1, "x"))  # pickles, but does not load: the front would lose its link
-    assert isinstance(service._codec.loads(service._codec.dumps(odd)), Exception)
+    assert isinstance(writer_link._loads(writer_link._dumps(odd)), Exception)
     problem = service._portable(Problem(409, "no"))
-    assert isinstance(service._codec.loads(service._codec.dumps(problem)), Problem)
+    assert isinstance(writer_link._loads(writer_link._dumps(problem)), Problem)
 
 
 @pytest.mark.sqlite_only
@@ -103,7 +103,7 @@ async def test_a_front_that_stops_reading_is_dropped_not_kept_in_memory(
         await service.start(path)
         try:
             _, writer = await asyncio.open_unix_connection(str(path))  # a front that says hello, then sleeps
-            hello = service._codec.frame(("hello", service.code))
+            hello = writer_link._frame(("hello", service.code))
             writer.write(hello)
             await asyncio.wait_for(service.connected.wait(), 5)
             writer.transport.pause_reading()
@@ -201,11 +201,10 @@ async def test_a_refused_front_has_none_of_its_writes_made(pool: Pool) -> None:
         service = WriterService(pool.app)
         await service.start(path)
         try:
-            codec = service._codec
             for hello in ([("hello", "0123456789abcdef")], []):  # other code; no hello
                 _, writer = await asyncio.open_unix_connection(str(path))
-                write = ("write", 1, codec.dumps(partial(_noted, 1.0)), 1.0, False)
-                writer.write(b"".join(codec.frame(m) for m in [*hello, write]))  # one read for the writer
+                write = ("write", 1, service._operations.dumps(partial(_noted, 1.0)), 1.0, False)
+                writer.write(b"".join(writer_link._frame(m) for m in [*hello, write]))  # one read for the writer
                 await writer.drain()
                 await asyncio.sleep(0.2)
                 writer.close()

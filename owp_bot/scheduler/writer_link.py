@@ -28,8 +28,9 @@ it (`("refused", reason)`) and the front ends (fronts.py does not start it again
 Unpickling runs code, so only the pool's own processes may reach the socket: fronts.py puts it in a directory made
 by `tempfile.mkdtemp`, which only the user running `owp serve` may enter.
 
-Rows travel as dicts (`sqlite3.Row` does not pickle); the settings travel as a reference, each process having
-loaded the same ones from the same environment. A write whose answer never came (the writer stopped) fails with
+Rows travel as dicts (`sqlite3.Row` does not pickle). In an operation the settings travel as a reference, each
+process having loaded the same ones from the same environment; every other message goes through pickle's C code
+alone (a Pickler subclass would call back into Python for each object). A write whose answer never came (the writer stopped) fails with
 a 503 that says it may or may not have been applied.
 """
 
@@ -84,8 +85,25 @@ def _row(row: sqlite3.Row) -> tuple[Any, ...]:
     return dict, (dict(zip(row.keys(), tuple(row), strict=True)),)
 
 
+copyreg.pickle(sqlite3.Row, _row)  # rows travel as dicts: sqlite3.Row does not pickle
+
+
+def _dumps(value: Any) -> bytes:
+    return pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+
+
+def _loads(data: bytes) -> Any:
+    return pickle.loads(data)  # noqa: S301 (only the pool's own processes reach the socket: fronts.py)
+
+
+def _frame(message: tuple[Any, ...]) -> bytes:
+    body = _dumps(message)
+    return _LENGTH.pack(len(body)) + body
+
+
 class _Pickler(pickle.Pickler):
-    dispatch_table = {**copyreg.dispatch_table, sqlite3.Row: _row}
+    """An operation's pickler: the settings by reference. Only operations take it: a Pickler subclass calls its
+    persistent_id for every object it pickles, which made each answer, event and heartbeat a third dearer."""
 
     def __init__(self, file: io.BytesIO, settings: Settings) -> None:
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
@@ -106,29 +124,25 @@ class _Unpickler(pickle.Unpickler):
         return self._settings
 
 
-class _Codec:
+class _Operations:
+    """Pickles operations with this process's settings as a reference (each process loaded the same ones)."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    def dumps(self, value: Any) -> bytes:
+    def dumps(self, make_op: MakeOp[Any]) -> bytes:
         buffer = io.BytesIO()
-        _Pickler(buffer, self.settings).dump(value)
+        _Pickler(buffer, self.settings).dump(make_op)
         return buffer.getvalue()
 
-    def loads(self, data: bytes) -> Any:
-        return _Unpickler(io.BytesIO(data), self.settings).load()
-
-    def frame(self, message: tuple[Any, ...]) -> bytes:
-        body = self.dumps(message)
-        return _LENGTH.pack(len(body)) + body
+    def loads(self, data: bytes) -> MakeOp[Any]:
+        return cast(MakeOp[Any], _Unpickler(io.BytesIO(data), self.settings).load())
 
 
 class _Channel(asyncio.Protocol):
     """One end of a Unix socket connection: frames out, gathered for one write per turn of the loop, and in."""
 
-    def __init__(self, codec: _Codec, on_message: Callable[[_Channel, Any], None],
-                 on_lost: Callable[[_Channel], None]) -> None:
-        self._codec = codec
+    def __init__(self, on_message: Callable[[_Channel, Any], None], on_lost: Callable[[_Channel], None]) -> None:
         self._on_message = on_message
         self._on_lost = on_lost
         self._transport: asyncio.Transport | None = None
@@ -148,7 +162,7 @@ class _Channel(asyncio.Protocol):
         return self._transport is not None and not self._transport.is_closing()
 
     def send(self, message: tuple[Any, ...]) -> None:
-        self.send_frame(self._codec.frame(message))
+        self.send_frame(_frame(message))
 
     def send_frame(self, frame: bytes) -> None:
         if not self._out:
@@ -174,7 +188,7 @@ class _Channel(asyncio.Protocol):
                 break
             body = bytes(self._in[start + _LENGTH.size:start + _LENGTH.size + size])
             start += _LENGTH.size + size
-            self._on_message(self, self._codec.loads(body))
+            self._on_message(self, _loads(body))
         del self._in[:start]
 
     def close(self) -> None:
@@ -193,7 +207,7 @@ class WriterService:
     def __init__(self, app: web.Application) -> None:
         self.app = app
         self.scheduler = scheduler = app[SCHEDULER]
-        self._codec = _Codec(scheduler.settings)
+        self._operations = _Operations(scheduler.settings)
         self._fronts: set[_Channel] = set()
         self._requests: dict[_Channel, RequestStats] = {}  # each front's request counters, as it last sent them
         self._ended = RequestStats()  # those of fronts that ended
@@ -205,7 +219,7 @@ class WriterService:
 
     async def start(self, path: Path) -> None:
         self._server = await asyncio.get_running_loop().create_unix_server(
-            lambda: _Channel(self._codec, self._message, self._gone), str(path))
+            lambda: _Channel(self._message, self._gone), str(path))
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -240,7 +254,7 @@ class WriterService:
 
     def _broadcast(self, events: list[Event]) -> None:
         if self._fronts:
-            frame = self._codec.frame(("events", self._codec.dumps(events)))
+            frame = _frame(("events", _dumps(events)))
             for channel in self._fronts:
                 channel.send_frame(frame)
 
@@ -277,7 +291,7 @@ class WriterService:
 
     async def _write(self, channel: _Channel, ident: int, operation: bytes, arrived: float, slow: bool) -> None:
         try:
-            make_op = self._codec.loads(operation)
+            make_op = self._operations.loads(operation)
             value = await self.scheduler.write(make_op, arrived, slow)
             answer = self._answer(ident, True, value)
         except Exception as exc:
@@ -287,7 +301,7 @@ class WriterService:
 
     def _answer(self, ident: int, ok: bool, value: Any) -> bytes:
         """The answer's frame; its value pickled on its own, so that one the front cannot load fails one request."""
-        return self._codec.frame(("answer", ident, ok, self._codec.dumps(value)))
+        return _frame(("answer", ident, ok, _dumps(value)))
 
     def _portable(self, exc: Exception) -> Exception:
         """The exception as the front will raise it: a copy of it where it pickles and loads again, with the writer's
@@ -295,7 +309,7 @@ class WriterService:
         same exception, and a note added to it each time would carry all the notes before it (twice the size each
         time). Loaded again here: one that pickles but does not load would end the front's link, not one request."""
         try:
-            sent: Exception = self._codec.loads(self._codec.dumps(exc))
+            sent: Exception = _loads(_dumps(exc))
         except Exception:
             sent = RuntimeError(f"{type(exc).__name__} in the writer process: {exc}")
         if not isinstance(sent, Problem):
@@ -312,7 +326,7 @@ class WriterLink:
     def __init__(self, path: Path, hub: EventHub, settings: Settings) -> None:
         self._path = path
         self._hub = hub
-        self._codec = _Codec(settings)
+        self._operations = _Operations(settings)
         self._channel: _Channel | None = None
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._ids = itertools.count(1)
@@ -322,7 +336,7 @@ class WriterLink:
 
     async def open(self) -> None:
         def channel() -> _Channel:
-            return _Channel(self._codec, self._message, self._lost)
+            return _Channel(self._message, self._lost)
 
         _, self._channel = await asyncio.get_running_loop().create_unix_connection(channel, str(self._path))
         self._channel.send(("hello", self.code))
@@ -332,7 +346,7 @@ class WriterLink:
             self._channel.close()
 
     async def write(self, make_op: MakeOp[T], arrived: float, slow: bool) -> T:
-        operation = self._codec.dumps(make_op)  # first: one that does not pickle leaves nothing pending
+        operation = self._operations.dumps(make_op)  # first: one that does not pickle leaves nothing pending
         value: T = await self._ask(lambda ident: ("write", ident, operation, arrived, slow))
         return value
 
@@ -370,7 +384,7 @@ class WriterLink:
     def _message(self, channel: _Channel, message: Any) -> None:
         if message[0] == "events":
             if self._hub.subscriber_count:
-                self._hub.publish(self._codec.loads(message[1]))
+                self._hub.publish(_loads(message[1]))
             return
         if message[0] == "refused":
             self.refused = message[1]
@@ -381,7 +395,7 @@ class WriterLink:
         if answer is None or answer.done():  # its caller went away; the write was made all the same
             return
         try:
-            value = self._codec.loads(pickled)
+            value = _loads(pickled)
         except Exception as exc:
             answer.set_exception(RuntimeError(f"the writer's answer could not be read here: {exc!r}"))
             return
