@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import tempfile
+from dataclasses import replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
 
 import pytest
 
+from owp_bot.config import Settings
 from owp_bot.errors import Problem
 from owp_bot.events import EventHub
 from owp_bot.keys import SCHEDULER
@@ -233,3 +236,21 @@ async def test_concurrent_scrapes_count_each_domain_event_once(pool: Pool) -> No
     texts = await asyncio.gather(*(exposition(pool.app) for _ in range(4)))
     assert leases > 0 and [granted(t) for t in texts] == [leases] * 4
     assert granted(await exposition(pool.app)) == leases
+
+
+def test_an_operation_travels_with_the_settings_as_a_reference_and_rows_as_dicts(settings: Settings) -> None:
+    """The writer's settings take the place of the front's, as arguments and keywords; anything else travels as it
+    is. Only a partial (what Scheduler.run makes) can be sent: a closure would not pickle, and says so."""
+    front, writer = writer_link._Operations(settings), writer_link._Operations(replace(settings))
+    sent = writer.loads(front.dumps(partial(ops.renew_lease, "w", "l", 1.5, settings)))
+    assert isinstance(sent, partial) and sent.func is ops.renew_lease
+    assert sent.args == ("w", "l", 1.5, writer.settings) and sent.args[3] is writer.settings
+    keyed = writer.loads(front.dumps(partial(_noted, 2.0, settings=settings, other=[settings.admin_token])))
+    assert keyed.keywords == {"settings": writer.settings, "other": [settings.admin_token]}
+    assert keyed.keywords["settings"] is writer.settings
+    with pytest.raises(TypeError, match=r"functools\.partial"):
+        front.dumps(lambda: _noted(1.0))
+    connection = sqlite3.connect(":memory:")
+    connection.row_factory = sqlite3.Row
+    row = connection.execute("SELECT 1 AS a, 'x' AS b").fetchone()
+    assert writer_link._loads(writer_link._dumps([row])) == [{"a": 1, "b": "x"}]

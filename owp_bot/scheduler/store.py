@@ -64,7 +64,7 @@ class Event:
             repo=row["repo"], details=json.loads(details) if isinstance(details, str) else dict(details),
         )
 
-    def __reduce__(self) -> tuple[type[Event], tuple[Any, ...]]:
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         """Pickled as its fields (the writer process sends events to its fronts): a third of what a slotted
         dataclass's own pickling costs."""
         return Event, (self.seq, self.ts, self.type, self.actor, self.target, self.repo, self.details)

@@ -28,9 +28,9 @@ it (`("refused", reason)`) and the front ends (fronts.py does not start it again
 Unpickling runs code, so only the pool's own processes may reach the socket: fronts.py puts it in a directory made
 by `tempfile.mkdtemp`, which only the user running `owp serve` may enter.
 
-Rows travel as dicts (`sqlite3.Row` does not pickle). In an operation the settings travel as a reference, each
-process having loaded the same ones from the same environment; every other message goes through pickle's C code
-alone (a Pickler subclass would call back into Python for each object). A write whose answer never came (the writer stopped) fails with
+Rows travel as dicts (`sqlite3.Row` does not pickle), and the settings in an operation as a reference
+(`_TheSettings`), each process having loaded the same ones from the same environment: every message stays within
+pickle's C code. A write whose answer never came (the writer stopped) fails with
 a 503 that says it may or may not have been applied.
 """
 
@@ -40,7 +40,6 @@ import asyncio
 import copyreg
 import functools
 import hashlib
-import io
 import itertools
 import logging
 import pickle
@@ -64,7 +63,6 @@ from owp_bot.scheduler.store import Event, MakeOp
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _LENGTH = struct.Struct("!I")
-_SETTINGS = "settings"  # the persistent id of the Settings object
 # Bytes a front may leave unread (the writer's events, answers) before the writer drops it: a stopped front (SIGSTOP,
 # a debugger) would otherwise make the writer keep every event it publishes. Minutes of the benchmark's load.
 BACKLOG_LIMIT = 256 * 1024 * 1024
@@ -101,42 +99,32 @@ def _frame(message: tuple[Any, ...]) -> bytes:
     return _LENGTH.pack(len(body)) + body
 
 
-class _Pickler(pickle.Pickler):
-    """An operation's pickler: the settings by reference. Only operations take it: a Pickler subclass calls its
-    persistent_id for every object it pickles, which made each answer, event and heartbeat a third dearer."""
-
-    def __init__(self, file: io.BytesIO, settings: Settings) -> None:
-        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
-        self._settings = settings
-
-    def persistent_id(self, obj: Any) -> str | None:
-        return _SETTINGS if obj is self._settings else None
-
-
-class _Unpickler(pickle.Unpickler):
-    def __init__(self, file: io.BytesIO, settings: Settings) -> None:
-        super().__init__(file)
-        self._settings = settings
-
-    def persistent_load(self, pid: Any) -> Any:
-        if pid != _SETTINGS:
-            raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
-        return self._settings
+class _TheSettings:
+    """Stands for the settings in an operation's arguments: each process loaded the same ones from the same
+    environment. A class pickles as its name, so the operation stays within pickle's C code (a Pickler subclass
+    with persistent_id would call back into Python for every object)."""
 
 
 class _Operations:
-    """Pickles operations with this process's settings as a reference (each process loaded the same ones)."""
+    """Operations as they travel: Scheduler.run makes each a `functools.partial` of a module-level function and
+    plain values, pickled with this process's settings, where they are an argument, as _TheSettings."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
     def dumps(self, make_op: MakeOp[Any]) -> bytes:
-        buffer = io.BytesIO()
-        _Pickler(buffer, self.settings).dump(make_op)
-        return buffer.getvalue()
+        if not isinstance(make_op, functools.partial):
+            raise TypeError(f"an operation for the writer process is a functools.partial (Scheduler.run makes one), "
+                            f"not {make_op!r}")
+        settings = self.settings
+        return _dumps((make_op.func, tuple(_TheSettings if a is settings else a for a in make_op.args),
+                       {k: _TheSettings if v is settings else v for k, v in make_op.keywords.items()}))
 
     def loads(self, data: bytes) -> MakeOp[Any]:
-        return cast(MakeOp[Any], _Unpickler(io.BytesIO(data), self.settings).load())
+        func, args, keywords = _loads(data)
+        settings = self.settings
+        return functools.partial(func, *(settings if a is _TheSettings else a for a in args),
+                                 **{k: settings if v is _TheSettings else v for k, v in keywords.items()})
 
 
 class _Channel(asyncio.Protocol):
