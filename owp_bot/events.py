@@ -66,11 +66,12 @@ class EventHub:
 class SequencedHub(EventHub):
     """An EventHub that publishes every committed event once, in seq order, whichever replica wrote it.
 
-    On PostgreSQL, events reach it from this replica's transactions (the scheduler publishes them after commit)
-    and from the log, read by the bridge when another replica's commit is notified; whatever is not above
-    `last_seq` was published already and is dropped. Order holds because both paths hand it runs that begin
-    right after `last_seq`: the bridge reads the log from there, and `PostgresStore.run` first publishes what
-    other replicas committed before its own events (read from the log) when the bridge is behind. In a front
+    On PostgreSQL, events reach it from this replica's transactions (the store publishes a group's events once it
+    is committed, and the scheduler again, dropped here) and from the log, read by the bridge when another
+    replica's commit is notified; whatever is not above `last_seq` was published already and is dropped. Order
+    holds because both paths hand it runs that begin right after `last_seq`: the bridge reads the log from there
+    (not while this replica's own commit is being published), and the store first publishes what other replicas
+    committed before its own events (read from the log) when the bridge is behind. In a front
     process (writer_link.py) they come from the writer process, in the order it published them.
     """
 

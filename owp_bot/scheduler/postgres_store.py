@@ -181,6 +181,10 @@ class PostgresStore:
         self._waiting: list[tuple[MakeOp[Any], MakeOp[Committed] | None, asyncio.Future[tuple[Any, list[Event]]]]] = []
         self._committer: asyncio.Task[None] | None = None
         self._running: set[asyncio.Future[Any]] = set()  # read transactions
+        # clear from a group's COMMIT until its events are in the hub: the bridge, woken by that commit's
+        # notification (it may come first), waits instead of reading them back from the log
+        self.published = asyncio.Event()
+        self.published.set()
         self.bridge: EventBridge | None = None
 
     # -- lifecycle
@@ -273,6 +277,8 @@ class PostgresStore:
                 except Exception:  # a gap it leaves in the hub, the event stream fills from the log
                     log.warning("after a commit, reading others' events or refreshing statistics failed",
                                 exc_info=True)
+            finally:
+                self.published.set()
             for (_, _, answer), outcome in zip(group, outcomes, strict=True):
                 if answer.done():  # the caller went away; its operation ran all the same
                     continue
@@ -326,6 +332,7 @@ class PostgresStore:
             if not share_prelude(transaction.events_of(first) if first is not None else [], answers):
                 await conn.execute("ROLLBACK")
                 return answers
+            self.published.clear()  # set again once the group's events are in the hub (_commit_waiting)
             await conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(asyncpg.PostgresError, OSError, asyncpg.InterfaceError):
@@ -336,12 +343,14 @@ class PostgresStore:
         return answers
 
     async def _after_commit(self, events: list[Event]) -> None:
-        """Before the callers publish their events: publish what other replicas committed before them (when
-        the bridge has not read it yet), and refresh the planner's statistics after a bulk import."""
+        """Publish what other replicas committed before this group (when the bridge has not read it yet), then
+        the group's own events (the callers publish them again, and the hub drops them: the bridge is not left
+        to read them back), and refresh the planner's statistics after a bulk import."""
         assert self._pool is not None
         behind = events[0].seq - 1 - self.hub.last_seq if events else 0
         if behind > 0:
             self.hub.publish(await self.events_after(self.hub.last_seq, behind))
+        self.hub.publish(sorted(events, key=lambda event: event.seq))
         if sum(e.type == "task.created" for e in events) >= ANALYZE_AFTER_CREATED:
             await self._pool.execute("ANALYZE tasks, task_skills")
 
@@ -564,6 +573,7 @@ class EventBridge:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            await self._store.published.wait()  # this replica's own commit: its events come without a read
             try:
                 while self._hub.last_seq < self._committed:
                     found = await self._store.events_after(self._hub.last_seq)
