@@ -254,3 +254,42 @@ def test_an_operation_travels_with_the_settings_as_a_reference_and_rows_as_dicts
     connection.row_factory = sqlite3.Row
     row = connection.execute("SELECT 1 AS a, 'x' AS b").fetchone()
     assert writer_link._loads(writer_link._dumps([row])) == [{"a": 1, "b": "x"}]
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.one_process
+async def test_a_fronts_heartbeats_reach_the_writer_before_its_next_request_within_a_moment_and_when_it_closes(
+        pool: Pool) -> None:
+    """A front gathers heartbeats for BEATS_EVERY and sends them in one message: before any request it sends the
+    writer after them (the worker's next call is judged by its beat), after BEATS_EVERY when none comes, and when
+    the front closes."""
+    scheduler = pool.app[SCHEDULER]
+    worker_id, _ = await pool.worker()
+    beat = pool.clock.now() + 10
+
+    async def last_seen() -> float:  # a write in the writer process: its prelude writes the beats it has
+        return float((await scheduler.run(ops.get_worker, worker_id))["last_heartbeat"])
+
+    with tempfile.TemporaryDirectory(prefix="owp-") as directory:
+        path = Path(directory) / "writer.sock"
+        service = WriterService(pool.app)
+        await service.start(path)
+        try:
+            link = WriterLink(path, EventHub(), scheduler.settings)
+            await link.open()
+            link.heartbeat(worker_id, (beat, "busy", None))
+            worker = await link.write(partial(ops.get_worker, worker_id), beat, False)  # at once
+            assert worker["last_heartbeat"] == beat and worker["status"] == "busy"
+            link.heartbeat(worker_id, (beat + 1, "idle", None))
+            link.heartbeat(worker_id, (beat + 2, "busy", None))  # the newest counts
+            await asyncio.sleep(writer_link.BEATS_EVERY * 4)
+            assert await last_seen() == beat + 2
+            link.heartbeat(worker_id, (beat + 3, "busy", None))
+            await link.close()
+            for _ in range(100):
+                if service.front_count == 0:
+                    break
+                await asyncio.sleep(0.01)
+            assert await last_seen() == beat + 3
+        finally:
+            await service.stop()

@@ -10,10 +10,11 @@ An operation travels by name: `Scheduler.run` makes it a `functools.partial` of 
 values, which pickle sends as the function's name with the values. Over one Unix socket per front, each message
 a pickled tuple behind a 4-byte length:
 - front to writer: `("write", id, operation, arrived, slow)` (the operation pickled on its own, so that one the
-  writer cannot load is answered as an error); `("beat", worker_id, beat)`, a heartbeat, buffered by the writer
-  as if it had arrived there; `("stats", requests)`, the front's request counters (every few seconds), and
-  `("metrics", id, requests)`, a scrape of GET /metrics: the writer answers with its domain metrics and the sum
-  of every front's request counters (those of fronts that ended too), the same whichever front is scraped.
+  writer cannot load is answered as an error); `("beats", {worker_id: beat})`, the heartbeats the front took in
+  the last BEATS_EVERY seconds, buffered by the writer as if they had arrived there; `("stats", requests)`, the
+  front's request counters (every few seconds), and `("metrics", id, requests)`, a scrape of GET /metrics: the
+  writer answers with its domain metrics and the sum of every front's request counters (those of fronts that
+  ended too), the same whichever front is scraped.
 - writer to front: `("events", [Event])`, every batch the writer publishes, to every front, in order (the list
   pickled on its own, once for all fronts); then `("answer", id, ok, value)`, the operation's value or the
   exception it raised (pickled on its own: one a front cannot load fails that request, not its link). A front
@@ -66,6 +67,7 @@ _LENGTH = struct.Struct("!I")
 # Bytes a front may leave unread (the writer's events, answers) before the writer drops it: a stopped front (SIGSTOP,
 # a debugger) would otherwise make the writer keep every event it publishes. Minutes of the benchmark's load.
 BACKLOG_LIMIT = 256 * 1024 * 1024
+BEATS_EVERY = 0.05  # seconds a front gathers heartbeats before it sends them (WriterLink.heartbeat)
 
 
 @functools.cache
@@ -255,9 +257,9 @@ class WriterService:
             task = asyncio.get_running_loop().create_task(self._write(channel, ident, operation, arrived, slow))
             self._writes.add(task)
             task.add_done_callback(self._writes.discard)
-        elif kind == "beat":
-            _, worker_id, beat = message
-            self.scheduler.buffer_heartbeat(worker_id, beat)
+        elif kind == "beats":
+            for worker_id, beat in message[1].items():
+                self.scheduler.buffer_heartbeat(worker_id, beat)
         elif kind == "stats":
             self._requests[channel] = message[1]
         elif kind == "metrics":
@@ -321,16 +323,21 @@ class WriterLink:
         self.code = code_digest()
         self.refused: str | None = None  # why the writer refused this front
         self.lost = asyncio.Event()  # the writer went away, or refused it: the front process ends
+        self._beats: dict[str, Beat] = {}  # taken, not yet sent
+        self._beats_due: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def open(self) -> None:
         def channel() -> _Channel:
             return _Channel(self._message, self._lost)
 
-        _, self._channel = await asyncio.get_running_loop().create_unix_connection(channel, str(self._path))
+        self._loop = asyncio.get_running_loop()  # a heartbeat may be taken from its thread while it is not running
+        _, self._channel = await self._loop.create_unix_connection(channel, str(self._path))
         self._channel.send(("hello", self.code))
 
     async def close(self) -> None:
         if self._channel is not None:
+            self._send_beats()
             self._channel.close()
 
     async def write(self, make_op: MakeOp[T], arrived: float, slow: bool) -> T:
@@ -353,21 +360,36 @@ class WriterLink:
         ident = next(self._ids)
         answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[ident] = answer
+        if self._beats:  # a request never reaches the writer before the heartbeats this front took before it
+            self._send_beats()
         channel.send(message(ident))
         return await answer
 
     def heartbeat(self, worker_id: str, beat: Beat) -> None:
-        """Sent with this turn of the loop's other frames, one write for all. So the worker may have its answer a
-        moment (a turn of this front's loop) before the writer has the beat, and a request it sends at once to
-        another front may reach the writer first: that request is judged by the beat before, as by another replica
-        on PostgreSQL, where each replica writes its heartbeats behind within a second. It matters only to a worker
-        silent for OWP_HEARTBEAT_TIMEOUT until this beat. Sent at once instead, each beat cost a write of its own,
-        and heartbeats over two fronts grew 8% instead of 30% (bench/RESULTS.md, twelfth session)."""
+        """Gathered for BEATS_EVERY seconds, then sent in one message, and before any request this front sends the
+        writer: the worker's next request to this front never reaches the writer before its beat. One it sends at
+        once to another front may, within BEATS_EVERY: that request is judged by the beat before, as by another
+        replica on PostgreSQL, where each replica writes its heartbeats behind within a second. It matters only to
+        a worker silent for OWP_HEARTBEAT_TIMEOUT until this beat. A front that crashes loses at most those
+        BEATS_EVERY seconds of last-seen times, never a lease. Sent at once, each beat cost a write of its own
+        (heartbeats over two fronts grew 8% instead of 30%); sent each turn of the loop, a write every few beats
+        (bench/RESULTS.md, twelfth and thirteenth sessions)."""
         channel = self._channel
         if channel is None or not channel.open:
             raise Problem(503, "the pool's writer process is not running; the heartbeat was not recorded: send it "
                                "again in a moment")
-        channel.send(("beat", worker_id, beat))
+        self._beats[worker_id] = beat  # a worker's beats come in order here: the newest one counts
+        if self._beats_due is None:
+            assert self._loop is not None  # set by open(), as the channel is
+            self._beats_due = self._loop.call_later(BEATS_EVERY, self._send_beats)
+
+    def _send_beats(self) -> None:
+        if self._beats_due is not None:
+            self._beats_due.cancel()
+            self._beats_due = None
+        beats, self._beats = self._beats, {}
+        if beats and self._channel is not None and self._channel.open:
+            self._channel.send(("beats", beats))
 
     def _message(self, channel: _Channel, message: Any) -> None:
         if message[0] == "events":
