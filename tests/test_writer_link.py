@@ -248,6 +248,8 @@ def test_an_operation_travels_with_the_settings_as_a_reference_and_rows_as_dicts
     keyed = writer.loads(front.dumps(partial(_noted, 2.0, settings=settings, other=[settings.admin_token])))
     assert keyed.keywords == {"settings": writer.settings, "other": [settings.admin_token]}
     assert keyed.keywords["settings"] is writer.settings
+    deeper = writer.loads(front.dumps(partial(_noted, 3.0, changes=[partial(_noted, 4.0, settings=settings)])))
+    assert deeper.keywords["changes"][0].keywords["settings"] == settings  # by value there: the same values
     with pytest.raises(TypeError, match=r"functools\.partial"):
         front.dumps(lambda: _noted(1.0))
     connection = sqlite3.connect(":memory:")

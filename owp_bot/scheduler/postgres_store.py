@@ -351,6 +351,7 @@ class PostgresStore:
         if behind > 0:
             self.hub.publish(await self.events_after(self.hub.last_seq, behind))
         self.hub.publish(sorted(events, key=lambda event: event.seq))
+        self.published.set()  # the bridge need not wait for the ANALYZE below
         if sum(e.type == "task.created" for e in events) >= ANALYZE_AFTER_CREATED:
             await self._pool.execute("ANALYZE tasks, task_skills")
 

@@ -29,9 +29,10 @@ it (`("refused", reason)`) and the front ends (fronts.py does not start it again
 Unpickling runs code, so only the pool's own processes may reach the socket: fronts.py puts it in a directory made
 by `tempfile.mkdtemp`, which only the user running `owp serve` may enter.
 
-Rows travel as dicts (`sqlite3.Row` does not pickle), and the settings in an operation as a reference
-(`_TheSettings`), each process having loaded the same ones from the same environment: every message stays within
-pickle's C code. A write whose answer never came (the writer stopped) fails with
+Rows travel as dicts (`sqlite3.Row` does not pickle). The settings, where they are an operation's argument, travel
+as a reference (`_TheSettings`): each process loaded the same ones from the same environment. Deeper inside an
+argument (a webhook delivery's changes) they travel by value, the same values. Every message stays within pickle's
+C code. A write whose answer never came (the writer stopped) fails with
 a 503 that says it may or may not have been applied.
 """
 
@@ -109,7 +110,8 @@ class _TheSettings:
 
 class _Operations:
     """Operations as they travel: Scheduler.run makes each a `functools.partial` of a module-level function and
-    plain values, pickled with this process's settings, where they are an argument, as _TheSettings."""
+    plain values, pickled with this process's settings, where they are an argument, as _TheSettings. (Replaced at
+    any depth, by a Pickler's dispatch_table, an operation cost twice as much to send and load again.)"""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -370,7 +372,8 @@ class WriterLink:
         writer: the worker's next request to this front never reaches the writer before its beat. One it sends at
         once to another front may, within BEATS_EVERY: that request is judged by the beat before, as by another
         replica on PostgreSQL, where each replica writes its heartbeats behind within a second. It matters only to
-        a worker silent for OWP_HEARTBEAT_TIMEOUT until this beat. A front that crashes loses at most those
+        a worker silent for OWP_HEARTBEAT_TIMEOUT until this beat (the writer's own sweeper, too, may lapse its
+        work within those BEATS_EVERY seconds). A front that crashes loses at most those
         BEATS_EVERY seconds of last-seen times, never a lease. Sent at once, each beat cost a write of its own
         (heartbeats over two fronts grew 8% instead of 30%); sent each turn of the loop, a write every few beats
         (bench/RESULTS.md, twelfth and thirteenth sessions)."""
