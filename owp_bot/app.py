@@ -92,9 +92,9 @@ async def problems(request: web.Request, handler: Callable[[web.Request], Awaita
 
 def create_app(settings: Settings, *, clock: Clock | None = None, store: Store | None = None,
                writer_socket: Path | None = None) -> web.Application:
-    """The whole pool in one process; or, with `writer_socket`, a front process of `owp serve --processes N` on
-    SQLite: it reads on its own, sends its writes to the writer process there, and runs no background work (the
-    writer process does; writer_link.py)."""
+    """The whole pool in one process; or, with `writer_socket`, a front process of `owp serve --processes N`: it
+    reads on its own, sends its writes to the writer process there, takes its events from it, and runs no
+    background work (the writer process does; writer_link.py)."""
     # outermost first: request id + metrics + access log see every answer, then problems, then rate limits
     app = web.Application(middlewares=[observability.observe, problems, ratelimit.rate_limit],
                           client_max_size=settings.max_body_bytes,
@@ -108,11 +108,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None, store: Store |
     app[CLOCK] = clock or SystemClock()
     front = writer_socket is not None
     if store is None and settings.database_url:  # several replicas on PostgreSQL; SQLite is the default
-        store = PostgresStore(settings.database_url)
+        store = PostgresStore(settings.database_url, writes=not front)
     store = store or SQLiteStore(settings.db_path, writes=not front)
     app[STORE] = store
     # on PostgreSQL the hub also carries other replicas' events, in sequence order; in a front, the writer's
-    app[HUB] = store.hub if isinstance(store, PostgresStore) else SequencedHub() if front else EventHub()
+    app[HUB] = SequencedHub() if front else store.hub if isinstance(store, PostgresStore) else EventHub()
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         await app[STORE].open()

@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the pool server")
     _serve_args(serve)
     serve.add_argument("--processes", type=_positive(int),
-                       help="answer HTTP in this many processes, with one more for the writes (SQLite; default: "
+                       help="answer HTTP in this many processes, with one more for the writes (default: "
                             "OWP_PROCESSES or 1)")
     front = commands.add_parser("serve-front", help="one HTTP process of `owp serve --processes N` (it starts them)")
     front.add_argument("--fd", type=int, required=True, help="the listening socket it inherits")
@@ -158,9 +158,6 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None,
     settings = settings.with_overrides(host=host or settings.host, port=settings.port if port is None else port,
                                        processes=processes or settings.processes)
     if settings.processes > 1 and app is None:
-        if settings.database_url:
-            raise ConfigError("--processes is for SQLite (HTTP in several processes, one writer); on PostgreSQL run "
-                              "several `owp serve` replicas instead (docs/operations.md)")
         if settings.demo_mode:
             raise ConfigError("OWP_DEMO_MODE runs its simulated workers in one process: drop --processes")
         from owp_bot.fronts import serve_processes

@@ -107,7 +107,7 @@ class Settings:
     database_url: str | None = None  # postgresql://…: the PostgreSQL store for several replicas; None: SQLite
     host: str = "127.0.0.1"
     port: int = 8787
-    processes: int = 1  # >1: HTTP in that many front processes, writes in one writer process (SQLite; fronts.py)
+    processes: int = 1  # >1: HTTP in that many front processes, writes in one writer process (fronts.py)
     lease_ttl: float = 4 * 3600
     lease_max: float = 72 * 3600
     offer_ttl: float = 5 * 60
@@ -269,9 +269,6 @@ def load_settings(env: Mapping[str, str] | None = None, *, require_admin_token: 
                         "password (%40 %2F %3F %23 %25), or leave the password out of the URL and set PGPASSWORD")
     elif database_url:
         values["database_url"] = database_url
-        if int(values.get("processes", 1)) > 1:  # type: ignore[call-overload]
-            problems.append("OWP_PROCESSES is for SQLite (HTTP in several processes, one writer); on PostgreSQL run "
-                            "several `owp serve` replicas instead (docs/operations.md), and leave OWP_PROCESSES at 1")
     if values.get("demo_mode") and int(values.get("processes", 1)) > 1:  # type: ignore[call-overload]
         problems.append("OWP_DEMO_MODE runs its simulated workers in one process: leave OWP_PROCESSES at 1")
     admin_token = env.get("OWP_ADMIN_TOKEN", "")

@@ -26,12 +26,20 @@ ADMIN_TOKEN = "test-admin-token-0123456789"
 
 
 # The store/API tests run on both backends: `backend` is "sqlite" or "postgres" (a fresh schema per test on
-# the PostgreSQL at OWP_TEST_DATABASE_URL, dropped afterwards). The API tests (those on the `pool` fixture) run a
-# third time as "split": the app under test is a front process's, and its writes go over a real Unix socket to a
-# writer (`owp serve --processes N`, writer_link.py) that runs in the test's process. Mark a test `sqlite_only`
-# when it opens the SQLite file itself; OWP_TEST_BACKENDS=sqlite narrows a local run.
+# the PostgreSQL at OWP_TEST_DATABASE_URL, dropped afterwards). The API tests (those on the `pool` fixture) run
+# twice more, as "split" and "split-postgres": the app under test is a front process's, and its writes go over a
+# real Unix socket to a writer (`owp serve --processes N`, writer_link.py) that runs in the test's process. Mark a
+# test `sqlite_only` when it opens the SQLite file itself; OWP_TEST_BACKENDS=sqlite narrows a local run.
 TEST_DATABASE_URL = os.environ.get("OWP_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-BACKENDS = os.environ.get("OWP_TEST_BACKENDS", "sqlite,postgres,split").split(",")
+BACKENDS = os.environ.get("OWP_TEST_BACKENDS", "sqlite,postgres,split,split-postgres").split(",")
+
+
+def on_postgres(backend: str) -> bool:
+    return backend in {"postgres", "split-postgres"}
+
+
+def split(backend: str) -> bool:
+    return backend.startswith("split")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -73,8 +81,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         sqlite_only = metafunc.definition.get_closest_marker("sqlite_only") is not None
         one_process = metafunc.definition.get_closest_marker("one_process") is not None
-        backends = [b for b in BACKENDS if b != "split" or ("pool" in metafunc.fixturenames and not one_process)]
-        metafunc.parametrize("backend", [b for b in backends if b != "postgres"] if sqlite_only else backends)
+        backends = [b for b in BACKENDS if not split(b) or ("pool" in metafunc.fixturenames and not one_process)]
+        metafunc.parametrize("backend", [b for b in backends if not on_postgres(b)] if sqlite_only else backends)
 
 
 def postgres_schema_url() -> tuple[str, Callable[[], None]]:
@@ -94,7 +102,7 @@ def settings(tmp_path: Path, backend: str) -> Iterator[Settings]:
     # for the tests, which move the manual clock and read (every transaction lapses what is due first)
     base = Settings(admin_token=ADMIN_TOKEN, db_path=tmp_path / "pool.db", sweep_interval=3600,
                     heartbeat_flush_interval=0.2)
-    if backend != "postgres":
+    if not on_postgres(backend):
         yield base
         return
     url, drop = postgres_schema_url()
@@ -197,7 +205,7 @@ class Pool:
 async def pool(settings: Settings, clock: ManualClock, aiohttp_client: Any,
                request: pytest.FixtureRequest) -> AsyncIterator[Pool]:
     # (tests/webhooks run on SQLite alone unless they take `backend`)
-    if "backend" not in request.fixturenames or request.getfixturevalue("backend") != "split":
+    if "backend" not in request.fixturenames or not split(request.getfixturevalue("backend")):
         yield Pool(await aiohttp_client(create_app(settings, clock=clock)), clock)
         return
     with tempfile.TemporaryDirectory(prefix="owp-") as directory:  # short: a Unix socket's path has 107 bytes

@@ -97,8 +97,6 @@ def test_a_database_password_as_typed_into_the_url_is_refused_with_the_fix(passw
       "OWP_DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/test?search_path=owp_no_such_schema"},
      "has no schema to create the pool's tables in"),
     ({"OWP_ADMIN_TOKEN": TOKEN, "OWP_PROCESSES": "0"}, "OWP_PROCESSES=0 is out of range; use 1..64"),
-    ({"OWP_ADMIN_TOKEN": TOKEN, "OWP_PROCESSES": "2", "OWP_DATABASE_URL": "postgresql://postgres@127.0.0.1/test"},
-     "OWP_PROCESSES is for SQLite"),
     ({"OWP_ADMIN_TOKEN": TOKEN, "OWP_PROCESSES": "2", "OWP_DEMO_MODE": "true"}, "leave OWP_PROCESSES at 1"),
 ])
 def test_the_server_refuses_to_start_with_exit_code_2(env: dict[str, str], expected: str, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""`owp serve --processes 2` on one SQLite file: two front processes and a writer behind one port.
+"""`owp serve --processes 2` on one SQLite file, or on PostgreSQL: two front processes and a writer behind one port.
 
 Many workers loop through the one address while a dashboard's stream follows the log; one front is killed
 mid-run. The writer starts it again, the workers carry on (a request cut off with its front is sent again, as
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from tests.test_postgres_replicas import (
     ADMIN,
@@ -96,13 +97,17 @@ async def follow(session: aiohttp.ClientSession, base: str, seen: list[int], sto
         await asyncio.sleep(0.05)
 
 
-async def test_fronts_share_one_pool_survive_losing_one_and_stop_together(tmp_path: Path) -> None:
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+async def test_fronts_share_one_pool_survive_losing_one_and_stop_together(store: str, tmp_path: Path,
+                                                                          request: pytest.FixtureRequest) -> None:
     port = free_port()
     env = {**os.environ, "OWP_ADMIN_TOKEN": ADMIN["X-Admin-Token"], "OWP_HOST": "127.0.0.1", "OWP_PORT": str(port),
            "OWP_DB_PATH": str(tmp_path / "pool.db"), "OWP_PROCESSES": "2", "OWP_LOG_LEVEL": "WARNING",
            "OWP_RATE_LIMIT_WORKER": "off", "OWP_RATE_LIMIT_ADMIN": "off", "OWP_RATE_LIMIT_ADDRESS": "off",
            "OWP_RATE_LIMIT_REGISTER": "off"}
     env.pop("OWP_DATABASE_URL", None)
+    if store == "postgres":
+        env["OWP_DATABASE_URL"] = request.getfixturevalue("postgres_url")
     with (tmp_path / "pool.log").open("wb") as log:
         writer = subprocess.Popen([str(OWP), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: ASYNC220
     base = f"http://127.0.0.1:{port}"

@@ -10,6 +10,7 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from owp_bot.config import Settings
@@ -19,7 +20,9 @@ from owp_bot.keys import SCHEDULER
 from owp_bot.observability import RequestStats
 from owp_bot.scheduler import operations as ops
 from owp_bot.scheduler import writer_link
+from owp_bot.scheduler.postgres_store import PostgresStore
 from owp_bot.scheduler.service import _nothing
+from owp_bot.scheduler.sqlite_store import SQLiteStore
 from owp_bot.scheduler.store import Event
 from owp_bot.scheduler.writer_link import WriterLink, WriterService
 from tests.conftest import Pool
@@ -258,6 +261,15 @@ def test_an_operation_travels_with_the_settings_as_a_reference_and_rows_as_dicts
     assert writer_link._loads(writer_link._dumps([row])) == [{"a": 1, "b": "x"}]
 
 
+async def test_a_postgresql_row_travels_as_a_dict(postgres_url: str) -> None:
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        row = await connection.fetchrow("SELECT 1 AS a, 'x'::text AS b, NULL::float8 AS c")
+    finally:
+        await connection.close()
+    assert writer_link._loads(writer_link._dumps({"task": row})) == {"task": {"a": 1, "b": "x", "c": None}}
+
+
 @pytest.mark.sqlite_only
 @pytest.mark.one_process
 async def test_a_fronts_heartbeats_reach_the_writer_before_its_next_request_within_a_moment_and_when_it_closes(
@@ -295,3 +307,24 @@ async def test_a_fronts_heartbeats_reach_the_writer_before_its_next_request_with
             assert await last_seen() == beat + 3
         finally:
             await service.stop()
+
+
+async def test_a_fronts_store_reads_what_the_writer_committed_and_refuses_to_write(settings: Settings) -> None:
+    """A front's store (`writes=False`) reads on its own connections and leaves every write to the writer process."""
+    def store(writes: bool) -> SQLiteStore | PostgresStore:
+        if settings.database_url:
+            return PostgresStore(settings.database_url, writes=writes)
+        return SQLiteStore(settings.db_path, writes=writes)
+
+    writer, front = store(True), store(False)
+    await writer.open()  # migrates the database, as the writer process does before its fronts start
+    await front.open()
+    try:
+        await writer.run(partial(ops.upsert_repo, ops.RepoSpec("acme/api", 2), 1.0))
+        (repo, _), _ = await front.run(partial(ops.get_repo, "acme/api"), write=False)
+        assert repo["max_open_prs"] == 2
+        with pytest.raises(RuntimeError, match="only reads: a front process sends its writes to the writer"):
+            await front.run(partial(ops.upsert_repo, ops.RepoSpec("acme/web", 2), 1.0))
+    finally:
+        await front.close()
+        await writer.close()

@@ -30,7 +30,8 @@ lease (the claim, then the report of its pull request) is five statements and ab
 under the lock; the benchmark shows what that allows (bench/RESULTS.md). Read-only transactions
 (`write=False`) take no lock: they run `REPEATABLE READ READ ONLY` on one snapshot.
 
-Group commit, as on SQLite: within one replica a single task runs the writes, and the operations that waited
+Group commit, as on SQLite: within one replica a single task runs the writes (with `owp serve --processes N`, in
+the replica's writer process, to which its fronts send theirs: writer_link.py), and the operations that waited
 while it ran share the next transaction (at most MAX_GROUP). A group pays for `BEGIN`, the lock and the
 `COMMIT` (and its flush to disk) once. Unlike SQLite, where a savepoint costs nothing, here each would be a round
 trip under the lock; so an operation that fails before writing (the usual failures: a 404, a refused
@@ -169,13 +170,18 @@ def no_schema(url: str, setting: str) -> ConfigError:
 
 
 class PostgresStore:
-    """The store interface of store.py on an asyncpg pool; `hub` is the replica's event hub (see below)."""
+    """The store interface of store.py on an asyncpg pool; `hub` is the replica's event hub (see below).
 
-    def __init__(self, url: str, *, pool_size: int = 10, hub: SequencedHub | None = None) -> None:
+    `writes=False`: reads only, for a front process of `owp serve --processes N` (writer_link.py), whose writes
+    and event stream come from its writer process, which migrated the database before the fronts started; it
+    neither migrates nor listens for other replicas' commits (the writer does, and sends their events on)."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, hub: SequencedHub | None = None, writes: bool = True) -> None:
         if not is_postgres_url(url):
             raise ValueError(f"{url!r} is not a postgresql:// URL")
         self.url = url
         self.pool_size = pool_size
+        self.writes = writes
         self.hub = hub or SequencedHub()
         self._pool: asyncpg.Pool | None = None
         self._waiting: list[tuple[MakeOp[Any], MakeOp[Committed] | None, asyncio.Future[tuple[Any, list[Event]]]]] = []
@@ -195,6 +201,8 @@ class PostgresStore:
                                                    server_settings=SERVER_SETTINGS, reset=_no_session_state)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise cannot_connect(self.url, exc, "OWP_DATABASE_URL") from None
+        if not self.writes:
+            return
         try:
             async with self._pool.acquire() as conn:
                 await migrate(conn)
@@ -241,6 +249,9 @@ class PostgresStore:
         way. (Every statement is awaited: `slow` changes nothing here.)"""
         if self._pool is None:
             raise RuntimeError("the PostgreSQL store is not open")
+        if write and not self.writes:
+            raise RuntimeError("this PostgreSQL store only reads: a front process sends its writes to the writer "
+                               "process")
         try:
             if write:
                 answer: asyncio.Future[tuple[Any, list[Event]]] = asyncio.get_running_loop().create_future()

@@ -1,10 +1,12 @@
-"""The writer process and its front processes: how a front sends its writes (`owp serve --processes N`, SQLite).
+"""The writer process and its front processes: how a front sends its writes (`owp serve --processes N`).
 
-SQLite takes one writer at a time, and on a small machine the writer's share of a lease is about half of its
-CPU; HTTP is the other half (bench/RESULTS.md). With `--processes N`, N front processes answer HTTP on one
-listening socket and run reads on read-only connections of their own (WAL: each sees what was committed), and
-the one writer process runs every write operation, in the same group commits as a single process does. Its
-background work (heartbeats written behind, expiry, the GitHub outbox, insights) runs there too.
+Either store takes one writer at a time (SQLite's lock; on PostgreSQL the writers' advisory lock, across
+replicas), and on a small machine the writer's share of a lease is about half of its CPU; HTTP is the other half
+(bench/RESULTS.md). With `--processes N`, N front processes answer HTTP on one listening socket and run reads on
+connections of their own (SQLite read-only in WAL, or a PostgreSQL pool: each sees what was committed), and the
+one writer process runs every write operation, in the same group commits as a single process does, its
+statements no longer waiting behind HTTP on its event loop. Its background work (heartbeats written behind,
+expiry, the GitHub outbox, insights, and on PostgreSQL listening for other replicas' commits) runs there too.
 
 An operation travels by name: `Scheduler.run` makes it a `functools.partial` of a module-level function and plain
 values, which pickle sends as the function's name with the values. Over one Unix socket per front, each message
@@ -29,10 +31,10 @@ it (`("refused", reason)`) and the front ends (fronts.py does not start it again
 Unpickling runs code, so only the pool's own processes may reach the socket: fronts.py puts it in a directory made
 by `tempfile.mkdtemp`, which only the user running `owp serve` may enter.
 
-Rows travel as dicts (`sqlite3.Row` does not pickle). The settings, where they are an operation's argument, travel
-as a reference (`_TheSettings`): each process loaded the same ones from the same environment. Deeper inside an
-argument (a webhook delivery's changes) they travel by value, the same values. Every message stays within pickle's
-C code. A write whose answer never came (the writer stopped) fails with
+Rows travel as dicts (`sqlite3.Row` and `asyncpg.Record` do not pickle). The settings, where they are an
+operation's argument, travel as a reference (`_TheSettings`): each process loaded the same ones from the same
+environment. Deeper inside an argument (a webhook delivery's changes) they travel by value, the same values. Every
+message stays within pickle's C code. A write whose answer never came (the writer stopped) fails with
 a 503 that says it may or may not have been applied.
 """
 
@@ -52,6 +54,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+import asyncpg
 from aiohttp import web
 
 from owp_bot.config import Settings
@@ -82,11 +85,13 @@ def code_digest() -> str:
     return digest.hexdigest()[:16]
 
 
-def _row(row: sqlite3.Row) -> tuple[Any, ...]:
+def _row(row: sqlite3.Row | asyncpg.Record) -> tuple[Any, ...]:
     return dict, (dict(zip(row.keys(), tuple(row), strict=True)),)
 
 
-copyreg.pickle(sqlite3.Row, _row)  # rows travel as dicts: sqlite3.Row does not pickle
+# rows travel as dicts: neither pickles
+copyreg.pickle(sqlite3.Row, _row)
+copyreg.pickle(asyncpg.Record, _row)
 
 
 def _dumps(value: Any) -> bytes:

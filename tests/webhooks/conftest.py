@@ -21,7 +21,7 @@ from owp_bot.clock import ManualClock
 from owp_bot.config import Settings
 from owp_bot.devtools.fake_github import FakeGitHub
 from owp_bot.webhooks.service import GITHUB
-from tests.conftest import ADMIN_TOKEN, Pool, postgres_schema_url
+from tests.conftest import ADMIN_TOKEN, Pool, on_postgres, postgres_schema_url
 
 EXAMPLES = (
     Path(__file__).parent / "fixtures/node_modules/@octokit/webhooks-examples/api.github.com/index.json"
@@ -90,7 +90,7 @@ def settings(
         github_webhook_secret=WEBHOOK_SECRET,
         github_outbox_poll=3600,
     )
-    if "backend" not in request.fixturenames or request.getfixturevalue("backend") != "postgres":
+    if "backend" not in request.fixturenames or not on_postgres(request.getfixturevalue("backend")):
         yield base
         return
     url, drop = postgres_schema_url()
