@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="time every named statement the server runs during the loop (bench/statements.py) and report them",
     )
     p.add_argument("--processes", type=int, default=1,
-                   help="the server's OWP_PROCESSES: HTTP in this many processes, writes in one more (SQLite)")
+                   help="the server's OWP_PROCESSES: HTTP in this many processes, writes in one more")
     p.add_argument("--json", type=Path, help="also write every number to this file")
     return p
 

@@ -12,11 +12,14 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from aiohttp import web
 
+from owp_bot.app import create_app
 from owp_bot.config import Settings
 from owp_bot.errors import Problem
 from owp_bot.events import EventHub
-from owp_bot.keys import SCHEDULER
+from owp_bot.fronts import writer
+from owp_bot.keys import HUB, SCHEDULER, STORE
 from owp_bot.observability import RequestStats
 from owp_bot.scheduler import operations as ops
 from owp_bot.scheduler import writer_link
@@ -328,3 +331,35 @@ async def test_a_fronts_store_reads_what_the_writer_committed_and_refuses_to_wri
     finally:
         await front.close()
         await writer.close()
+
+
+async def test_a_postgresql_front_streams_what_another_replica_commits_and_neither_migrates_nor_listens(
+        postgres_url: str, tmp_path: Path) -> None:
+    """A front's events come from its writer process, whose bridge reads what the other replicas commit; the front
+    itself neither migrates the database nor listens for commits (its writer does both, before the fronts start)."""
+    unmigrated = PostgresStore(postgres_url, writes=False)
+    await unmigrated.open()
+    try:
+        assert unmigrated.bridge is None and not await unmigrated.ready()  # no schema_migrations: it did not migrate
+    finally:
+        await unmigrated.close()
+    settings = Settings(admin_token="test-admin-token-0123456789", database_url=postgres_url,
+                        db_path=tmp_path / "unused.db", sweep_interval=3600)
+    with tempfile.TemporaryDirectory(prefix="owp-") as directory:  # short: a Unix socket's path has 107 bytes
+        path = Path(directory) / "writer.sock"
+        async with writer(create_app(settings), path):
+            front = web.AppRunner(create_app(settings, writer_socket=path))
+            await front.setup()  # its store and its link to the writer
+            try:
+                assert front.app[STORE].bridge is None
+                with front.app[HUB].subscribe() as subscription:
+                    other = PostgresStore(postgres_url)  # another replica of the pool
+                    await other.open()
+                    try:
+                        _, events = await other.run(partial(ops.upsert_repo, ops.RepoSpec("acme/api", 2), 1.0))
+                    finally:
+                        await other.close()
+                    streamed = await asyncio.wait_for(subscription.queue.get(), 10)
+                assert (streamed.seq, streamed.type) == (events[0].seq, events[0].type)
+            finally:
+                await front.cleanup()
