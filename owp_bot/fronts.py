@@ -28,8 +28,9 @@ from aiohttp import web
 
 from owp_bot.config import ConfigError, Settings, cannot_listen
 from owp_bot.eventloop import loop_factory
-from owp_bot.keys import SCHEDULER
+from owp_bot.keys import SCHEDULER, STORE
 from owp_bot.observability import METRICS
+from owp_bot.scheduler.postgres_store import PostgresStore
 from owp_bot.scheduler.writer_link import WriterLink, WriterService
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,9 @@ async def _serve(settings: Settings, listener: socket.socket) -> int:
     command = [sys.executable, "-m", "owp_bot", "serve-front", "--fd", str(listener.fileno()), "--writer", str(path)]
     try:
         async with writer(create_app(settings), path) as service:
+            store = service.app[STORE]
+            if isinstance(store, PostgresStore):
+                await check_connections(store, settings.processes)
             fronts = [_Front(index, command, listener.fileno()) for index in range(settings.processes)]
             kept = [asyncio.create_task(front.keep_running(), name=f"owp-front-{front.index}") for front in fronts]
             try:
@@ -109,6 +113,18 @@ async def _serve(settings: Settings, listener: socket.socket) -> int:
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     return code
+
+
+async def check_connections(store: PostgresStore, processes: int) -> None:
+    """Warn when the fronts' pools and the writer's, once full, would want more connections than PostgreSQL has
+    left: requests would then get 503s whenever the pool is busy."""
+    wanted = processes * store.pool_size + store.pool_size - 1  # the writer holds one already, and its listener
+    left = await store.connections_left()
+    if wanted > left:
+        log.warning("OWP_PROCESSES=%d on PostgreSQL: the fronts and the writer may open %d more connections (up to %d "
+                    "a process), and the server takes %d more now; raise its max_connections or lower OWP_PROCESSES, "
+                    "or requests will be answered 503 while the pool is busy (docs/operations.md)", processes, wanted,
+                    store.pool_size, left)
 
 
 async def _until_stopped(stop: asyncio.Event, kept: list[asyncio.Task[None]]) -> bool:

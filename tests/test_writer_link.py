@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import tempfile
 from dataclasses import replace
@@ -18,7 +19,7 @@ from owp_bot.app import create_app
 from owp_bot.config import Settings
 from owp_bot.errors import Problem
 from owp_bot.events import EventHub
-from owp_bot.fronts import writer
+from owp_bot.fronts import check_connections, writer
 from owp_bot.keys import HUB, SCHEDULER, STORE
 from owp_bot.observability import RequestStats
 from owp_bot.scheduler import operations as ops
@@ -363,3 +364,24 @@ async def test_a_postgresql_front_streams_what_another_replica_commits_and_neith
                 assert (streamed.seq, streamed.type) == (events[0].seq, events[0].type)
             finally:
                 await front.cleanup()
+
+
+async def test_the_writer_warns_when_postgresql_has_too_few_connections_left_for_its_fronts(
+        postgres_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    for pool_size in (10, 1):
+        store = PostgresStore(postgres_url, pool_size=pool_size)
+        await store.open()
+        try:
+            left = await store.connections_left()
+            assert 0 < left < 10_000
+            caplog.clear()
+            with caplog.at_level(logging.WARNING, logger="owp_bot.fronts"):
+                await check_connections(store, left // pool_size + 1 if pool_size > 1 else 1)
+        finally:
+            await store.close()
+        warned = [r.getMessage() for r in caplog.records if r.name == "owp_bot.fronts"]
+        if pool_size > 1:  # more fronts than the server has connections for
+            assert len(warned) == 1 and f"the server takes {left} more now" in warned[0], warned
+            assert "raise its max_connections or lower OWP_PROCESSES" in warned[0]
+        else:  # one front with a pool of one: room enough
+            assert warned == []

@@ -239,6 +239,14 @@ class PostgresStore:
             return False
         return applied >= {version for version, _, _ in MIGRATIONS}
 
+    async def connections_left(self) -> int:
+        """How many more connections the server would take now: `max_connections`, less the superusers' reserve and
+        the client connections open (this store's among them)."""
+        assert self._pool is not None
+        return int(await self._pool.fetchval(
+            "SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int"
+            " - (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')"))
+
     # -- operations
 
     async def run(self, make_op: MakeOp[T], *, write: bool = True, slow: bool = False,
