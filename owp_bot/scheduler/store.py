@@ -135,7 +135,7 @@ def load_queries(folder: Path) -> dict[str, str]:
 
     Each statement begins with a `-- name: <name>` line; a name may be defined only once across the files.
     A `-- fragment: <name>` is SQL that several statements share: a line `-- include: <name>` in a statement
-    stands for it.
+    (or in another fragment) stands for it.
     """
     queries: dict[str, str] = {}
     fragments: dict[str, str] = {}
@@ -146,10 +146,13 @@ def load_queries(folder: Path) -> dict[str, str]:
                 raise ValueError(f"{path.name}: {name!r} is defined twice")
             (queries if kind == "name" else fragments)[name] = body.strip().rstrip(";")
 
-    def include(match: re.Match[str]) -> str:
-        if match.group(1) not in fragments:
-            raise ValueError(f"{folder.name}: no fragment {match.group(1)!r} to include")
-        return fragments[match.group(1)]
+    def include(match: re.Match[str], within: tuple[str, ...] = ()) -> str:
+        name = match.group(1)
+        if name not in fragments:
+            raise ValueError(f"{folder.name}: no fragment {name!r} to include")
+        if name in within:
+            raise ValueError(f"{folder.name}: fragment {name!r} includes itself")
+        return _INCLUDE.sub(lambda inner: include(inner, (*within, name)), fragments[name])
 
     return {name: _INCLUDE.sub(include, sql) for name, sql in queries.items()}
 

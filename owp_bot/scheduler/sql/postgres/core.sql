@@ -235,16 +235,9 @@ WHERE t.id > $1
   AND ($6::text IS NULL OR t.worker_id = $6::text)
 ORDER BY t.id LIMIT $7;
 
--- fragment: ready_candidate
--- The best ready task this worker may take, with its repo (sqlite/core.sql says what each parameter is).
-SELECT t.id AS candidate_id, r.max_open_prs AS repo_max_open_prs, r.area_locks AS repo_area_locks,
-       r.lease_ttl AS repo_lease_ttl, r.offer_ttl AS repo_offer_ttl, r.in_flight AS repo_in_flight,
-       r.external_open_prs AS repo_external_open_prs, r.sensitive_areas AS repo_sensitive_areas,
-       (SELECT coalesce(json_agg(a.area), '[]')::text FROM area_locks a WHERE a.repo = r.id) AS repo_locked_areas
-FROM tasks t
-JOIN repos r ON r.id = t.repo
-WHERE t.status = 'ready' AND t.priority < $9
-  AND t.estimate_points <= $1
+-- fragment: task_fits
+-- Whether ready task t of repo r fits this worker now (sqlite/core.sql says what each parameter is).
+t.estimate_points <= $1
   AND t.min_trust <= $2
   AND r.in_flight + r.external_open_prs < r.max_open_prs
   AND NOT EXISTS (SELECT 1 FROM area_locks a WHERE a.repo = t.repo AND a.area = t.area)
@@ -255,11 +248,41 @@ WHERE t.status = 'ready' AND t.priority < $9
   AND ($2 >= 2 OR t.area IS NULL
        OR NOT EXISTS (SELECT 1 FROM json_array_elements_text(r.sensitive_areas::json) j WHERE j = t.area))
   AND (t.priority < $6 OR t.updated_at <= $7::float8 OR $8::int = 0)
-ORDER BY t.priority DESC, t.created_at, t.id
+
+-- fragment: ready_candidate
+-- The best ready task this worker may take, with its repo, found as on SQLite (sqlite/core.sql): among the first
+-- 512 ready tasks in order, or else as the best of each repo with room in its review budget. The LIMIT above
+-- UNION ALL stops at the first part's row: the second part runs only when the first found nothing.
+(SELECT
+-- include: candidate_columns
+ FROM (SELECT id, repo, area, estimate_points, min_trust, updated_at, priority, created_at
+       FROM tasks WHERE status = 'ready' AND priority < $9
+       ORDER BY priority DESC, created_at, id LIMIT 512) t
+ JOIN repos r ON r.id = t.repo
+ WHERE
+-- include: task_fits
+ ORDER BY t.priority DESC, t.created_at, t.id LIMIT 1)
+UNION ALL
+(SELECT
+-- include: candidate_columns
+ FROM repos r CROSS JOIN LATERAL (
+   SELECT t.id, t.priority, t.created_at FROM tasks t
+   WHERE t.repo = r.id AND t.status = 'ready' AND t.priority < $9 AND
+-- include: task_fits
+   ORDER BY t.priority DESC, t.created_at, t.id LIMIT 1) t
+ WHERE r.in_flight + r.external_open_prs < r.max_open_prs
+ ORDER BY t.priority DESC, t.created_at, t.id LIMIT 1)
 LIMIT 1
 
+-- fragment: candidate_columns
+-- The candidate task t and its repo r as ready_candidate returns them.
+t.id AS candidate_id, r.max_open_prs AS repo_max_open_prs, r.area_locks AS repo_area_locks,
+  r.lease_ttl AS repo_lease_ttl, r.offer_ttl AS repo_offer_ttl, r.in_flight AS repo_in_flight,
+  r.external_open_prs AS repo_external_open_prs, r.sensitive_areas AS repo_sensitive_areas,
+  (SELECT coalesce(json_agg(a.area), '[]')::text FROM area_locks a WHERE a.repo = r.id) AS repo_locked_areas
+
 -- name: offer_next
--- mirrors sqlite cd5525ad8cb2
+-- mirrors sqlite 3a6fe354aee6
 -- One round trip: every part runs on one snapshot, so `candidate` holds the repo as it was before.
 WITH candidate AS (
 -- include: ready_candidate
@@ -274,7 +297,7 @@ FROM candidate WHERE tasks.id = candidate.candidate_id
 RETURNING tasks.*, candidate.*, $10::text AS offer_id, (SELECT expires_at FROM offer) AS expires_at;
 
 -- name: lease_next
--- mirrors sqlite ffdaced4167b
+-- mirrors sqlite e2ed0c1f8e04
 WITH candidate AS (
 -- include: ready_candidate
 ), lease AS (

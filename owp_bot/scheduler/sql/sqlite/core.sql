@@ -194,22 +194,13 @@ WHERE t.id > ?1
   AND (?6 IS NULL OR t.worker_id = ?6)
 ORDER BY t.id LIMIT ?7;
 
--- fragment: ready_candidate
--- The assignment hot path: the best ready task this worker may take, walking tasks_ready in order, with its
--- repo as it is before the task is taken (columns repo_*: the policy checks the grant against them).
+-- fragment: task_fits
+-- Whether ready task t of repo r fits this worker now (the conditions policy.ineligibility checks again).
 -- ?1 free points, ?2 trust tier, ?3 skills (JSON list), ?4 worker id, ?5 declines count since.
 -- Reputation head start (docs/protocol.md "Reputation"): a task of priority >= ?6 that became ready after ?7
 -- is skipped when ?8 = 1, i.e. a better-reputed online worker with a free slot exists (rep_better_rival,
 -- asked once per request): the hot query compares constants, it never scans workers per candidate.
--- ?9: only priorities below this one.
-SELECT t.id AS candidate_id, r.max_open_prs AS repo_max_open_prs, r.area_locks AS repo_area_locks,
-       r.lease_ttl AS repo_lease_ttl, r.offer_ttl AS repo_offer_ttl, r.in_flight AS repo_in_flight,
-       r.external_open_prs AS repo_external_open_prs, r.sensitive_areas AS repo_sensitive_areas,
-       (SELECT json_group_array(a.area) FROM area_locks a WHERE a.repo = r.id) AS repo_locked_areas
-FROM tasks t INDEXED BY tasks_ready
-JOIN repos r ON r.id = t.repo
-WHERE t.status = 'ready' AND t.priority < ?9
-  AND t.estimate_points <= ?1
+t.estimate_points <= ?1
   AND t.min_trust <= ?2
   AND r.in_flight + r.external_open_prs < r.max_open_prs
   AND NOT EXISTS (SELECT 1 FROM area_locks a WHERE a.repo = t.repo AND a.area = t.area)
@@ -219,8 +210,48 @@ WHERE t.status = 'ready' AND t.priority < ?9
                     WHERE o.worker_id = ?4 AND o.task_id = t.id AND o.state = 'rejected' AND o.resolved_at > ?5)
   AND (?2 >= 2 OR t.area IS NULL OR NOT EXISTS (SELECT 1 FROM json_each(r.sensitive_areas) j WHERE j.value = t.area))
   AND (t.priority < ?6 OR t.updated_at <= ?7 OR ?8 = 0)
-ORDER BY t.priority DESC, t.created_at, t.id
+
+-- fragment: ready_candidate
+-- The assignment hot path: the best ready task this worker may take (task_fits: ?1-?8), of priority below ?9, in
+-- the order of tasks_ready, with its repo as it is before the task is taken (columns repo_*: the policy checks
+-- the grant against them). Two ways to find it, the second only when the first finds nothing:
+-- 1. the first 512 ready tasks of tasks_ready, in order (a co-routine yields the subquery's rows in its ORDER BY
+--    order, and LIMIT 1 ends the walk at the first that fits: tests/test_candidate.py holds SQLite to it);
+-- 2. the best that fits in each repo with room in its review budget (tasks_by_repo), the best of those.
+-- The first is the usual case and stops within a few entries. Tasks that fit nobody gather at the head of the
+-- queue, above all those of repos whose review budget is full; walking past all of them was a scan of every
+-- ready task once every budget was full (42 ms at 60,000: bench/RESULTS.md). The second costs a probe per repo
+-- with room instead, however many tasks wait in full ones.
+SELECT * FROM (
+  SELECT
+-- include: candidate_columns
+  FROM (SELECT id, repo, area, estimate_points, min_trust, updated_at, priority
+        FROM tasks INDEXED BY tasks_ready WHERE status = 'ready' AND priority < ?9
+        ORDER BY priority DESC, created_at, id LIMIT 512) t
+  CROSS JOIN repos r ON r.id = t.repo
+  WHERE
+-- include: task_fits
+  LIMIT 1)
+UNION ALL
+SELECT * FROM (
+  SELECT
+-- include: candidate_columns
+  FROM tasks t JOIN repos r ON r.id = t.repo
+  WHERE t.id IN (
+    SELECT (SELECT t.id FROM tasks t INDEXED BY tasks_by_repo
+            WHERE t.repo = r.id AND t.status = 'ready' AND t.priority < ?9 AND
+-- include: task_fits
+            ORDER BY t.priority DESC, t.created_at, t.id LIMIT 1)
+    FROM repos r WHERE r.in_flight + r.external_open_prs < r.max_open_prs)
+  ORDER BY t.priority DESC, t.created_at, t.id LIMIT 1)
 LIMIT 1
+
+-- fragment: candidate_columns
+-- The candidate task t and its repo r as ready_candidate returns them.
+t.id AS candidate_id, r.max_open_prs AS repo_max_open_prs, r.area_locks AS repo_area_locks,
+  r.lease_ttl AS repo_lease_ttl, r.offer_ttl AS repo_offer_ttl, r.in_flight AS repo_in_flight,
+  r.external_open_prs AS repo_external_open_prs, r.sensitive_areas AS repo_sensitive_areas,
+  (SELECT json_group_array(a.area) FROM area_locks a WHERE a.repo = r.id) AS repo_locked_areas
 
 -- name: offer_next
 -- The best ready task for this worker (ready_candidate: ?1-?9), offered to it at once (?10 the offer's id, ?11

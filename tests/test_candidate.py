@@ -1,0 +1,135 @@
+"""The assignment query against the rules, in both stores: the task a worker is granted is the first ready task, in
+priority, then age order, that policy.ineligibility lets it take; however many ready tasks nobody can take wait
+ahead of it, above all those of repos whose review budget is full (ready_candidate in sql/*/core.sql finds it
+among the first 512 ready tasks, or else repo by repo)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import replace
+
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from owp_bot.clock import ManualClock
+from owp_bot.config import Settings
+from owp_bot.events import EventHub
+from owp_bot.scheduler import operations as ops
+from owp_bot.scheduler.models import Priority, TrustTier
+from owp_bot.scheduler.policy import ineligibility
+from owp_bot.scheduler.postgres_store import PostgresStore
+from owp_bot.scheduler.service import NOW, Scheduler
+from owp_bot.scheduler.sqlite_store import SQLiteStore
+from owp_bot.scheduler.store import Op, Store, one, rows
+
+SKILLS = ["python", "sql", "rust", "docs"]
+PAUSED = "acme/paused"  # a review budget of 0: full, whatever it holds
+BEYOND_THE_HEAD = 530  # ready tasks that fit nobody, ahead of every other: more than ready_candidate's first way walks
+
+
+def make_store(settings: Settings) -> Store:
+    return PostgresStore(settings.database_url) if settings.database_url else SQLiteStore(settings.db_path)
+
+
+def first_that_fits(worker_id: str, now: float, settings: Settings) -> Op[str | None]:
+    """The rules' answer, by walking every ready task in order (what ready_candidate must agree with)."""
+    worker = yield one("worker_claimant", worker_id, now - settings.heartbeat_timeout, 0, ops.URGENT, now)
+    view = ops.view_of(worker, worker["tasks_in_use"], worker["points_in_use"], now, settings)
+    loads: dict[str, ops.RepoLoad] = {}
+    for task in (yield rows("ready_window", 1_000_000)):
+        if task["repo"] not in loads:
+            loads[task["repo"]] = ops.repo_load((yield one("repo_get", task["repo"])))
+        if ineligibility(ops.task_view(task), view, loads[task["repo"]], recently_declined=False) is None:
+            return str(task["id"])
+    return None
+
+
+async def open_pool(settings: Settings) -> tuple[Scheduler, Store]:
+    store = make_store(settings)
+    await store.open()
+    scheduler = Scheduler(store, settings.with_overrides(reputation_head_start=0.0), ManualClock(), EventHub())
+    repos = [ops.RepoSpec(PAUSED, 0), ops.RepoSpec("acme/api", 3),
+             ops.RepoSpec("acme/web", 2, sensitive_areas=("auth",)), ops.RepoSpec("acme/docs", 1)]
+    for repo in repos:
+        await scheduler.run(ops.upsert_repo, repo, NOW)
+    return scheduler, store
+
+
+async def add_tasks(scheduler: Scheduler, specs: list[ops.TaskSpec]) -> list[str]:
+    """Import the tasks (in one transaction): their ids."""
+    entries = await scheduler.run(ops.import_tasks, [], list(enumerate(specs)), NOW)
+    return [str(task["id"]) for _, _, task, _ in entries]
+
+
+def nobody_fits() -> list[ops.TaskSpec]:
+    """More critical tasks in the paused repo than ready_candidate's first way walks: ahead of every other task."""
+    return [ops.TaskSpec(PAUSED, "waits", key=f"p{i}", priority=Priority.CRITICAL) for i in range(BEYOND_THE_HEAD)]
+
+
+async def lease_one(scheduler: Scheduler, worker_id: str) -> str | None:
+    leases = await scheduler.run(ops.fetch_work, worker_id, NOW, scheduler.settings)
+    return str(leases[0]["id"]) if leases else None
+
+
+async def test_a_task_behind_a_full_repos_queue_is_found(settings: Settings) -> None:
+    scheduler, store = await open_pool(settings)
+    try:
+        await add_tasks(scheduler, nobody_fits())
+        normal, _, high, newer = await add_tasks(scheduler, [
+            ops.TaskSpec("acme/api", "normal, older", key="a1"),
+            ops.TaskSpec("acme/web", "high, needs rust", key="w1", priority=Priority.HIGH, required_skills=("rust",)),
+            ops.TaskSpec("acme/docs", "high", key="d1", priority=Priority.HIGH),
+            ops.TaskSpec("acme/api", "high, newer", key="a2", priority=Priority.HIGH),
+        ])
+        first, _ = await scheduler.register("ann", None, ["python"], 5, 1)
+        second, _ = await scheduler.register("bob", None, ["python"], 5, 1)
+        third, _ = await scheduler.register("cyd", None, ["python"], 5, 1)
+        assert [await lease_one(scheduler, w) for w in (first, second, third)] == [high, newer, normal]
+    finally:
+        await store.close()
+
+
+TASK = st.builds(
+    ops.TaskSpec,
+    repo=st.sampled_from([PAUSED, "acme/api", "acme/web", "acme/docs"]),
+    title=st.just("a task"),
+    estimate_points=st.sampled_from([1, 2, 3, 5, 8]),
+    required_skills=st.lists(st.sampled_from(SKILLS), max_size=2, unique=True).map(tuple),
+    area=st.sampled_from([None, "auth", "ui"]),
+    priority=st.sampled_from(list(Priority)),
+    min_trust=st.sampled_from(list(TrustTier)),
+)
+
+
+def test_the_grant_is_the_first_task_the_rules_allow(settings: Settings) -> None:
+    """Random pools, some with more tasks nobody may take at the head of the queue than the first way walks: the task
+    granted is always the one the rules pick from every ready task, or none when the rules find none."""
+    loop = asyncio.new_event_loop()
+    scheduler, store = loop.run_until_complete(open_pool(settings))
+    examples = itertools.count()
+    beyond_added = False
+
+    @given(tasks=st.lists(TASK, max_size=25), beyond=st.booleans(),
+           skills=st.lists(st.sampled_from(SKILLS), min_size=1, unique=True),
+           capacity=st.sampled_from([1, 2, 3, 5, 8]), trust=st.sampled_from(list(TrustTier)))
+    @hypothesis_settings(max_examples=12 if settings.database_url else 40, deadline=None,
+                         suppress_health_check=[HealthCheck.function_scoped_fixture])
+    def check(tasks: list[ops.TaskSpec], beyond: bool, skills: list[str], capacity: int, trust: TrustTier) -> None:
+        nonlocal beyond_added
+        example = next(examples)
+        if beyond and not beyond_added:  # they stay: every later example has them ahead of its tasks
+            loop.run_until_complete(add_tasks(scheduler, nobody_fits()))
+            beyond_added = True
+        loop.run_until_complete(add_tasks(scheduler, [replace(t, key=f"e{example}.{i}") for i, t in enumerate(tasks)]))
+        worker_id, _ = loop.run_until_complete(scheduler.register("w", None, skills, capacity, 1, trust))
+        expected, _ = loop.run_until_complete(store.run(
+            lambda: first_that_fits(worker_id, scheduler.clock.now(), scheduler.settings), write=False))
+        assert loop.run_until_complete(lease_one(scheduler, worker_id)) == expected
+
+    try:
+        check()
+    finally:
+        loop.run_until_complete(store.close())
+        loop.close()
