@@ -6,10 +6,11 @@ from typing import Any
 
 import pytest
 
-from owp_bot.keys import SETTINGS
+from owp_bot.keys import SCHEDULER, SETTINGS, STORE
 from owp_bot.scheduler import operations as ops
 from owp_bot.scheduler import postgres_store, sqlite_store
 from owp_bot.scheduler.policy import Ineligible
+from owp_bot.scheduler.service import NOW
 from tests.conftest import Pool
 
 PR = {"artifact": {"pr_url": "https://github.com/acme/api/pull/9"}}
@@ -240,6 +241,39 @@ async def test_a_task_whose_pr_is_open_is_not_released_by_its_worker(pool: Pool)
                               artifact={"pr_url": "https://github.com/acme/api/pull/10"})
     assert moved["pr_url"].endswith("/pull/10")
     await pool.status(task, "ready", admin=True)  # a maintainer requeues it
+
+
+@pytest.mark.one_process
+async def test_an_empty_answer_is_explained_in_a_read_of_its_own(pool: Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Explaining walks up to 500 ready tasks and counts them all: milliseconds that the one writer does not spend
+    on each empty answer (while every review budget is full, most answers are)."""
+    await pool.repo(max_open_prs=0)
+    await pool.task()
+    _, ann = await pool.worker("ann")
+    store = pool.app[STORE]
+    runs: list[tuple[str, bool]] = []
+
+    async def run(make_op: Any, *, write: bool = True, **options: Any) -> Any:
+        runs.append((make_op.func.__name__, write))
+        return await run_in_store(make_op, write=write, **options)
+
+    run_in_store = store.run
+    monkeypatch.setattr(store, "run", run)
+    refused = await pool.offers(ann)
+    assert [r["reason"] for r in refused["why_none"]["reasons"]] == ["review_budget_full"]
+    assert [r for r in runs if r[0] != "worker_by_token"] == [("request_offers", True), ("explain_no_offers", False)]
+
+
+async def test_a_task_that_fits_after_the_offers_were_made_is_said_to_have_come(pool: Pool) -> None:
+    await pool.repo()
+    ann_id, ann = await pool.worker("ann")
+    assert (await pool.offers(ann))["why_none"]["summary"].startswith("no tasks are ready")
+    scheduler = pool.app[SCHEDULER]
+    offers, seen = await scheduler.run(ops.request_offers, ann_id, NOW, scheduler.settings)
+    assert offers == []
+    await pool.task()  # between the offers and their explanation
+    why = await scheduler.run(ops.explain_no_offers, seen, NOW, scheduler.settings, write=False)
+    assert why.summary == "a task you can take became ready just now; ask for offers again" and why.reasons == []
 
 
 def record_statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:

@@ -189,10 +189,11 @@ async def list_leases(call: Call) -> BaseModel:
 async def request_offers(call: Call) -> BaseModel:
     """Each offer reserves its task for you until it expires; with none, `why_none` counts the reasons."""
     scheduler, worker_id = _scheduler(call), _worker_id(call)
-    offers, why = await scheduler.run(ops.request_offers, worker_id, NOW, scheduler.settings)
+    offers, worker = await scheduler.run(ops.request_offers, worker_id, NOW, scheduler.settings)
     call.headers.update(NO_STORE)
     explanation = None
-    if why is not None:
+    if not offers:
+        why = await scheduler.run(ops.explain_no_offers, worker, NOW, scheduler.settings, write=False)
         explanation = wire.NoWorkExplanation(
             summary=why.summary, ready_tasks=why.ready_tasks, examined=why.examined,
             reasons=[wire.NoWorkReason(reason=r.reason.value, count=r.count, repo=r.repo, message=r.message)

@@ -430,19 +430,22 @@ def active_leases(worker_id: str) -> Op[list[Row]]:
     return list((yield rows("leases_active_of_worker", worker_id)))
 
 
-def request_offers(worker_id: str, now: float, settings: Settings) -> Op[tuple[list[Row], Explanation | None]]:
-    """`POST /v1/work/offers`: reserve the best eligible tasks as offers; say why when there are none."""
+def request_offers(worker_id: str, now: float, settings: Settings) -> Op[tuple[list[Row], WorkerView]]:
+    """`POST /v1/work/offers`: reserve the best eligible tasks as offers; the worker as the rules saw it, for
+    `explain_no_offers` when there are none (a read of its own: it walks up to EXPLAIN_WINDOW ready tasks and counts
+    them all, milliseconds the one writer would otherwise spend on each empty answer while every review budget is
+    full)."""
     view, held_before, granted = yield from _fill(worker_id, now, settings, as_offers=True)
     if held_before:
         offers = list((yield rows("offers_pending_of_worker", worker_id)))
     else:  # the ones granted now, in the order of offers_pending_of_worker
         offers = sorted(granted, key=lambda task: (-task["priority"], task["created_at"], task["id"]))
-    if offers:
-        return offers, None
-    return offers, (yield from _explain(view, now, settings))
+    return offers, view
 
 
-def _explain(worker: WorkerView, now: float, settings: Settings) -> Op[Explanation]:
+def explain_no_offers(worker: WorkerView, now: float, settings: Settings) -> Op[Explanation]:
+    """Why `request_offers` found nothing for `worker` (read just after it: a task that became ready in between
+    is said to be so)."""
     ready_total = (yield one("ready_count"))["n"]
     if not worker.online or worker.paused:
         absent = Ineligible.WORKER_OFFLINE if not worker.online else Ineligible.WORKER_PAUSED
@@ -462,8 +465,10 @@ def _explain(worker: WorkerView, now: float, settings: Settings) -> Op[Explanati
         if reason is None and held_for_reputation(task["priority"], task["updated_at"], now,
                                                   settings.reputation_head_start):
             reason = Ineligible.REPUTATION_HEAD_START  # eligible, yet ready_candidate kept it for a rival
-        if reason is not None:
-            verdicts.append((view, reason))
+        if reason is None:
+            return Explanation("a task you can take became ready just now; ask for offers again", [],
+                               ready_total, len(verdicts) + 1)
+        verdicts.append((view, reason))
     reasons = explain(verdicts, loads, worker)
     summary = "no offers for you: " + "; ".join(r.message for r in reasons[:4])
     return Explanation(summary, reasons, ready_total, len(window))

@@ -319,7 +319,7 @@ SELECT * FROM tasks WHERE status = 'ready'
 ORDER BY priority DESC, created_at, id LIMIT $1;
 
 -- name: ready_count
--- mirrors sqlite fc691936a1b4
+-- mirrors sqlite f7967c50e083
 SELECT count(*) AS n FROM tasks WHERE status = 'ready';
 
 -- name: declined_since
