@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
         "budgets and locks out of the way (a job queue's loop, to compare with bench.peers)",
     )
     p.add_argument("--per-request", type=int, default=1, help="claim mode: leases per GET /v1/work at most")
+    p.add_argument("--max-open-prs", type=int, metavar="N",
+                   help="loop mode: every repo's review budget (default: 4 to 20 each); a small one keeps the "
+                   "pool where a busy one spends its days, every budget full and the ready tasks waiting")
     p.add_argument("--fetch-share", type=float, default=0.3, help="share of workers that use GET /v1/work")
     p.add_argument("--batch", type=int, default=5000, help="tasks per import request")
     p.add_argument("--seed", type=int, default=8)
@@ -279,7 +282,7 @@ async def seed(
 ) -> tuple[dict[str, mix.RepoMix], dict[str, mix.TaskMix], dict[str, mix.WorkerMix], list[dict[str, Any]]]:
     claim = args.mode == "claim"
     repo_count = args.repos or max(20, args.workers // 4)
-    repo_list = mix.claim_repos(repo_count) if claim else mix.repos(repo_count, args.seed)
+    repo_list = mix.claim_repos(repo_count) if claim else mix.repos(repo_count, args.seed, args.max_open_prs)
     task_list = mix.tasks(args.tasks, repo_list, args.seed)
     by_key = {t.key: t for t in task_list}
     tasks: dict[str, mix.TaskMix] = {}

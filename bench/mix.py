@@ -73,10 +73,13 @@ def _skills(rng: random.Random, low: int, high: int) -> tuple[str, ...]:
     return tuple(sorted(picked))
 
 
-def repos(count: int, seed: int) -> list[RepoMix]:
+def repos(count: int, seed: int, max_open_prs: int | None = None) -> list[RepoMix]:
+    """Review budgets of 4 to 20 open PRs, or `max_open_prs` each."""
     rng = random.Random(seed)
     return [
-        RepoMix(f"bench-org{i % 17}/repo{i}", rng.randint(4, 20), rng.random() < 0.85) for i in range(count)
+        RepoMix(f"bench-org{i % 17}/repo{i}", rng.randint(4, 20) if max_open_prs is None else max_open_prs,
+                rng.random() < 0.85)
+        for i in range(count)
     ]
 
 
