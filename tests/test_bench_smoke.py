@@ -60,6 +60,12 @@ def test_bench_runs_briefly_and_keeps_the_invariants(tmp_path: Path) -> None:
     assert done.stdout.strip().splitlines()[-1].startswith("SUMMARY OK mode=loop W=12 M=300")
 
 
+def test_full_review_budgets_keep_the_invariants(tmp_path: Path) -> None:
+    """--max-open-prs 1 on 3 repos: at most 3 tasks in flight, the replay checks every budget at every event."""
+    _, result = run_bench(tmp_path, "--max-open-prs", "1", "--repos", "3")
+    assert result["invariants_ok"] and result["errors"] == {} and result["leases_granted"] > 0
+
+
 def test_claim_mode_only_leases_and_finishes(tmp_path: Path) -> None:
     done, result = run_bench(tmp_path, "--mode", "claim", "--per-request", "2", "--statements")
     assert result["invariants_ok"] and result["errors"] == {}
