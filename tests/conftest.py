@@ -158,6 +158,18 @@ class Pool:
         assert "task" in body, body
         return str(body["task"]["task_id"])
 
+    async def crowd(self, priority: str = "critical") -> None:
+        """More tasks nobody may take than ready_candidate's first way looks at (512), in a repo with a review budget
+        of 0, queued ahead of the tasks a test adds after them at `priority` or below: those are then found the
+        second way (sql/*/core.sql)."""
+        document = "\n".join([
+            "repos: {acme/paused: {max_open_prs: 0}}",
+            f"defaults: {{repo: acme/paused, priority: {priority}}}",
+            "tasks:", *(f"  - {{key: crowd-{i}, title: waits}}" for i in range(530))])
+        report = await self.call("POST", "/v1/tasks/import", admin=True, data=document.encode(),
+                                 headers={"Content-Type": "application/yaml"})
+        assert report["created"] == 530, report
+
     async def worker(self, name: str = "ann", skills: list[str] | None = None, capacity_points: int = 5,
                      max_concurrent_tasks: int = 2, **fields: Any) -> tuple[str, str]:
         body = await self.call("POST", "/v1/workers/register", expect=201, json={

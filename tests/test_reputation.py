@@ -162,8 +162,11 @@ async def test_the_better_reputed_of_two_equal_workers_gets_the_critical_task(po
     assert [o["task_id"] for o in (await pool.offers(ann[1]))["offers"]] == [critical]
 
 
-async def test_the_head_start_is_short_and_only_for_urgent_work(pool: Pool) -> None:
+@pytest.mark.parametrize("crowd", [None, "critical", "normal"])
+async def test_the_head_start_is_short_and_only_for_urgent_work(pool: Pool, crowd: str | None) -> None:
     ann, bob = await two_equal_workers(pool)
+    if crowd:
+        await pool.crowd(crowd)
     critical = await pool.task("prod is down", priority="critical")
     normal = await pool.task("tidy up", priority="normal")
     assert [o["task_id"] for o in (await pool.offers(bob[1]))["offers"]] == [normal]  # not held back
@@ -172,10 +175,13 @@ async def test_the_head_start_is_short_and_only_for_urgent_work(pool: Pool) -> N
     assert [o["task_id"] for o in (await pool.offers(bob[1]))["offers"]] == [critical, normal]
 
 
-async def test_settled_urgent_work_still_goes_first_past_fresh_urgent_work(pool: Pool) -> None:
+@pytest.mark.parametrize("crowd", [None, "normal"])
+async def test_settled_urgent_work_still_goes_first_past_fresh_urgent_work(pool: Pool, crowd: str | None) -> None:
     """Assignment starts below the urgent priorities only while every urgent task is in its head start
     (a bulk import); an urgent task past it is still offered before normal work, fresh ones after it held."""
     ann, bob = await two_equal_workers(pool)
+    if crowd:
+        await pool.crowd(crowd)
     settled = await pool.task("waiting a while", priority="high")
     pool.clock.advance(pool.app[SCHEDULER].settings.reputation_head_start)
     await pool.heartbeat(ann[1])

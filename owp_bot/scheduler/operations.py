@@ -444,8 +444,8 @@ def request_offers(worker_id: str, now: float, settings: Settings) -> Op[tuple[l
 
 
 def explain_no_offers(worker: WorkerView, now: float, settings: Settings) -> Op[Explanation]:
-    """Why `request_offers` found nothing for `worker` (read just after it: a task that became ready in between
-    is said to be so)."""
+    """Why `request_offers` found nothing for `worker`. It reads just after: a task that fits by then (it became
+    ready, its head start or a decline's cooldown ended, a rival went away) is said to be waiting."""
     ready_total = (yield one("ready_count"))["n"]
     if not worker.online or worker.paused:
         absent = Ineligible.WORKER_OFFLINE if not worker.online else Ineligible.WORKER_PAUSED
@@ -466,7 +466,7 @@ def explain_no_offers(worker: WorkerView, now: float, settings: Settings) -> Op[
                                                   settings.reputation_head_start):
             reason = Ineligible.REPUTATION_HEAD_START  # eligible, yet ready_candidate kept it for a rival
         if reason is None:
-            return Explanation("a task you can take became ready just now; ask for offers again", [],
+            return Explanation("a task you can take is waiting now; ask for offers again", [],
                                ready_total, len(verdicts) + 1)
         verdicts.append((view, reason))
     reasons = explain(verdicts, loads, worker)

@@ -221,7 +221,9 @@ t.estimate_points <= ?1
 -- The first is the usual case and stops within a few entries. Tasks that fit nobody gather at the head of the
 -- queue, above all those of repos whose review budget is full; walking past all of them was a scan of every
 -- ready task once every budget was full (42 ms at 60,000: bench/RESULTS.md). The second costs a probe per repo
--- with room instead, however many tasks wait in full ones.
+-- with room instead, however many tasks wait in full ones. What neither avoids: in a repo with room, the tasks this
+-- worker cannot take (skills, size, trust, a locked area) ahead of its first fit, or all of them when none fits;
+-- no index skips those (the single walk of before paid for them too, when they came before its answer).
 SELECT * FROM (
   SELECT
 -- include: candidate_columns
