@@ -7,6 +7,7 @@ Each takes `now` as a parameter: time comes from the caller's clock.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable
@@ -108,10 +109,16 @@ def skills_of(row: Row, column: str = "required_skills") -> list[str]:
     return list(json.loads(row[column]))
 
 
+@functools.lru_cache(maxsize=4096)
+def _skill_set(stored: str) -> frozenset[str]:
+    """A stored JSON list of skills as a set: a pool has few distinct ones, and an explanation reads 500 tasks."""
+    return frozenset(json.loads(stored))
+
+
 def task_view(task: Row) -> TaskView:
     return TaskView(
         task_id=task["id"], repo=task["repo"], status=TaskStatus(task["status"]),
-        estimate_points=task["estimate_points"], required_skills=frozenset(skills_of(task)),
+        estimate_points=task["estimate_points"], required_skills=_skill_set(task["required_skills"]),
         area=task["area"], min_trust=TrustTier(task["min_trust"]),
     )
 

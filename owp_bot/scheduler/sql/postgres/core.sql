@@ -314,8 +314,9 @@ RETURNING tasks.*, candidate.*, $10::text AS lease_id, (SELECT expires_at FROM l
 
 -- A window of ready tasks in assignment order, for explaining why a worker gets none.
 -- name: ready_window
--- mirrors sqlite 28e3106c1610
-SELECT * FROM tasks WHERE status = 'ready'
+-- mirrors sqlite d18ba04b008f
+SELECT id, repo, status, estimate_points, required_skills, area, min_trust, priority, updated_at
+FROM tasks WHERE status = 'ready'
 ORDER BY priority DESC, created_at, id LIMIT $1;
 
 -- name: ready_count

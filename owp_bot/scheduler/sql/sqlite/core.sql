@@ -281,7 +281,9 @@ RETURNING *, ?10 AS lease_id, (SELECT expires_at FROM leases WHERE id = ?10) AS 
 
 -- A window of ready tasks in assignment order, for explaining why a worker gets none.
 -- name: ready_window
-SELECT * FROM tasks INDEXED BY tasks_ready WHERE status = 'ready'
+-- What the rules judge a task by (operations.task_view), its priority and when it became ready.
+SELECT id, repo, status, estimate_points, required_skills, area, min_trust, priority, updated_at
+FROM tasks INDEXED BY tasks_ready WHERE status = 'ready'
 ORDER BY priority DESC, created_at, id LIMIT ?1;
 
 -- name: ready_count
