@@ -16,9 +16,12 @@ from hypothesis import strategies as st
 
 from owp_bot.config import Settings
 from owp_bot.keys import SCHEDULER
+from owp_bot.scheduler import operations as ops
 from owp_bot.scheduler import reputation
 from owp_bot.scheduler.reputation import Outcomes, score
+from owp_bot.scheduler.service import NOW
 from owp_bot.scheduler.sqlite_store import SQLiteStore
+from owp_bot.scheduler.store import Op, one
 from tests.conftest import Pool
 
 counts = st.integers(min_value=0, max_value=10_000)
@@ -189,6 +192,30 @@ async def test_settled_urgent_work_still_goes_first_past_fresh_urgent_work(pool:
     normal = await pool.task("tidy up", priority="normal")
     offered = [o["task_id"] for o in (await pool.offers(bob[1]))["offers"]]
     assert offered == [settled, normal] and fresh not in offered
+
+
+def rival_of(worker_id: str, now: float, settings: Settings) -> Op[bool]:
+    """Whether worker_claimant finds a better-reputed rival with room for `worker_id`, as `_fill` asks it."""
+    row = yield one("worker_claimant", worker_id, now - settings.heartbeat_timeout, 1, ops.URGENT,
+                    now - settings.reputation_head_start)
+    return bool(row["rival"])
+
+
+async def test_the_rival_is_looked_for_only_while_urgent_work_is_in_its_head_start(pool: Pool) -> None:
+    """Else no task is held back, and the walk past every better-reputed worker who is busy is saved."""
+    ann, bob = await two_equal_workers(pool)
+    scheduler = pool.app[SCHEDULER]
+
+    async def rival() -> bool:
+        return await scheduler.run(rival_of, bob[0], NOW, scheduler.settings, write=False)
+
+    await pool.task("tidy up", priority="normal")
+    assert not await rival()
+    await pool.task("prod is down", priority="critical")
+    assert await rival()  # ann: better reputed, online, with room
+    pool.clock.advance(scheduler.settings.reputation_head_start)
+    await pool.heartbeat(ann[1])
+    assert not await rival()
 
 
 async def test_no_head_start_when_the_better_worker_cannot_take_it(pool: Pool) -> None:

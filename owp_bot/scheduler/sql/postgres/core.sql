@@ -66,7 +66,7 @@ SELECT count(*) AS tasks, coalesce(sum(estimate_points), 0) AS points FROM tasks
 WHERE worker_id = $1 AND status IN ('offered', 'leased', 'in_progress', 'blocked');
 
 -- name: worker_claimant
--- mirrors sqlite ab1c49d1f537
+-- mirrors sqlite 2095eb9c008a
 SELECT w.*,
   (SELECT count(*) FROM leases l WHERE l.worker_id = w.id AND l.state = 'active') AS leases_active,
   (SELECT count(*) FROM offers o WHERE o.worker_id = w.id AND o.state = 'pending') AS offers_pending,
@@ -74,7 +74,10 @@ SELECT w.*,
      AND t.status IN ('offered', 'leased', 'in_progress', 'blocked')) AS tasks_in_use,
   (SELECT coalesce(sum(t.estimate_points), 0) FROM tasks t WHERE t.worker_id = w.id
      AND t.status IN ('offered', 'leased', 'in_progress', 'blocked')) AS points_in_use,
-  $3::int = 1 AND EXISTS (
+  $3::int = 1 AND EXISTS (  -- a rival matters only while some urgent task is in its head start
+    SELECT 1 FROM json_array_elements_text($4::text::json) p
+    WHERE EXISTS (SELECT 1 FROM tasks t WHERE t.status = 'ready' AND t.priority = p::int AND t.updated_at > $5::float8)
+  ) AND EXISTS (
     SELECT 1 FROM workers r
     WHERE r.status NOT IN ('offline', 'paused') AND r.reputation > w.reputation AND r.last_heartbeat >= $2::float8
       AND r.id <> w.id
