@@ -74,9 +74,9 @@ SELECT w.*,
      AND t.status IN ('offered', 'leased', 'in_progress', 'blocked')) AS tasks_in_use,
   (SELECT coalesce(sum(t.estimate_points), 0) FROM tasks t WHERE t.worker_id = w.id
      AND t.status IN ('offered', 'leased', 'in_progress', 'blocked')) AS points_in_use,
-  $3::int = 1 AND EXISTS (  -- a rival matters only while some urgent task is in its head start
-    SELECT 1 FROM json_array_elements_text($4::text::json) p
-    WHERE EXISTS (SELECT 1 FROM tasks t WHERE t.status = 'ready' AND t.priority = p::int AND t.updated_at > $5::float8)
+  $3::int = 1 AND EXISTS (  -- a rival matters only while some urgent task is in its head start (the newest of
+    SELECT 1 FROM json_array_elements_text($4::text::json) p  -- each urgent priority, at the end of tasks_ready_urgent)
+    WHERE (SELECT max(t.updated_at) FROM tasks t WHERE t.status = 'ready' AND t.priority = p::int) > $5::float8
   ) AND EXISTS (
     SELECT 1 FROM workers r
     WHERE r.status NOT IN ('offline', 'paused') AND r.reputation > w.reputation AND r.last_heartbeat >= $2::float8
