@@ -417,6 +417,13 @@ class SchedulerMachine(RuleBasedStateMachine):
         now = self.clock.now()
         assert not self.db.execute("SELECT 1 FROM offers WHERE state='pending' AND expires_at <= ?", (now,)).fetchone()
         assert not self.db.execute("SELECT 1 FROM leases WHERE state='active' AND expires_at <= ?", (now,)).fetchone()
+        gone = now - self.settings.heartbeat_timeout - self.settings.offline_grace
+        offline_holding = self.db.execute(
+            "SELECT w.id, w.offline_holding, w.last_heartbeat FROM workers w JOIN leases l ON l.worker_id = w.id "
+            "AND l.state = 'active' WHERE w.status = 'offline'").fetchall()
+        # an offline worker holds leases only within its grace, and is marked (what anything_due looks among)
+        assert all(w["offline_holding"] == 1 and w["last_heartbeat"] >= gone for w in offline_holding), \
+            [dict(w) for w in offline_holding]
 
     @invariant()
     def status_offers_and_leases_agree(self) -> None:

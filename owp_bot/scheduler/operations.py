@@ -328,6 +328,7 @@ def _expire(now: float, silent: float, gone: float) -> Op[None]:
             yield from lapse(offered["id"], now, "worker_offline")
     for lease in (yield rows("leases_of_offline", gone)):
         yield from lapse(lease["task_id"], now, "worker_offline")
+    yield run("workers_offline_released", gone)
 
 
 # ------------------------------------------------------------------ workers

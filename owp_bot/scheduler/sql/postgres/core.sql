@@ -105,8 +105,14 @@ FROM jsonb_to_recordset($1::jsonb) AS b(id text, ts float8, status text, note te
 SELECT id, status FROM workers WHERE status <> 'offline' AND last_heartbeat < $1;
 
 -- name: worker_set_offline
--- mirrors sqlite 0b3fe40b9847
-UPDATE workers SET status = 'offline' WHERE id = $1;
+-- mirrors sqlite dc83896b7069
+UPDATE workers SET status = 'offline',
+  offline_holding = (EXISTS (SELECT 1 FROM leases l WHERE l.worker_id = $1 AND l.state = 'active'))::int
+WHERE id = $1;
+
+-- name: workers_offline_released
+-- mirrors sqlite 2b7e768a1d7a
+UPDATE workers SET offline_holding = 0 WHERE status = 'offline' AND offline_holding = 1 AND last_heartbeat < $1;
 
 -- name: workers_list
 -- mirrors sqlite 16615742ade5
@@ -412,12 +418,12 @@ WITH w AS (
 UPDATE leases SET expires_at = expires_at + $1, max_expires_at = max_expires_at + $1 WHERE state = 'active';
 
 -- name: anything_due
--- mirrors sqlite 384073745691
+-- mirrors sqlite bf8cd1fee746
 SELECT EXISTS (SELECT 1 FROM offers WHERE state = 'pending' AND expires_at <= $1)
     OR EXISTS (SELECT 1 FROM leases WHERE state = 'active' AND expires_at <= $1)
     OR EXISTS (SELECT 1 FROM workers WHERE status <> 'offline' AND last_heartbeat < $2)
     OR EXISTS (SELECT 1 FROM workers w JOIN leases l ON l.worker_id = w.id AND l.state = 'active'
-               WHERE w.status = 'offline' AND w.last_heartbeat < $3) AS due;
+               WHERE w.status = 'offline' AND w.offline_holding = 1 AND w.last_heartbeat < $3) AS due;
 
 -- name: leases_due
 -- mirrors sqlite 319ad9bd8db6
@@ -425,9 +431,9 @@ SELECT * FROM leases WHERE state = 'active' AND expires_at <= $1 ORDER BY expire
 
 -- Run by every write transaction: walk the few offline workers (workers_offline), not every active lease.
 -- name: leases_of_offline
--- mirrors sqlite 264845933da0
+-- mirrors sqlite 05fe2da23366
 SELECT l.* FROM workers w JOIN leases l ON l.worker_id = w.id AND l.state = 'active'
-WHERE w.status = 'offline' AND w.last_heartbeat < $1;
+WHERE w.status = 'offline' AND w.offline_holding = 1 AND w.last_heartbeat < $1;
 
 -- name: leases_active_of_worker
 -- mirrors sqlite c97a1016519d

@@ -83,7 +83,14 @@ FROM json_each(?1) AS b WHERE workers.id = json_extract(b.value, '$.id');
 SELECT id, status FROM workers WHERE status <> 'offline' AND last_heartbeat < ?1;
 
 -- name: worker_set_offline
-UPDATE workers SET status = 'offline' WHERE id = ?1;
+-- Marked when it holds a lease (migration 026: anything_due looks among those marked only).
+UPDATE workers SET status = 'offline',
+  offline_holding = EXISTS (SELECT 1 FROM leases l WHERE l.worker_id = ?1 AND l.state = 'active')
+WHERE id = ?1;
+
+-- name: workers_offline_released
+-- Once the leases of the offline workers past their grace (?1) are lapsed: none of them holds one any more.
+UPDATE workers SET offline_holding = 0 WHERE status = 'offline' AND offline_holding = 1 AND last_heartbeat < ?1;
 
 -- name: workers_list
 SELECT w.*,
@@ -374,16 +381,17 @@ UPDATE leases SET expires_at = expires_at + ?1, max_expires_at = max_expires_at 
 SELECT EXISTS (SELECT 1 FROM offers WHERE state = 'pending' AND expires_at <= ?1)
     OR EXISTS (SELECT 1 FROM leases WHERE state = 'active' AND expires_at <= ?1)
     OR EXISTS (SELECT 1 FROM workers WHERE status <> 'offline' AND last_heartbeat < ?2)
-    OR EXISTS (SELECT 1 FROM workers w CROSS JOIN leases l ON l.worker_id = w.id AND l.state = 'active'
-               WHERE w.status = 'offline' AND w.last_heartbeat < ?3) AS due;
+    OR EXISTS (SELECT 1 FROM workers w INDEXED BY workers_offline_holding
+               CROSS JOIN leases l ON l.worker_id = w.id AND l.state = 'active'
+               WHERE w.status = 'offline' AND w.offline_holding = 1 AND w.last_heartbeat < ?3) AS due;
 
 -- name: leases_due
 SELECT * FROM leases WHERE state = 'active' AND expires_at <= ?1 ORDER BY expires_at;
 
--- Run by every write transaction: walk the few offline workers (workers_offline), not every active lease.
+-- Walk the few offline workers that hold leases (workers_offline_holding), not every active lease.
 -- name: leases_of_offline
-SELECT l.* FROM workers w CROSS JOIN leases l ON l.worker_id = w.id AND l.state = 'active'
-WHERE w.status = 'offline' AND w.last_heartbeat < ?1;
+SELECT l.* FROM workers w INDEXED BY workers_offline_holding CROSS JOIN leases l ON l.worker_id = w.id AND l.state = 'active'
+WHERE w.status = 'offline' AND w.offline_holding = 1 AND w.last_heartbeat < ?1;
 
 -- name: leases_active_of_worker
 SELECT l.id AS lease_id, l.expires_at AS lease_expires_at, l.max_expires_at, t.* FROM leases l
