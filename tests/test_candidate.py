@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sqlite3
 from dataclasses import replace
+from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -27,6 +30,7 @@ from owp_bot.scheduler.store import Op, Store, one, rows
 SKILLS = ["python", "sql", "rust", "docs"]
 PAUSED = "acme/paused"  # a review budget of 0: full, whatever it holds
 BEYOND_THE_HEAD = 530  # ready tasks that fit nobody, ahead of every other: more than ready_candidate's first way walks
+BEYOND_NEAR = 40  # and in a repo with room: more than its second way walks before it looks by tier and skill list
 
 
 def make_store(settings: Settings) -> Store:
@@ -64,9 +68,12 @@ async def add_tasks(scheduler: Scheduler, specs: list[ops.TaskSpec]) -> list[str
 
 
 def nobody_fits(priority: Priority = Priority.CRITICAL) -> list[ops.TaskSpec]:
-    """More tasks in the paused repo than ready_candidate's first way walks: at CRITICAL, ahead of every other task
-    (given again at LOW, the same tasks move behind the others)."""
-    return [ops.TaskSpec(PAUSED, "waits", key=f"p{i}", priority=priority) for i in range(BEYOND_THE_HEAD)]
+    """More tasks in the paused repo than ready_candidate's first way walks, and in acme/api more tasks asking for a
+    skill nobody has than the second way looks at before it looks by skill list: at CRITICAL, ahead of every other
+    task (given again at LOW, the same tasks move behind the others)."""
+    return [*(ops.TaskSpec(PAUSED, "waits", key=f"p{i}", priority=priority) for i in range(BEYOND_THE_HEAD)),
+            *(ops.TaskSpec("acme/api", "needs cobol", key=f"c{i}", priority=priority, required_skills=("cobol",))
+              for i in range(BEYOND_NEAR))]
 
 
 async def lease_one(scheduler: Scheduler, worker_id: str) -> str | None:
@@ -88,6 +95,49 @@ async def test_a_task_behind_a_full_repos_queue_is_found(settings: Settings) -> 
         second, _ = await scheduler.register("bob", None, ["python"], 5, 1)
         third, _ = await scheduler.register("cyd", None, ["python"], 5, 1)
         assert [await lease_one(scheduler, w) for w in (first, second, third)] == [high, newer, normal]
+    finally:
+        await store.close()
+
+
+def vm_steps(store: Store) -> tuple[list[int], sqlite3.Connection]:
+    """A counter of the SQLite virtual machine's steps on the store's writer (by the hundred): a measure of how
+    much a statement walks that, unlike time, does not vary from run to run."""
+    counted = [0]
+
+    def count() -> int:
+        counted[0] += 100
+        return 0
+
+    writer = store._writer  # type: ignore[attr-defined]
+    writer.set_progress_handler(count, 100)
+    return counted, writer
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize("asks", [{"required_skills": ("rust",)}, {"min_trust": TrustTier.TRUSTED}],
+                         ids=["other-skills", "a-higher-tier"])
+async def test_tasks_the_worker_is_not_made_for_are_not_walked(settings: Settings, asks: dict[str, Any]) -> None:
+    """A worker without the skills or the trust tier the tasks of the repos with room ask for: its request skips
+    them by their skill list and tier, however many there are, and finds the one task it can take behind them."""
+    scheduler, store = await open_pool(settings)
+    try:
+        await add_tasks(scheduler, nobody_fits())  # the first way gives up: the second finds the answer
+        worker_id, _ = await scheduler.register("ann", None, ["python"], 5, 1)
+        counted, writer = vm_steps(store)
+        steps = []
+        for start, end in ((0, 200), (200, 4000)):
+            await add_tasks(scheduler, [ops.TaskSpec("acme/api", "not for ann", key=f"r{i}", **asks)
+                                        for i in range(start, end)])
+            counted[0] = 0
+            assert await lease_one(scheduler, worker_id) is None
+            steps.append(counted[0])
+        [mine] = await add_tasks(scheduler, [ops.TaskSpec("acme/web", "python", key="p", priority=Priority.LOW,
+                                                          required_skills=("python",))])
+        counted[0] = 0
+        assert await lease_one(scheduler, worker_id) == mine
+        steps.append(counted[0])
+        writer.set_progress_handler(None, 0)
+        assert steps[1] < steps[0] * 1.2 and steps[2] < steps[0] * 1.2, steps  # 200 → 4,000 such tasks
     finally:
         await store.close()
 

@@ -260,7 +260,8 @@ t.estimate_points <= $1
 
 -- fragment: ready_candidate
 -- The best ready task this worker may take, with its repo, found as on SQLite (sqlite/core.sql): among the first
--- 512 ready tasks in order, or else as the best of each repo with room in its review budget. The LIMIT above
+-- 512 ready tasks in order, or else as the best of each repo with room in its review budget: among its first 32
+-- ready tasks, or else among those of the trust tiers and skill lists the worker fits. The LIMIT above
 -- UNION ALL stops at the first part's row: the second part runs only when the first found nothing.
 (SELECT
 -- include: candidate_columns
@@ -272,15 +273,45 @@ t.estimate_points <= $1
 -- include: task_fits
  ORDER BY t.priority DESC, t.created_at, t.id LIMIT 1)
 UNION ALL
-(SELECT
--- include: candidate_columns
- FROM repos r CROSS JOIN LATERAL (
-   SELECT t.id, t.priority, t.created_at FROM tasks t
-   WHERE t.repo = r.id AND t.status = 'ready' AND t.priority < $9 AND
+(WITH RECURSIVE near(repo, id) AS (
+   SELECT r.id, (SELECT t.id FROM (SELECT id, repo, area, estimate_points, min_trust, updated_at, priority, created_at
+                                   FROM tasks WHERE repo = r.id AND status = 'ready' AND priority < $9
+                                   ORDER BY priority DESC, created_at, id LIMIT 32) t
+                 WHERE
 -- include: task_fits
-   ORDER BY t.priority DESC, t.created_at, t.id LIMIT 1) t
- WHERE r.in_flight + r.external_open_prs < r.max_open_prs
- ORDER BY t.priority DESC, t.created_at, t.id LIMIT 1)
+                 ORDER BY t.priority DESC, t.created_at, t.id LIMIT 1)
+   FROM repos r WHERE r.in_flight + r.external_open_prs < r.max_open_prs),
+ kinds(repo, trust, skills) AS (
+   SELECT near.repo, tier, (SELECT k.required_skills FROM tasks k
+                            WHERE k.repo = near.repo AND k.status = 'ready' AND k.min_trust = tier
+                            ORDER BY k.required_skills LIMIT 1)
+   FROM near JOIN (VALUES (0), (1), (2)) v(tier) ON tier <= $2  -- the trust tiers (models.TrustTier)
+   WHERE near.id IS NULL
+   UNION ALL
+   SELECT kinds.repo, kinds.trust, (SELECT k.required_skills FROM tasks k
+                                    WHERE k.repo = kinds.repo AND k.status = 'ready' AND k.min_trust = kinds.trust
+                                      AND k.required_skills > kinds.skills
+                                    ORDER BY k.required_skills LIMIT 1)
+   FROM kinds WHERE kinds.skills IS NOT NULL),
+ found(id) AS (
+   SELECT near.id FROM near WHERE near.id IS NOT NULL
+   UNION ALL
+   SELECT t.id FROM kinds JOIN repos r ON r.id = kinds.repo CROSS JOIN LATERAL (
+     SELECT t.id FROM tasks t
+     WHERE t.repo = r.id AND t.status = 'ready' AND t.min_trust = kinds.trust AND t.required_skills = kinds.skills
+       AND t.priority < $9 AND
+-- include: task_fits
+     ORDER BY t.priority DESC, t.created_at, t.id LIMIT 1) t
+   WHERE kinds.skills IS NOT NULL
+     AND NOT EXISTS (SELECT 1 FROM json_array_elements_text(kinds.skills::json) j
+                     WHERE j NOT IN (SELECT json_array_elements_text($3::text::json))))
+ SELECT
+-- include: candidate_columns
+ -- each found task read by its key (LIMIT 1 keeps the planner from sorting every task to join them in order)
+ FROM (SELECT t.id, t.repo FROM found CROSS JOIN LATERAL (
+         SELECT id, repo, priority, created_at FROM tasks WHERE tasks.id = found.id LIMIT 1) t
+       ORDER BY t.priority DESC, t.created_at, t.id LIMIT 1) t
+ JOIN repos r ON r.id = t.repo)
 LIMIT 1
 
 -- fragment: candidate_columns
@@ -291,7 +322,7 @@ t.id AS candidate_id, r.max_open_prs AS repo_max_open_prs, r.area_locks AS repo_
   (SELECT coalesce(json_agg(a.area), '[]')::text FROM area_locks a WHERE a.repo = r.id) AS repo_locked_areas
 
 -- name: offer_next
--- mirrors sqlite 3a6fe354aee6
+-- mirrors sqlite cf607bc97e46
 -- One round trip: every part runs on one snapshot, so `candidate` holds the repo as it was before.
 WITH candidate AS (
 -- include: ready_candidate
@@ -306,7 +337,7 @@ FROM candidate WHERE tasks.id = candidate.candidate_id
 RETURNING tasks.*, candidate.*, $10::text AS offer_id, (SELECT expires_at FROM offer) AS expires_at;
 
 -- name: lease_next
--- mirrors sqlite e2ed0c1f8e04
+-- mirrors sqlite 9fdde0403010
 WITH candidate AS (
 -- include: ready_candidate
 ), lease AS (

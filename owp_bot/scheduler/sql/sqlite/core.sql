@@ -228,13 +228,17 @@ t.estimate_points <= ?1
 -- the grant against them). Two ways to find it, the second only when the first finds nothing:
 -- 1. the first 512 ready tasks of tasks_ready, in order (a co-routine yields the subquery's rows in its ORDER BY
 --    order, and LIMIT 1 ends the walk at the first that fits: tests/test_candidate.py holds SQLite to it);
--- 2. the best that fits in each repo with room in its review budget (tasks_by_repo), the best of those.
+-- 2. the best that fits in each repo with room in its review budget, the best of those: `near`, among the first
+--    32 of the repo's ready tasks in order (tasks_by_repo); or else, for a repo none of whose first 32 fits,
+--    among the tasks of the trust tiers and skill lists the worker fits (tasks_ready_by_kind holds a repo's ready
+--    tasks by tier and skill list, then in order: `kinds` hops from one list to the next, a seek each).
 -- The first is the usual case and stops within a few entries. Tasks that fit nobody gather at the head of the
 -- queue, above all those of repos whose review budget is full; walking past all of them was a scan of every
--- ready task once every budget was full (42 ms at 60,000: bench/RESULTS.md). The second costs a probe per repo
--- with room instead, however many tasks wait in full ones. What neither avoids: in a repo with room, the tasks this
--- worker cannot take (skills, size, trust, a locked area) ahead of its first fit, or all of them when none fits;
--- no index skips those (the single walk of before paid for them too, when they came before its answer).
+-- ready task once every budget was full (42 ms at 60,000: bench/RESULTS.md). The second costs at most 32 entries
+-- and a seek per tier and skill list of each repo with room instead, however many tasks wait in full repos or ask
+-- for a tier or skills the worker has not (tests/test_candidate.py counts its steps). What neither avoids: in a
+-- repo with room, tasks of a fitting tier and skill list that the worker cannot take (size, a locked area, a
+-- decline) ahead of its first fit, or all of them when none fits; no index skips those.
 SELECT * FROM (
   SELECT
 -- include: candidate_columns
@@ -251,11 +255,37 @@ SELECT * FROM (
 -- include: candidate_columns
   FROM tasks t JOIN repos r ON r.id = t.repo
   WHERE t.id IN (
-    SELECT (SELECT t.id FROM tasks t INDEXED BY tasks_by_repo
-            WHERE t.repo = r.id AND t.status = 'ready' AND t.priority < ?9 AND
+    WITH RECURSIVE near(repo, id) AS (
+      SELECT r.id, (SELECT t.id FROM (SELECT id, repo, area, estimate_points, min_trust, updated_at, priority
+                                      FROM tasks INDEXED BY tasks_by_repo
+                                      WHERE repo = r.id AND status = 'ready' AND priority < ?9
+                                      ORDER BY priority DESC, created_at, id LIMIT 32) t
+                    WHERE
+-- include: task_fits
+                    LIMIT 1)
+      FROM repos r WHERE r.in_flight + r.external_open_prs < r.max_open_prs),
+    kinds(repo, trust, skills) AS (
+      SELECT near.repo, tier.column1, (SELECT k.required_skills FROM tasks k INDEXED BY tasks_ready_by_kind
+                                       WHERE k.repo = near.repo AND k.status = 'ready' AND k.min_trust = tier.column1
+                                       ORDER BY k.required_skills LIMIT 1)
+      FROM near JOIN (VALUES (0), (1), (2)) tier ON tier.column1 <= ?2  -- the trust tiers (models.TrustTier)
+      WHERE near.id IS NULL
+      UNION ALL
+      SELECT kinds.repo, kinds.trust, (SELECT k.required_skills FROM tasks k INDEXED BY tasks_ready_by_kind
+                                       WHERE k.repo = kinds.repo AND k.status = 'ready' AND k.min_trust = kinds.trust
+                                         AND k.required_skills > kinds.skills
+                                       ORDER BY k.required_skills LIMIT 1)
+      FROM kinds WHERE kinds.skills IS NOT NULL)
+    SELECT id FROM near WHERE id IS NOT NULL
+    UNION ALL
+    SELECT (SELECT t.id FROM tasks t INDEXED BY tasks_ready_by_kind
+            WHERE t.repo = r.id AND t.status = 'ready' AND t.min_trust = kinds.trust AND t.required_skills = kinds.skills
+              AND t.priority < ?9 AND
 -- include: task_fits
             ORDER BY t.priority DESC, t.created_at, t.id LIMIT 1)
-    FROM repos r WHERE r.in_flight + r.external_open_prs < r.max_open_prs)
+    FROM kinds JOIN repos r ON r.id = kinds.repo
+    WHERE kinds.skills IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM json_each(kinds.skills) j WHERE j.value NOT IN (SELECT value FROM json_each(?3))))
   ORDER BY t.priority DESC, t.created_at, t.id LIMIT 1)
 LIMIT 1
 
