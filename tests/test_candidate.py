@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import sqlite3
+from contextlib import closing
 from dataclasses import replace
 from typing import Any
 
@@ -24,7 +26,7 @@ from owp_bot.scheduler.models import Priority, TrustTier
 from owp_bot.scheduler.policy import ineligibility
 from owp_bot.scheduler.postgres_store import PostgresStore
 from owp_bot.scheduler.service import NOW, Scheduler
-from owp_bot.scheduler.sqlite_store import SQLiteStore
+from owp_bot.scheduler.sqlite_store import QUERIES, SQLiteStore, statements_of
 from owp_bot.scheduler.store import Op, Store, one, rows
 
 SKILLS = ["python", "sql", "rust", "docs"]
@@ -99,6 +101,28 @@ async def test_a_task_behind_a_full_repos_queue_is_found(settings: Settings) -> 
         await store.close()
 
 
+@pytest.mark.parametrize("case", ["a-long-list", "many-lists"])
+async def test_a_repo_is_walked_whole_where_its_lists_are_not_enough(settings: Settings, case: str) -> None:
+    """The second way looks at a repo's tasks by tier and skill list only while that is cheap: where a list the
+    worker fits begins with more than 32 tasks it cannot take, or the repo has more than 64 lists, it walks the
+    repo's tasks in order as before, and finds the answer behind them."""
+    scheduler, store = await open_pool(settings)
+    try:
+        await add_tasks(scheduler, nobody_fits())
+        if case == "a-long-list":  # 40 too big for the worker, in the answer's own list
+            ahead = [ops.TaskSpec("acme/api", "too big", key=f"big{i}", estimate_points=8, required_skills=("zz",))
+                     for i in range(40)]
+        else:  # 70 lists the worker has not the skills for, each sorting before the answer's
+            ahead = [ops.TaskSpec("acme/api", "other skills", key=f"s{i}", required_skills=(f"s{i:02d}",))
+                     for i in range(70)]
+        await add_tasks(scheduler, ahead)
+        [answer] = await add_tasks(scheduler, [ops.TaskSpec("acme/api", "it", key="a", required_skills=("zz",))])
+        worker_id, _ = await scheduler.register("ann", None, ["zz"], 5, 1)
+        assert await lease_one(scheduler, worker_id) == answer
+    finally:
+        await store.close()
+
+
 def vm_steps(store: Store) -> tuple[list[int], sqlite3.Connection]:
     """A counter of the SQLite virtual machine's steps on the store's writer (by the hundred): a measure of how
     much a statement walks that, unlike time, does not vary from run to run."""
@@ -140,6 +164,44 @@ async def test_tasks_the_worker_is_not_made_for_are_not_walked(settings: Setting
         assert steps[1] < steps[0] * 1.2 and steps[2] < steps[0] * 1.2, steps  # 200 → 4,000 such tasks
     finally:
         await store.close()
+
+
+@pytest.mark.sqlite_only
+async def test_tasks_behind_the_answer_are_not_walked(settings: Settings) -> None:
+    """Tasks of a skill list the worker has but too big for its free points, behind its answer, in a repo with room
+    whose first ready tasks it cannot take: the request stops at the answer, however many there are."""
+    scheduler, store = await open_pool(settings)
+    try:
+        await add_tasks(scheduler, nobody_fits())  # the first way gives up, and acme/api's first 40 ask for cobol
+        counted, writer = vm_steps(store)
+        steps = []
+        for start, end in ((0, 200), (200, 4000)):
+            [mine] = await add_tasks(scheduler, [ops.TaskSpec("acme/api", "python", key=f"ans{start}",
+                                                              required_skills=("python",))])
+            await add_tasks(scheduler, [ops.TaskSpec("acme/api", "too big", key=f"b{i}", estimate_points=3,
+                                                     priority=Priority.LOW, required_skills=("python", "sql"))
+                                        for i in range(start, end)])
+            worker_id, _ = await scheduler.register(f"w{start}", None, ["python", "sql"], 2, 1)
+            counted[0] = 0
+            assert await lease_one(scheduler, worker_id) == mine
+            steps.append(counted[0])
+        writer.set_progress_handler(None, 0)
+        assert steps[1] < steps[0] * 1.2, steps  # 200 → 4,000 such tasks behind the answer
+    finally:
+        await store.close()
+
+
+@pytest.mark.sqlite_only
+async def test_the_walks_read_their_indexes_alone(settings: Settings) -> None:
+    """Each entry a walk passes costs a read of the task's row unless the index holds every column it reads."""
+    _, store = await open_pool(settings)
+    await store.close()
+    with closing(sqlite3.connect(settings.db_path)) as db:
+        for name in ("offer_next", "lease_next"):
+            [(part, arity, _)] = [p for p in statements_of(QUERIES[name]) if "tasks_ready_by_kind" in p[0]]
+            plan = [row[3] for row in db.execute("EXPLAIN QUERY PLAN " + part, [0] * arity)]
+            walks = [step for step in plan if re.search(r"INDEX tasks_(ready|ready_by_kind|by_repo) ", step)]
+            assert len(walks) >= 6 and all("COVERING INDEX" in step for step in walks), plan
 
 
 TASK = st.builds(

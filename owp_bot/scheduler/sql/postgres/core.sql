@@ -261,8 +261,8 @@ t.estimate_points <= $1
 -- fragment: ready_candidate
 -- The best ready task this worker may take, with its repo, found as on SQLite (sqlite/core.sql): among the first
 -- 512 ready tasks in order, or else as the best of each repo with room in its review budget: among its first 32
--- ready tasks, or else among those of the trust tiers and skill lists the worker fits. The LIMIT above
--- UNION ALL stops at the first part's row: the second part runs only when the first found nothing.
+-- ready tasks, or else by the trust tiers and skill lists the worker fits, or else by walking the repo whole. The
+-- LIMIT above UNION ALL stops at the first part's row: the second part runs only when the first found nothing.
 (SELECT
 -- include: candidate_columns
  FROM (SELECT id, repo, area, estimate_points, min_trust, updated_at, priority, created_at
@@ -281,30 +281,49 @@ UNION ALL
 -- include: task_fits
                  ORDER BY t.priority DESC, t.created_at, t.id LIMIT 1)
    FROM repos r WHERE r.in_flight + r.external_open_prs < r.max_open_prs),
- kinds(repo, trust, skills) AS (
+ kinds(repo, trust, skills, hops) AS (
    SELECT near.repo, tier, (SELECT k.required_skills FROM tasks k
                             WHERE k.repo = near.repo AND k.status = 'ready' AND k.min_trust = tier
-                            ORDER BY k.required_skills LIMIT 1)
+                            ORDER BY k.required_skills LIMIT 1), 1
    FROM near JOIN (VALUES (0), (1), (2)) v(tier) ON tier <= $2  -- the trust tiers (models.TrustTier)
-   WHERE near.id IS NULL
+   WHERE near.id IS NULL  -- and the repo has more than the 32 near looked at:
+     AND (SELECT 1 FROM tasks WHERE repo = near.repo AND status = 'ready' AND priority < $9
+          ORDER BY priority DESC, created_at, id LIMIT 1 OFFSET 32) IS NOT NULL
    UNION ALL
    SELECT kinds.repo, kinds.trust, (SELECT k.required_skills FROM tasks k
                                     WHERE k.repo = kinds.repo AND k.status = 'ready' AND k.min_trust = kinds.trust
                                       AND k.required_skills > kinds.skills
-                                    ORDER BY k.required_skills LIMIT 1)
-   FROM kinds WHERE kinds.skills IS NOT NULL),
- found(id) AS (
-   SELECT near.id FROM near WHERE near.id IS NOT NULL
-   UNION ALL
-   SELECT t.id FROM kinds JOIN repos r ON r.id = kinds.repo CROSS JOIN LATERAL (
-     SELECT t.id FROM tasks t
-     WHERE t.repo = r.id AND t.status = 'ready' AND t.min_trust = kinds.trust AND t.required_skills = kinds.skills
-       AND t.priority < $9 AND
+                                    ORDER BY k.required_skills LIMIT 1), kinds.hops + 1
+   FROM kinds WHERE kinds.skills IS NOT NULL AND kinds.hops < 64),
+ heads(repo, trust, skills, id) AS (
+   SELECT r.id, kinds.trust, kinds.skills,
+          (SELECT t.id FROM (SELECT id, repo, area, estimate_points, min_trust, updated_at, priority, created_at
+                             FROM tasks WHERE repo = r.id AND status = 'ready' AND min_trust = kinds.trust
+                               AND required_skills = kinds.skills AND priority < $9
+                             ORDER BY priority DESC, created_at, id LIMIT 32) t
+           WHERE
 -- include: task_fits
-     ORDER BY t.priority DESC, t.created_at, t.id LIMIT 1) t
-   WHERE kinds.skills IS NOT NULL
+           ORDER BY t.priority DESC, t.created_at, t.id LIMIT 1)
+   FROM kinds JOIN repos r ON r.id = kinds.repo
+   WHERE kinds.skills IS NOT NULL AND kinds.hops < 64
      AND NOT EXISTS (SELECT 1 FROM json_array_elements_text(kinds.skills::json) j
-                     WHERE j NOT IN (SELECT json_array_elements_text($3::text::json))))
+                     WHERE j NOT IN (SELECT json_array_elements_text($3::text::json)))),
+ deep(repo) AS (  -- as on SQLite: walked whole, in order
+   SELECT repo FROM heads
+   WHERE id IS NULL AND (SELECT 1 FROM tasks WHERE repo = heads.repo AND status = 'ready' AND min_trust = heads.trust
+                           AND required_skills = heads.skills AND priority < $9
+                         ORDER BY priority DESC, created_at, id LIMIT 1 OFFSET 32) IS NOT NULL
+   UNION SELECT repo FROM kinds WHERE hops = 64 AND skills IS NOT NULL),
+ found(id) AS (
+   SELECT id FROM near WHERE id IS NOT NULL
+   UNION ALL
+   SELECT id FROM heads WHERE id IS NOT NULL AND repo NOT IN (SELECT repo FROM deep)
+   UNION ALL
+   SELECT t.id FROM deep JOIN repos r ON r.id = deep.repo CROSS JOIN LATERAL (
+     SELECT t.id FROM tasks t
+     WHERE t.repo = r.id AND t.status = 'ready' AND t.priority < $9 AND
+-- include: task_fits
+     ORDER BY t.priority DESC, t.created_at, t.id LIMIT 1) t)
  SELECT
 -- include: candidate_columns
  -- each found task read by its key (LIMIT 1 keeps the planner from sorting every task to join them in order)
@@ -322,7 +341,7 @@ t.id AS candidate_id, r.max_open_prs AS repo_max_open_prs, r.area_locks AS repo_
   (SELECT coalesce(json_agg(a.area), '[]')::text FROM area_locks a WHERE a.repo = r.id) AS repo_locked_areas
 
 -- name: offer_next
--- mirrors sqlite cf607bc97e46
+-- mirrors sqlite 6d6dbbc5f432
 -- One round trip: every part runs on one snapshot, so `candidate` holds the repo as it was before.
 WITH candidate AS (
 -- include: ready_candidate
@@ -337,7 +356,7 @@ FROM candidate WHERE tasks.id = candidate.candidate_id
 RETURNING tasks.*, candidate.*, $10::text AS offer_id, (SELECT expires_at FROM offer) AS expires_at;
 
 -- name: lease_next
--- mirrors sqlite 9fdde0403010
+-- mirrors sqlite f05c73d7e891
 WITH candidate AS (
 -- include: ready_candidate
 ), lease AS (

@@ -229,16 +229,18 @@ t.estimate_points <= ?1
 -- 1. the first 512 ready tasks of tasks_ready, in order (a co-routine yields the subquery's rows in its ORDER BY
 --    order, and LIMIT 1 ends the walk at the first that fits: tests/test_candidate.py holds SQLite to it);
 -- 2. the best that fits in each repo with room in its review budget, the best of those: `near`, among the first
---    32 of the repo's ready tasks in order (tasks_by_repo); or else, for a repo none of whose first 32 fits,
---    among the tasks of the trust tiers and skill lists the worker fits (tasks_ready_by_kind holds a repo's ready
---    tasks by tier and skill list, then in order: `kinds` hops from one list to the next, a seek each).
+--    32 of the repo's ready tasks in order (tasks_by_repo). For a repo none of whose first 32 fits (and that has
+--    more), by trust tier and skill list (tasks_ready_by_kind: a repo's ready tasks by tier and list, then in
+--    order): `kinds` hops from one list to the next, a seek each, tiers up to the worker's only; `heads`, for each
+--    list the worker has every skill of, the first that fits among the list's first 32. Where a list's first 32
+--    do not fit and more follow, or the repo has more than 64 lists, the repo is `deep`: walked whole, in order.
 -- The first is the usual case and stops within a few entries. Tasks that fit nobody gather at the head of the
 -- queue, above all those of repos whose review budget is full; walking past all of them was a scan of every
--- ready task once every budget was full (42 ms at 60,000: bench/RESULTS.md). The second costs at most 32 entries
--- and a seek per tier and skill list of each repo with room instead, however many tasks wait in full repos or ask
--- for a tier or skills the worker has not (tests/test_candidate.py counts its steps). What neither avoids: in a
--- repo with room, tasks of a fitting tier and skill list that the worker cannot take (size, a locked area, a
--- decline) ahead of its first fit, or all of them when none fits; no index skips those.
+-- ready task once every budget was full (42 ms at 60,000: bench/RESULTS.md). The second costs a probe per repo
+-- with room instead, however many tasks wait in full ones; tasks of a tier or skills the worker has not are
+-- skipped by the list (tests/test_candidate.py counts the steps). What it does not avoid: a deep repo's walk,
+-- past tasks of lists the worker fits but cannot take (size, a locked area, a decline) ahead of its first fit,
+-- or all of them when none fits; no index skips those (the single walk of before paid for them too).
 SELECT * FROM (
   SELECT
 -- include: candidate_columns
@@ -264,28 +266,52 @@ SELECT * FROM (
 -- include: task_fits
                     LIMIT 1)
       FROM repos r WHERE r.in_flight + r.external_open_prs < r.max_open_prs),
-    kinds(repo, trust, skills) AS (
+    kinds(repo, trust, skills, hops) AS (
       SELECT near.repo, tier.column1, (SELECT k.required_skills FROM tasks k INDEXED BY tasks_ready_by_kind
                                        WHERE k.repo = near.repo AND k.status = 'ready' AND k.min_trust = tier.column1
-                                       ORDER BY k.required_skills LIMIT 1)
-      FROM near JOIN (VALUES (0), (1), (2)) tier ON tier.column1 <= ?2  -- the trust tiers (models.TrustTier)
-      WHERE near.id IS NULL
+                                       ORDER BY k.required_skills LIMIT 1), 1
+      FROM near CROSS JOIN (VALUES (0), (1), (2)) tier  -- the trust tiers (models.TrustTier); near the outer loop
+      WHERE near.id IS NULL  -- and the repo has more than the 32 near looked at:
+        AND (SELECT 1 FROM tasks INDEXED BY tasks_by_repo WHERE repo = near.repo AND status = 'ready' AND priority < ?9
+             ORDER BY priority DESC, created_at, id LIMIT 1 OFFSET 32) IS NOT NULL
+        AND tier.column1 <= ?2
       UNION ALL
       SELECT kinds.repo, kinds.trust, (SELECT k.required_skills FROM tasks k INDEXED BY tasks_ready_by_kind
                                        WHERE k.repo = kinds.repo AND k.status = 'ready' AND k.min_trust = kinds.trust
                                          AND k.required_skills > kinds.skills
-                                       ORDER BY k.required_skills LIMIT 1)
-      FROM kinds WHERE kinds.skills IS NOT NULL)
+                                       ORDER BY k.required_skills LIMIT 1), kinds.hops + 1
+      FROM kinds WHERE kinds.skills IS NOT NULL AND kinds.hops < 64),
+    heads(repo, trust, skills, id) AS (
+      SELECT r.id, kinds.trust, kinds.skills,
+             (SELECT t.id FROM (SELECT id, repo, area, estimate_points, min_trust, updated_at, priority
+                                FROM tasks INDEXED BY tasks_ready_by_kind
+                                WHERE repo = r.id AND status = 'ready' AND min_trust = kinds.trust
+                                  AND required_skills = kinds.skills AND priority < ?9
+                                ORDER BY priority DESC, created_at, id LIMIT 32) t
+              WHERE
+-- include: task_fits
+              LIMIT 1)
+      FROM kinds JOIN repos r ON r.id = kinds.repo
+      WHERE kinds.skills IS NOT NULL AND kinds.hops < 64
+        AND NOT EXISTS (SELECT 1 FROM json_each(kinds.skills) j
+                        WHERE j.value NOT IN (SELECT value FROM json_each(?3)))),
+    -- a repo where a list's first 32 do not fit and more follow, or with more than 64 lists: walked whole, in order
+    deep(repo) AS (
+      SELECT repo FROM heads
+      WHERE id IS NULL AND (SELECT 1 FROM tasks INDEXED BY tasks_ready_by_kind
+                            WHERE repo = heads.repo AND status = 'ready' AND min_trust = heads.trust
+                              AND required_skills = heads.skills AND priority < ?9
+                            ORDER BY priority DESC, created_at, id LIMIT 1 OFFSET 32) IS NOT NULL
+      UNION SELECT repo FROM kinds WHERE hops = 64 AND skills IS NOT NULL)
     SELECT id FROM near WHERE id IS NOT NULL
     UNION ALL
-    SELECT (SELECT t.id FROM tasks t INDEXED BY tasks_ready_by_kind
-            WHERE t.repo = r.id AND t.status = 'ready' AND t.min_trust = kinds.trust AND t.required_skills = kinds.skills
-              AND t.priority < ?9 AND
+    SELECT id FROM heads WHERE id IS NOT NULL AND repo NOT IN (SELECT repo FROM deep)
+    UNION ALL
+    SELECT (SELECT t.id FROM tasks t INDEXED BY tasks_by_repo
+            WHERE t.repo = r.id AND t.status = 'ready' AND t.priority < ?9 AND
 -- include: task_fits
             ORDER BY t.priority DESC, t.created_at, t.id LIMIT 1)
-    FROM kinds JOIN repos r ON r.id = kinds.repo
-    WHERE kinds.skills IS NOT NULL
-      AND NOT EXISTS (SELECT 1 FROM json_each(kinds.skills) j WHERE j.value NOT IN (SELECT value FROM json_each(?3))))
+    FROM deep JOIN repos r ON r.id = deep.repo)
   ORDER BY t.priority DESC, t.created_at, t.id LIMIT 1)
 LIMIT 1
 
