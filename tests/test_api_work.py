@@ -268,6 +268,25 @@ async def test_an_empty_answer_is_explained_in_a_read_of_its_own(pool: Pool, mon
     assert [r for r in runs if r[0] != "worker_by_token"] == [("request_offers", True), ("explain_no_offers", False)]
 
 
+async def test_an_explanation_reads_the_repos_of_its_window_at_once(
+        pool: Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small pool of many repos, every budget full (or an area locked): the explanation judges each task by its own
+    repo, and reads those repos in one statement, not one each (112 a time in the benchmark's dry pool)."""
+    for i in range(6):
+        await pool.repo(f"acme/r{i}", max_open_prs=0 if i % 2 else 5, area_locks=True)
+        await pool.task(f"r{i} busy", repo=f"acme/r{i}", area="core")
+        await pool.task(f"r{i} more", repo=f"acme/r{i}", area="core")
+    _, holder = await pool.worker("holder", capacity_points=10, max_concurrent_tasks=10)
+    assert len((await pool.work(holder))["leases"]) == 3  # one per open repo: its area "core" is then locked
+    _, ann = await pool.worker("ann")
+    statements = record_statements(monkeypatch)
+    refused = await pool.offers(ann)
+    counts = {(r["reason"], r["repo"]): r["count"] for r in refused["why_none"]["reasons"]}
+    assert counts == {**{("review_budget_full", f"acme/r{i}"): 2 for i in (1, 3, 5)},
+                      **{("area_locked", f"acme/r{i}"): 1 for i in (0, 2, 4)}}, refused["why_none"]
+    assert statements.count("repos_get") == 1 and "repo_get" not in statements, statements
+
+
 async def test_a_task_that_fits_after_the_offers_were_made_is_said_to_be_waiting(pool: Pool) -> None:
     await pool.repo()
     ann_id, ann = await pool.worker("ann")

@@ -167,6 +167,29 @@ async def test_tasks_the_worker_is_not_made_for_are_not_walked(settings: Setting
 
 
 @pytest.mark.sqlite_only
+async def test_a_small_pool_is_not_searched_repo_by_repo(settings: Settings) -> None:
+    """Fewer ready tasks than the first way walks, none of which fits: the first way has seen them all, so the
+    answer is empty without a probe of each repo with room (a small pool's usual empty answer; ~4 µs a repo)."""
+    scheduler, store = await open_pool(settings)
+    try:
+        worker_id, _ = await scheduler.register("ann", None, ["python"], 5, 1)
+        await add_tasks(scheduler, [ops.TaskSpec("acme/api", "needs cobol", key=f"c{i}", required_skills=("cobol",))
+                                    for i in range(20)])
+        counted, writer = vm_steps(store)
+        steps = []
+        for start, end in ((0, 10), (10, 400)):  # more repos with room, none with a ready task
+            for i in range(start, end):
+                await scheduler.run(ops.upsert_repo, ops.RepoSpec(f"acme/r{i:03d}", 3), NOW)
+            counted[0] = 0
+            assert await lease_one(scheduler, worker_id) is None
+            steps.append(counted[0])
+        writer.set_progress_handler(None, 0)
+        assert steps[1] < steps[0] * 1.2, steps  # 13 → 403 repos with room
+    finally:
+        await store.close()
+
+
+@pytest.mark.sqlite_only
 async def test_tasks_behind_the_answer_are_not_walked(settings: Settings) -> None:
     """Tasks of a skill list the worker has but too big for its free points, behind its answer, in a repo with room
     whose first ready tasks it cannot take: the request stops at the answer, however many there are."""

@@ -463,11 +463,10 @@ def explain_no_offers(worker: WorkerView, now: float, settings: Settings) -> Op[
         return Explanation("no tasks are ready in the pool right now; ask again later", [], 0, 0)
     window = yield rows("ready_window", EXPLAIN_WINDOW)
     declined = {r["task_id"] for r in (yield rows("declined_since", worker.worker_id, now - settings.decline_cooldown))}
-    loads: dict[str, RepoLoad] = {}
+    in_window = json.dumps(sorted({task["repo"] for task in window}))
+    loads = {repo["id"]: repo_load(repo) for repo in (yield rows("repos_get", in_window))}
     verdicts: list[tuple[TaskView, Ineligible]] = []
     for task in window:
-        if task["repo"] not in loads:
-            loads[task["repo"]] = repo_load((yield one("repo_get", task["repo"])))
         view = task_view(task)
         reason: Ineligible | None = ineligibility(view, worker, loads[task["repo"]], task["id"] in declined)
         if reason is None and held_for_reputation(task["priority"], task["updated_at"], now,

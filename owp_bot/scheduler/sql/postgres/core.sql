@@ -130,6 +130,11 @@ FROM workers w WHERE w.id > $1 ORDER BY w.id LIMIT $2;
 SELECT r.*, (SELECT coalesce(json_agg(a.area), '[]')::text FROM area_locks a WHERE a.repo = r.id) AS locked_areas
 FROM repos r WHERE r.id = $1;
 
+-- name: repos_get
+-- mirrors sqlite 625858a75b41
+SELECT r.*, (SELECT coalesce(json_agg(a.area), '[]')::text FROM area_locks a WHERE a.repo = r.id) AS locked_areas
+FROM repos r WHERE r.id IN (SELECT jsonb_array_elements_text($1::jsonb));
+
 -- name: repo_insert
 -- mirrors sqlite 73b432da75f5
 INSERT INTO repos (id, max_open_prs, area_locks, lease_ttl, offer_ttl, created_at, updated_at)
@@ -280,7 +285,9 @@ UNION ALL
                  WHERE
 -- include: task_fits
                  ORDER BY t.priority DESC, t.created_at, t.id LIMIT 1)
-   FROM repos r WHERE r.in_flight + r.external_open_prs < r.max_open_prs),
+   FROM repos r WHERE r.in_flight + r.external_open_prs < r.max_open_prs
+     -- as on SQLite: only where more than the 512 of the first part are ready
+     AND (SELECT 1 FROM tasks WHERE status = 'ready' AND priority < $9 LIMIT 1 OFFSET 512) IS NOT NULL),
  kinds(repo, trust, skills, hops) AS (
    SELECT near.repo, tier, (SELECT k.required_skills FROM tasks k
                             WHERE k.repo = near.repo AND k.status = 'ready' AND k.min_trust = tier
@@ -341,7 +348,7 @@ t.id AS candidate_id, r.max_open_prs AS repo_max_open_prs, r.area_locks AS repo_
   (SELECT coalesce(json_agg(a.area), '[]')::text FROM area_locks a WHERE a.repo = r.id) AS repo_locked_areas
 
 -- name: offer_next
--- mirrors sqlite 6d6dbbc5f432
+-- mirrors sqlite 624d64fd170f
 -- One round trip: every part runs on one snapshot, so `candidate` holds the repo as it was before.
 WITH candidate AS (
 -- include: ready_candidate
@@ -356,7 +363,7 @@ FROM candidate WHERE tasks.id = candidate.candidate_id
 RETURNING tasks.*, candidate.*, $10::text AS offer_id, (SELECT expires_at FROM offer) AS expires_at;
 
 -- name: lease_next
--- mirrors sqlite f05c73d7e891
+-- mirrors sqlite 3726abd1cfdc
 WITH candidate AS (
 -- include: ready_candidate
 ), lease AS (

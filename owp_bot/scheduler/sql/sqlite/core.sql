@@ -107,6 +107,11 @@ FROM workers w WHERE w.id > ?1 ORDER BY w.id LIMIT ?2;
 SELECT r.*, (SELECT json_group_array(a.area) FROM area_locks a WHERE a.repo = r.id) AS locked_areas
 FROM repos r WHERE r.id = ?1;
 
+-- name: repos_get
+-- repo_get for several repos (?1: a JSON list of repo ids), in no particular order
+SELECT r.*, (SELECT json_group_array(a.area) FROM area_locks a WHERE a.repo = r.id) AS locked_areas
+FROM repos r WHERE r.id IN (SELECT value FROM json_each(?1));
+
 -- name: repo_insert
 INSERT INTO repos (id, max_open_prs, area_locks, lease_ttl, offer_ttl, created_at, updated_at)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6);
@@ -265,7 +270,10 @@ SELECT * FROM (
                     WHERE
 -- include: task_fits
                     LIMIT 1)
-      FROM repos r WHERE r.in_flight + r.external_open_prs < r.max_open_prs),
+      -- only where more than the 512 of the first way are ready: else it has looked at them all (a small pool)
+      FROM (SELECT 1 FROM tasks INDEXED BY tasks_ready_urgent WHERE status = 'ready' AND priority < ?9
+            LIMIT 1 OFFSET 512) CROSS JOIN repos r
+      WHERE r.in_flight + r.external_open_prs < r.max_open_prs),
     kinds(repo, trust, skills, hops) AS (
       SELECT near.repo, tier.column1, (SELECT k.required_skills FROM tasks k INDEXED BY tasks_ready_by_kind
                                        WHERE k.repo = near.repo AND k.status = 'ready' AND k.min_trust = tier.column1
