@@ -184,7 +184,7 @@ async def test_a_small_pool_is_not_searched_repo_by_repo(settings: Settings) -> 
             assert await lease_one(scheduler, worker_id) is None
             steps.append(counted[0])
         writer.set_progress_handler(None, 0)
-        assert steps[1] < steps[0] * 1.2, steps  # 13 → 403 repos with room
+        assert steps[1] - steps[0] < 2 * 390, steps  # 390 more repos with room: a probe of each took ~60 steps
     finally:
         await store.close()
 
@@ -220,11 +220,11 @@ async def test_the_walks_read_their_indexes_alone(settings: Settings) -> None:
     _, store = await open_pool(settings)
     await store.close()
     with closing(sqlite3.connect(settings.db_path)) as db:
-        for name in ("offer_next", "lease_next"):
-            [(part, arity, _)] = [p for p in statements_of(QUERIES[name]) if "tasks_ready_by_kind" in p[0]]
+        for name, least in (("offer_next", 7), ("lease_next", 7), ("ready_count", 1), ("worker_claimant", 2)):
+            [(part, arity, _)] = [p for p in statements_of(QUERIES[name]) if "INDEXED BY tasks_ready" in p[0]]
             plan = [row[3] for row in db.execute("EXPLAIN QUERY PLAN " + part, [0] * arity)]
-            walks = [step for step in plan if re.search(r"INDEX tasks_(ready|ready_by_kind|by_repo) ", step)]
-            assert len(walks) >= 6 and all("COVERING INDEX" in step for step in walks), plan
+            walks = [step for step in plan if re.search(r"INDEX tasks_(ready\w*|by_repo)\b", step)]
+            assert len(walks) >= least and all("COVERING INDEX" in step for step in walks), (name, plan)
 
 
 TASK = st.builds(
