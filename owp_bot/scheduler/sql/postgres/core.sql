@@ -57,7 +57,7 @@ SELECT * FROM workers WHERE id = $1;
 SELECT id FROM workers WHERE token_hash = $1;
 
 -- name: worker_by_handle
--- mirrors sqlite a8b7e44687a2
+-- mirrors sqlite e8dd5b72e43a
 SELECT * FROM workers WHERE lower(github_handle) = lower($1) ORDER BY created_at LIMIT 1;
 
 -- name: worker_load

@@ -35,7 +35,9 @@ SELECT * FROM workers WHERE id = ?1;
 SELECT id FROM workers WHERE token_hash = ?1;
 
 -- name: worker_by_handle
-SELECT * FROM workers WHERE lower(github_handle) = lower(?1) ORDER BY created_at LIMIT 1;
+-- By its index whatever the statistics say: where most workers have no handle (all NULL: one value to ANALYZE),
+-- SQLite would scan every worker instead, on every pull request and review webhook.
+SELECT * FROM workers INDEXED BY workers_handle WHERE lower(github_handle) = lower(?1) ORDER BY created_at LIMIT 1;
 
 -- name: worker_load
 SELECT count(*) AS tasks, coalesce(sum(estimate_points), 0) AS points FROM tasks

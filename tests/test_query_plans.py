@@ -1,0 +1,37 @@
+"""Statements that a webhook or a worker's request runs find their rows by index on SQLite, whatever the planner's
+statistics say (`PRAGMA optimize` runs ANALYZE when the store closes, on whatever the pool then holds)."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+from owp_bot.clock import ManualClock
+from owp_bot.config import Settings
+from owp_bot.events import EventHub
+from owp_bot.scheduler.service import Scheduler
+from owp_bot.scheduler.sqlite_store import QUERIES, SQLiteStore
+
+
+async def test_a_worker_is_found_by_its_handle_when_most_have_none(tmp_path: Path) -> None:
+    """Pull request and review webhooks look their author up by GitHub handle. With most workers registered
+    without one, ANALYZE records the handle index as one value for every row, and SQLite scanned every worker."""
+    path = tmp_path / "pool.db"
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        scheduler = Scheduler(store, Settings(admin_token="x"), ManualClock(), EventHub())
+        await scheduler.register("first", None, ["python"], 5, 1)
+    finally:
+        await store.close()
+    with closing(sqlite3.connect(path)) as db:
+        columns = ", ".join(row[1] for row in db.execute("PRAGMA table_info(workers)"))
+        copied = columns.replace("token_hash", "id || '-' || n").replace("id,", "id || '-' || n,", 1)
+        db.execute(f"WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 999) "
+                   f"INSERT INTO workers ({columns}) SELECT {copied} FROM workers CROSS JOIN c")
+        db.commit()
+        db.execute("ANALYZE")
+        assert db.execute("SELECT stat FROM sqlite_stat1 WHERE idx = 'workers_handle'").fetchone()[0] == "1000 1000"
+        plan = [row[3] for row in db.execute("EXPLAIN QUERY PLAN " + QUERIES["worker_by_handle"], ["octocat"])]
+        assert any("INDEX workers_handle" in step for step in plan), plan
