@@ -287,6 +287,26 @@ async def test_an_explanation_reads_the_repos_of_its_window_at_once(
     assert statements.count("repos_get") == 1 and "repo_get" not in statements, statements
 
 
+async def test_tasks_alike_but_one_declined_are_explained_apart(pool: Pool) -> None:
+    """The explanation judges tasks the rules cannot tell apart once (operations.explain_no_offers); a decline is
+    the worker's own, task by task, so it sets a task apart from its like."""
+    await pool.repo(max_open_prs=2)
+    for i in range(4):
+        await pool.task(f"alike {i}")
+    _, bob = await pool.worker("bob", max_concurrent_tasks=1)
+    _, ann = await pool.worker("ann", max_concurrent_tasks=2)
+    assert len((await pool.offers(bob))["offers"]) == 1
+    [declined] = (await pool.offers(ann))["offers"]  # the budget's last slot
+    await pool.reject(ann, declined["offer_id"], reason="unclear_requirements")
+    [kept] = (await pool.offers(ann))["offers"]
+    assert kept["task_id"] != declined["task_id"]
+    await pool.accept(ann, kept["offer_id"])
+    refused = await pool.offers(ann)
+    assert refused["offers"] == []
+    counts = {r["reason"]: r["count"] for r in refused["why_none"]["reasons"]}
+    assert counts == {"recently_declined": 1, "review_budget_full": 1}, refused["why_none"]
+
+
 async def test_a_task_that_fits_after_the_offers_were_made_is_said_to_be_waiting(pool: Pool) -> None:
     await pool.repo()
     ann_id, ann = await pool.worker("ann")

@@ -55,8 +55,8 @@ def test_online_means_a_heartbeat_within_the_timeout() -> None:
 
 def test_explanations_count_per_reason_and_per_repo_for_budgets() -> None:
     other = replace(REPO, repo="acme/web", in_flight=2, max_open_prs=2)
-    verdicts = [(TASK, Ineligible.MISSING_SKILLS)] * 3 + [
-        (TASK, Ineligible.REVIEW_BUDGET_FULL), (replace(TASK, repo="acme/web"), Ineligible.REVIEW_BUDGET_FULL)]
+    verdicts = [(TASK.repo, Ineligible.MISSING_SKILLS)] * 3 + [
+        (TASK.repo, Ineligible.REVIEW_BUDGET_FULL), ("acme/web", Ineligible.REVIEW_BUDGET_FULL)]
     reasons = explain(verdicts, {"acme/api": replace(REPO, in_flight=3), "acme/web": other}, WORKER)
     assert [(r.reason, r.count, r.repo) for r in reasons] == [
         (Ineligible.MISSING_SKILLS, 3, None), (Ineligible.REVIEW_BUDGET_FULL, 1, "acme/api"),

@@ -466,17 +466,21 @@ def explain_no_offers(worker: WorkerView, now: float, settings: Settings) -> Op[
     declined = {r["task_id"] for r in (yield rows("declined_since", worker.worker_id, now - settings.decline_cooldown))}
     in_window = json.dumps(sorted({task["repo"] for task in window}))
     loads = {repo["id"]: repo_load(repo) for repo in (yield rows("repos_get", in_window))}
-    verdicts: list[tuple[TaskView, Ineligible]] = []
+    verdicts: list[tuple[str, Ineligible]] = []
+    alike: dict[tuple[Any, ...], Ineligible | None] = {}  # tasks the rules cannot tell apart get one verdict
     for task in window:
-        view = task_view(task)
-        reason: Ineligible | None = ineligibility(view, worker, loads[task["repo"]], task["id"] in declined)
+        kind = (task["repo"], task["estimate_points"], task["required_skills"], task["area"], task["min_trust"],
+                task["id"] in declined)
+        if kind not in alike:
+            alike[kind] = ineligibility(task_view(task), worker, loads[task["repo"]], recently_declined=kind[-1])
+        reason = alike[kind]
         if reason is None and held_for_reputation(task["priority"], task["updated_at"], now,
                                                   settings.reputation_head_start):
             reason = Ineligible.REPUTATION_HEAD_START  # eligible, yet ready_candidate kept it for a rival
         if reason is None:
             return Explanation("a task you can take is waiting now; ask for offers again", [],
                                ready_total, len(verdicts) + 1)
-        verdicts.append((view, reason))
+        verdicts.append((task["repo"], reason))
     reasons = explain(verdicts, loads, worker)
     summary = "no offers for you: " + "; ".join(r.message for r in reasons[:4])
     return Explanation(summary, reasons, ready_total, len(window))

@@ -116,16 +116,17 @@ class ReasonCount:
 
 
 def explain(
-    verdicts: Iterable[tuple[TaskView, Ineligible]], repos: dict[str, RepoLoad], worker: WorkerView
+    verdicts: Iterable[tuple[str, Ineligible]], repos: dict[str, RepoLoad], worker: WorkerView
 ) -> list[ReasonCount]:
-    """Turn per-task verdicts into counts a person can act on, most common first.
+    """Turn per-task verdicts (each task's repo, and the rule that keeps it) into counts a person can act on, most
+    common first.
 
     Budget and area-lock reasons are counted per repo, because the remedy is per repo.
     """
     counts: Counter[tuple[Ineligible, str | None]] = Counter()
-    for task, reason in verdicts:
+    for repo, reason in verdicts:
         per_repo = reason in (Ineligible.REVIEW_BUDGET_FULL, Ineligible.AREA_LOCKED)
-        counts[(reason, task.repo if per_repo else None)] += 1
+        counts[(reason, repo if per_repo else None)] += 1
     return [
         ReasonCount(reason, n, repo, describe(reason, n, repos.get(repo) if repo else None, worker))
         for (reason, repo), n in counts.most_common()
