@@ -39,14 +39,15 @@ async def seed(store: Store, tasks: int, workers: list[str]) -> None:
     await store.run(lambda: ops.apply_heartbeats(dict.fromkeys(workers, (now, "idle", None))))
 
 
-async def claim_loop(store: Store, workers: list[str], seconds: float) -> list[str]:
-    """Every worker leases and finishes tasks until the time is up: the ids of the tasks leased."""
+async def claim_loop(store: Store, workers: list[str], seconds: float, most: int | None = None) -> list[str]:
+    """Every worker leases and finishes tasks until the time is up (or `most` were leased): the ids of the tasks
+    leased."""
     settings = Settings(admin_token="store-claim-bench-" + "0" * 16)
     leased: list[str] = []
     deadline = time.perf_counter() + seconds
 
     async def worker(worker_id: str) -> None:
-        while time.perf_counter() < deadline:
+        while time.perf_counter() < deadline and (most is None or len(leased) < most):
             leases, _ = await store.run(lambda: ops.fetch_work(worker_id, time.time(), settings))
             if not leases:
                 return
@@ -69,14 +70,16 @@ async def main(args: argparse.Namespace) -> int:
                 workers = [f"w_{i:04d}" for i in range(args.workers)]
                 await seed(store, args.tasks, workers)
                 statements.TIMINGS.reset()
-                started = time.process_time()
-                leased = await claim_loop(store, workers, args.seconds)
+                started, started_wall = time.process_time(), time.perf_counter()
+                leased = await claim_loop(store, workers, args.seconds, args.leases)
                 cpu = time.process_time() - started
+                elapsed = time.perf_counter() - started_wall
             finally:
                 await store.close()
     timings = statements.TIMINGS
     transactions, operations, _ = timings.groups
-    print(f"{'postgresql' if args.postgres else 'sqlite'}: {len(leased) / args.seconds:,.0f} leases/s without HTTP, "
+    print(f"{'postgresql' if args.postgres else 'sqlite'}: {len(leased):,} leases, "
+          f"{len(leased) / max(elapsed, 1e-9):,.0f} leases/s without HTTP, "
           f"CPU {1000 * cpu / max(1, len(leased)):.2f} ms per lease, "
           f"{operations / max(1, transactions):.1f} operations per write transaction")
     for name, (count, seconds) in sorted(timings.statements.items(), key=lambda item: -item[1][1]):
@@ -92,6 +95,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=32)
     p.add_argument("--tasks", type=int, default=20000)
     p.add_argument("--seconds", type=float, default=10)
+    p.add_argument("--leases", type=int, metavar="N",
+                   help="stop after N leases (or the seconds): a fixed amount of work, for counting instructions "
+                   "with valgrind --tool=callgrind, against a run with --leases 0 (the seeding alone)")
     p.add_argument("--postgres", nargs="?", const=DEFAULT_POSTGRES, default=None, metavar="URL",
                    help="on PostgreSQL: a new schema in this database, dropped afterwards (default %(const)s)")
     return p.parse_args(argv)

@@ -339,9 +339,9 @@ def _execute(conn: sqlite3.Connection, stmt: Stmt) -> Any:
 
 
 def _emit(conn: sqlite3.Connection, event: Emit) -> int:
-    row = conn.execute(QUERIES["event_insert"], (event.ts, event.type, event.actor, event.target, event.repo,
-                                                 json.dumps(event.details, separators=(",", ":")))).fetchone()
-    return int(row[0])
+    cursor = conn.execute(QUERIES["event_insert"], (event.ts, event.type, event.actor, event.target, event.repo,
+                                                    json.dumps(event.details, separators=(",", ":"))))
+    return int(cursor.lastrowid or 0)
 
 
 class _Checkpointer:

@@ -6,7 +6,7 @@
 -- inserts a batch (each parameter an array, one element per event, in order) and answers the first number;
 -- it notifies the other replicas with the last, which PostgreSQL delivers with the COMMIT.
 -- name: event_insert
--- mirrors sqlite 7b2ac368fd5e
+-- mirrors sqlite 8c966040ccbb
 WITH counter AS (
   UPDATE event_counter SET seq = seq + cardinality($1::float8[]) RETURNING seq - cardinality($1::float8[]) AS before
 ), inserted AS (
@@ -223,7 +223,7 @@ UPDATE tasks SET status = $2, worker_id = $3, updated_at = $4,
 WHERE id = $1 RETURNING tasks.*, (SELECT id FROM lease) AS lease_id, (SELECT worker_id FROM lease) AS lease_worker_id;
 
 -- name: task_report_held
--- mirrors sqlite a00b14e057a5
+-- mirrors sqlite b6555c8fe3de
 WITH held AS (
   SELECT t.id, t.status, g.installation_id FROM tasks t LEFT JOIN gh_repos g ON g.repo = t.repo
   WHERE t.id = $1 AND t.worker_id = $2 AND t.status IN ('leased', 'in_progress', 'blocked')

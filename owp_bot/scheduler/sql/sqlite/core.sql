@@ -2,7 +2,8 @@
 -- operations pass them; the PostgreSQL file uses $1..$n in the same order.
 
 -- name: event_insert
-INSERT INTO events (ts, type, actor, target, repo, details) VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING seq;
+-- Its seq is the cursor's lastrowid: a RETURNING clause makes SQLite gather the rows in a temporary b-tree.
+INSERT INTO events (ts, type, actor, target, repo, details) VALUES (?1, ?2, ?3, ?4, ?5, ?6);
 
 -- name: events_page
 SELECT seq, ts, type, actor, target, repo, details FROM events
@@ -192,15 +193,18 @@ WHERE id = ?1 RETURNING *;
 -- for, without reading the task first: the task as it is now, its status before (previous) and, for pr_opened,
 -- the lease that ended (lease_id, lease_worker_id), and its repo's GitHub installation (installation_id, as in
 -- task_of_report). No row when the worker does not hold it so: then the operation reads the task to say why.
+-- Held (leased, in_progress or blocked) is asked with instr, not IN (…): see migrations/sqlite/030.
 SELECT t.status AS previous, g.installation_id FROM tasks t LEFT JOIN gh_repos g ON g.repo = t.repo
-WHERE t.id = ?1 AND t.worker_id = ?2 AND t.status IN ('leased', 'in_progress', 'blocked');
+WHERE t.id = ?1 AND t.worker_id = ?2 AND instr('|leased|in_progress|blocked|', '|' || t.status || '|') > 0;
 UPDATE leases SET state = 'completed', ended_at = ?4
 WHERE ?3 = 'pr_opened' AND task_id = ?1 AND state = 'active'
-  AND EXISTS (SELECT 1 FROM tasks WHERE id = ?1 AND worker_id = ?2 AND status IN ('leased', 'in_progress', 'blocked'))
+  AND EXISTS (SELECT 1 FROM tasks WHERE id = ?1 AND worker_id = ?2
+                AND instr('|leased|in_progress|blocked|', '|' || status || '|') > 0)
 RETURNING id AS lease_id, worker_id AS lease_worker_id;
 UPDATE tasks SET status = ?3, updated_at = ?4,
   pr_url = coalesce(?5, pr_url), pr_number = CASE WHEN ?5 IS NULL THEN pr_number ELSE ?6 END
-WHERE id = ?1 AND worker_id = ?2 AND status IN ('leased', 'in_progress', 'blocked') RETURNING *;
+WHERE id = ?1 AND worker_id = ?2 AND instr('|leased|in_progress|blocked|', '|' || status || '|') > 0
+RETURNING *;
 
 -- name: tasks_list
 SELECT * FROM tasks t
