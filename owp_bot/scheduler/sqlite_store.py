@@ -98,7 +98,9 @@ def _connect(path: Path) -> sqlite3.Connection:
     # Temporary b-trees (an `IN (…)` list, GROUP BY, DISTINCT) in memory. With SQLite's default, each one got a
     # pager of its own for a temporary file, and fresh page-cache memory from the OS every time a statement or
     # trigger ran: the in-flight trigger's `status IN (…)` lists alone cost a lease ~270 µs (bench/RESULTS.md,
-    # eleventh session). They stay small: the lists are a few values, the sorts a page of answers.
+    # eleventh session). They stay small: the lists are a few values, the sorts a page of answers. In memory one
+    # still costs ~20,000 instructions (a page allocated and zeroed), so what every lease runs builds none
+    # (migration 030, tests/test_query_plans.py).
     conn.execute("PRAGMA temp_store=MEMORY")
     return conn
 
