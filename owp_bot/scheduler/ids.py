@@ -11,14 +11,13 @@ import threading
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 _RANDOM_BITS = 80
+_PAIRS = [high + low for high in _ALPHABET for low in _ALPHABET]  # every 10 bits as two digits
 
 
-def _b32(value: int, width: int) -> str:
-    chars = []
-    for _ in range(width):
-        value, digit = divmod(value, 32)
-        chars.append(_ALPHABET[digit])
-    return "".join(reversed(chars))
+def b32(value: int, width: int) -> str:
+    """`value` in `width` (even) digits of Crockford base32, most significant first: two digits a lookup, a new
+    id for every lease and offer (half the time of a divmod a digit)."""
+    return "".join([_PAIRS[(value >> shift) & 1023] for shift in range(5 * width - 10, -1, -10)])
 
 
 class _Monotonic:
@@ -42,4 +41,4 @@ _sequence = _Monotonic()
 def new_id(prefix: str, now: float) -> str:
     """Sorts by creation (milliseconds, then order within the process); unique by 79 random bits."""
     millis, randomness = _sequence.next(int(now * 1000))
-    return f"{prefix}_{_b32(millis, 10)}{_b32(randomness, 16)}"
+    return f"{prefix}_{b32(millis, 10)}{b32(randomness, 16)}"
