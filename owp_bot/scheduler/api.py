@@ -21,7 +21,7 @@ from owp_bot.scheduler.importer import ParsedImport, parse_import, repo_spec, ta
 from owp_bot.scheduler.models import Priority, TrustTier
 from owp_bot.scheduler.policy import is_online
 from owp_bot.scheduler.service import NOW, Scheduler
-from owp_bot.scheduler.store import Event, Row
+from owp_bot.scheduler.store import Event, Row, compact_json
 
 # path parameters of ids carry their shape, so /v1/workers/register never matches /v1/workers/{worker_id}
 WORKER_ID, OFFER_ID, LEASE_ID, TASK_ID = (f"{{{name}_id:{name[0]}_[0-9a-z]{{1,64}}}}"
@@ -386,10 +386,10 @@ EXPORT_COLUMNS = ("seq", "ts", "type", "actor", "target", "repo", "details")
 def _export_rows(events: list[Event], fmt: str) -> str:
     records = [event_model(e).model_dump(mode="json") for e in events]
     if fmt == "jsonl":
-        return "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records)
+        return "".join(compact_json(r) + "\n" for r in records)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerows([*(r[c] for c in EXPORT_COLUMNS[:-1]), json.dumps(r["details"], separators=(",", ":"))]
+    writer.writerows([*(r[c] for c in EXPORT_COLUMNS[:-1]), compact_json(r["details"])]
                      for r in records)
     return out.getvalue()
 

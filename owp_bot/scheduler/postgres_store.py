@@ -65,7 +65,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
 import sqlite3
@@ -89,6 +88,7 @@ from owp_bot.scheduler.store import (
     Outcome,
     Row,
     Stmt,
+    compact_json,
     load_queries,
     migrations,
     share_prelude,
@@ -462,7 +462,7 @@ class _Transaction:
         if any(n == self._operation for n, _ in held):
             self.wrote = True
         columns = ([e.ts for _, e in held], [e.type for _, e in held], [e.actor for _, e in held],
-                   [e.target for _, e in held], [e.repo for _, e in held], [_json(e.details) for _, e in held])
+                   [e.target for _, e in held], [e.repo for _, e in held], [compact_json(e.details) for _, e in held])
         try:
             first = await self.conn.fetchval(QUERIES["event_insert"], *columns)
         except asyncpg.PostgresError:
@@ -487,10 +487,6 @@ async def _no_session_state(conn: Conn) -> None:
     (no SET, LISTEN or cursor; `migrate` releases its lock), and asyncpg itself rolls back a transaction left
     open. The default reset (`RESET ALL`, `UNLISTEN *`, …) was one more round trip per transaction, which the
     committer waited for before answering its group."""
-
-
-def _json(details: dict[str, Any]) -> str:
-    return json.dumps(details, separators=(",", ":"))
 
 
 async def migrate(conn: Conn) -> list[int]:

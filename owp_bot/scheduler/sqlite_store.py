@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import re
 import sqlite3
 import threading
@@ -44,6 +43,7 @@ from owp_bot.scheduler.store import (
     Op,
     Outcome,
     Stmt,
+    compact_json,
     load_queries,
     migrations,
     share_prelude,
@@ -342,7 +342,7 @@ def _execute(conn: sqlite3.Connection, stmt: Stmt) -> Any:
 
 def _emit(conn: sqlite3.Connection, event: Emit) -> int:
     cursor = conn.execute(QUERIES["event_insert"], (event.ts, event.type, event.actor, event.target, event.repo,
-                                                    json.dumps(event.details, separators=(",", ":"))))
+                                                    compact_json(event.details)))
     return int(cursor.lastrowid or 0)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
@@ -30,7 +29,7 @@ from owp_bot.protocol.routes import Api, Call
 from owp_bot.scheduler import operations as ops
 from owp_bot.scheduler.api import event_model
 from owp_bot.scheduler.service import Scheduler
-from owp_bot.scheduler.store import Event
+from owp_bot.scheduler.store import Event, compact_json
 
 log = logging.getLogger(__name__)
 stream_api = Api("dashboard")
@@ -143,7 +142,7 @@ async def event_stream(call: Call) -> web.StreamResponse:
         streams = request.app[STREAMS]
         streams.add(response)
         try:
-            await response.send(_json({"after": after, "admin": admin}), event="ready", id=str(after),
+            await response.send(compact_json({"after": after, "admin": admin}), event="ready", id=str(after),
                                 retry=RETRY_MS)
             await _pump(response, subscription, scheduler, after, view)
         except (ConnectionResetError, TimeoutError):
@@ -233,7 +232,7 @@ async def _log_after(scheduler: Scheduler, after: int, until: int | None) -> Asy
 async def _send(response: EventSourceResponse, event: Event, view: View) -> None:
     shown = view(event)
     if shown is not None:
-        await response.send(_json(shown), id=str(event.seq), event=event.type)
+        await response.send(compact_json(shown), id=str(event.seq), event=event.type)
 
 
 async def close_streams(app: web.Application) -> None:
@@ -242,6 +241,3 @@ async def close_streams(app: web.Application) -> None:
     for response in list(streams):
         response.stop_streaming()
 
-
-def _json(value: dict[str, Any]) -> str:
-    return json.dumps(value, separators=(",", ":"))
