@@ -11,6 +11,7 @@ from pathlib import Path
 from owp_bot.clock import ManualClock
 from owp_bot.config import Settings
 from owp_bot.events import EventHub
+from owp_bot.scheduler.models import IN_FLIGHT, LEASED
 from owp_bot.scheduler.service import Scheduler
 from owp_bot.scheduler.sqlite_store import QUERIES, SQLiteStore, statements_of
 
@@ -57,3 +58,21 @@ async def test_what_every_lease_runs_builds_no_list_of_values(tmp_path: Path) ->
             first, arity, _ = statements_of(QUERIES[name])[0]
             program = [row[1] for row in db.execute("EXPLAIN " + first, [0] * arity)]
             assert "OpenEphemeral" not in program, name
+
+
+async def test_the_sets_the_sql_spells_out_are_the_models(tmp_path: Path) -> None:
+    """The statuses the in-flight triggers and a holder's report ask for by instr() are models.IN_FLIGHT and
+    models.LEASED."""
+    path = tmp_path / "pool.db"
+    store = SQLiteStore(path)
+    await store.open()
+    await store.close()
+    with closing(sqlite3.connect(path)) as db:
+        triggers = dict(db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"))
+
+    def sets(sql: str) -> set[frozenset[str]]:
+        return {frozenset(found.strip("|").split("|")) for found in re.findall(r"instr\('(\|[a-z_|]+\|)'", sql)}
+
+    in_flight = frozenset(status.value for status in IN_FLIGHT)
+    assert sets(triggers["tasks_into_flight"]) == sets(triggers["tasks_out_of_flight"]) == {in_flight}
+    assert sets(QUERIES["task_report_held"]) == {frozenset(status.value for status in LEASED)}

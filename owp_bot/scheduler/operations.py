@@ -165,8 +165,8 @@ def repo_of(task: Row) -> Row:
 def move_task(task: Row, new: TaskStatus, worker_id: str | None, now: float,
               pr_url: str | None = None, pr_number: int | None = None) -> Op[Row]:
     """Set a task's status (and link its pull request) and return the task as it is now; a trigger keeps the
-    repo's in-flight count and the area lock in step with it (migration 007: in flight are the statuses of
-    models.IN_FLIGHT)."""
+    repo's in-flight count and the area lock in step with it (on SQLite tasks_into_flight and tasks_out_of_flight,
+    migration 030: in flight are the statuses of models.IN_FLIGHT)."""
     moved: Row = yield one("task_set_status", task["id"], new.value, worker_id, now, pr_url, pr_number)
     return moved
 
