@@ -454,13 +454,14 @@ def request_offers(worker_id: str, now: float, settings: Settings) -> Op[tuple[l
 def explain_no_offers(worker: WorkerView, now: float, settings: Settings) -> Op[Explanation]:
     """Why `request_offers` found nothing for `worker`. It reads just after: a task that fits by then (it became
     ready, its head start or a decline's cooldown ended, a rival went away) is said to be waiting."""
-    window = yield rows("ready_window", EXPLAIN_WINDOW)
-    # on the window's snapshot: where it holds them all, they need not be counted again
-    ready_total = len(window) if len(window) < EXPLAIN_WINDOW else (yield one("ready_count"))["n"]
     if not worker.online or worker.paused:
+        ready_total = (yield one("ready_count"))["n"]
         absent = Ineligible.WORKER_OFFLINE if not worker.online else Ineligible.WORKER_PAUSED
         message = describe(absent, ready_total, None, worker)
         return Explanation(message, [ReasonCount(absent, ready_total, None, message)], ready_total, 0)
+    window = yield rows("ready_window", EXPLAIN_WINDOW)
+    # on the window's snapshot: where it holds them all, they need not be counted again
+    ready_total = len(window) if len(window) < EXPLAIN_WINDOW else (yield one("ready_count"))["n"]
     if ready_total == 0:
         return Explanation("no tasks are ready in the pool right now; ask again later", [], 0, 0)
     declined = {r["task_id"] for r in (yield rows("declined_since", worker.worker_id, now - settings.decline_cooldown))}

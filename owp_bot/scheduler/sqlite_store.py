@@ -343,7 +343,9 @@ def _execute(conn: sqlite3.Connection, stmt: Stmt) -> Any:
 def _emit(conn: sqlite3.Connection, event: Emit) -> int:
     cursor = conn.execute(QUERIES["event_insert"], (event.ts, event.type, event.actor, event.target, event.repo,
                                                     compact_json(event.details)))
-    return int(cursor.lastrowid or 0)
+    if cursor.lastrowid is None:  # never after an INSERT into a rowid table; an event is not numbered 0 instead
+        raise RuntimeError("the event's insert gave no rowid")
+    return cursor.lastrowid
 
 
 class _Checkpointer:

@@ -2,7 +2,8 @@
 -- values. SQLite 3.40 builds a temporary b-tree for such a list every time a statement or trigger evaluates it (a
 -- page allocated and zeroed: ~20,000 instructions), and these ran on every status change and every event: 12% of
 -- the instructions of a lease (bench/RESULTS.md, seventeenth session). Here a set of values is a string with each
--- between bars, and `instr(set, '|' || value || '|') > 0` says the value is in it.
+-- between bars, and `instr(set, '|' || value || '|') > 0` says the value is in it (no status or event type holds a
+-- bar: they are the models' enums, which every write goes through).
 
 -- A task's review budget and area lock follow it into flight and out (offered, leased, in_progress, blocked,
 -- pr_opened): two triggers, so that only their conditions ask which statuses are in flight.

@@ -251,9 +251,10 @@ ORDER BY t.id LIMIT $7;
 
 -- fragment: task_fits
 -- Whether ready task t of repo r fits this worker now (sqlite/core.sql says what each parameter is).
--- Each NOT EXISTS ends in OFFSET 0, which keeps PostgreSQL from making it an anti join: a subplan is asked only
--- of the tasks that reach it, one at a time, so a walk in order stops at the first that fits. As (hash) anti joins
--- the generic plan judged all 512 tasks of ready_candidate's first way, then sorted them (4.1 → 0.2 ms).
+-- Each NOT EXISTS that reads a table ends in OFFSET 0, which keeps PostgreSQL from making it an anti join: a
+-- subplan is asked only of the tasks that reach it, one at a time, so a walk in order stops at the first that fits.
+-- As (hash) anti joins the generic plan judged all 512 tasks of ready_candidate's first way, then sorted them: 4.1 ms
+-- in EXPLAIN ANALYZE for an answer among the first few (bench/RESULTS.md, seventeenth session).
 t.estimate_points <= $1
   AND t.min_trust <= $2
   AND r.in_flight + r.external_open_prs < r.max_open_prs
