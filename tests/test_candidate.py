@@ -101,6 +101,22 @@ async def test_a_task_behind_a_full_repos_queue_is_found(settings: Settings) -> 
         await store.close()
 
 
+@pytest.mark.parametrize("ahead", [510, 511, 512, 513, 520])
+async def test_the_second_way_is_asked_exactly_when_the_first_cannot_have_seen_all(
+        settings: Settings, ahead: int) -> None:
+    """The second way runs only where more ready tasks wait than the first way walks (512): around that number, the
+    one task that fits, last in order, is found either way (a review's boundary test)."""
+    scheduler, store = await open_pool(settings)
+    try:
+        await add_tasks(scheduler, [ops.TaskSpec(PAUSED, "waits", key=f"p{i}", priority=Priority.CRITICAL)
+                                    for i in range(ahead)])
+        [last] = await add_tasks(scheduler, [ops.TaskSpec("acme/api", "it", key="it", priority=Priority.LOW)])
+        worker_id, _ = await scheduler.register("ann", None, ["python"], 5, 1)
+        assert await lease_one(scheduler, worker_id) == last
+    finally:
+        await store.close()
+
+
 @pytest.mark.parametrize("case", ["a-long-list", "many-lists"])
 async def test_a_repo_is_walked_whole_where_its_lists_are_not_enough(settings: Settings, case: str) -> None:
     """The second way looks at a repo's tasks by tier and skill list only while that is cheap: where a list the
